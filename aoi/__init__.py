@@ -1,0 +1,1 @@
+"""Bundled zone polygons (one GeoJSON per zone); see README.md here for provenance."""
