@@ -16,7 +16,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mix_key", "uniform", "normal", "value_noise", "fbm", "point_uniform"]
+__all__ = [
+    "mix_key",
+    "uniform",
+    "normal",
+    "value_noise",
+    "value_noise_rc",
+    "fbm",
+    "fbm_rc",
+    "fbm_quantile",
+    "point_uniform",
+]
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -94,24 +104,30 @@ def value_noise(
     Lattice values (hashed from global lattice indices) are interpolated with
     a smoothstep, separably: cost is O(tile) plus O(lattice) hashing.
     """
+    rows = np.arange(row0, row0 + shape[0], dtype=np.float64)
+    cols = np.arange(col0, col0 + shape[1], dtype=np.float64)
+    return value_noise_rc(key, rows, cols, scale)
+
+
+def value_noise_rc(key: int, rows: np.ndarray, cols: np.ndarray, scale: float) -> np.ndarray:
+    """:func:`value_noise` on the grid ``rows x cols`` (any 1-D global pixel indices)."""
     scale = float(max(scale, 1.0))
-    y = (np.arange(row0, row0 + shape[0], dtype=np.float64) + 0.5) / scale
-    x = (np.arange(col0, col0 + shape[1], dtype=np.float64) + 0.5) / scale
+    y = (np.asarray(rows, np.float64) + 0.5) / scale
+    x = (np.asarray(cols, np.float64) + 0.5) / scale
     iy = np.floor(y).astype(np.int64)
     ix = np.floor(x).astype(np.int64)
     fy = (y - iy).astype(np.float32)
     fx = (x - ix).astype(np.float32)
     fy = fy * fy * (3 - 2 * fy)
     fx = fx * fx * (3 - 2 * fx)
-    ly = np.arange(iy.min(), iy.max() + 2, dtype=np.int64)
-    lx = np.arange(ix.min(), ix.max() + 2, dtype=np.int64)
-    lat = _hash2d(key, ly[:, None], lx[None, :])
+    uy, ry = np.unique(np.concatenate([iy, iy + 1]), return_inverse=True)
+    ux, rx = np.unique(np.concatenate([ix, ix + 1]), return_inverse=True)
+    ry0, ry1 = ry[: iy.size], ry[iy.size :]
+    rx0, rx1 = rx[: ix.size], rx[ix.size :]
+    lat = _hash2d(key, uy[:, None], ux[None, :])
     lat = ((lat >> np.uint64(40)).astype(np.float32) * np.float32(2.0 / (1 << 24))) - 1.0
-    ry = iy - ly[0]
-    rx = ix - lx[0]
-    # interpolate along x for the two lattice rows around each pixel row
-    a = lat[:, rx] * (1 - fx)[None, :] + lat[:, rx + 1] * fx[None, :]
-    out = a[ry, :] * (1 - fy)[:, None] + a[ry + 1, :] * fy[:, None]
+    a = lat[:, rx0] * (1 - fx)[None, :] + lat[:, rx1] * fx[None, :]
+    out = a[ry0, :] * (1 - fy)[:, None] + a[ry1, :] * fy[:, None]
     return out.astype(np.float32)
 
 
@@ -127,13 +143,55 @@ def fbm(
     min_scale: float = 1.5,
 ) -> np.ndarray:
     """Fractal Brownian motion: ``octaves`` of value noise, normalised to about [-1, 1]."""
-    total = np.zeros(shape, np.float32)
+    rows = np.arange(row0, row0 + shape[0], dtype=np.float64)
+    cols = np.arange(col0, col0 + shape[1], dtype=np.float64)
+    return fbm_rc(key, rows, cols, scale, octaves=octaves, persistence=persistence,
+                  min_scale=min_scale)
+
+
+def fbm_rc(
+    key: int,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    scale: float,
+    *,
+    octaves: int = 4,
+    persistence: float = 0.5,
+    min_scale: float = 1.5,
+) -> np.ndarray:
+    """:func:`fbm` on the grid ``rows x cols`` of global pixel indices."""
+    total = np.zeros((len(rows), len(cols)), np.float32)
     amp, norm, s = 1.0, 0.0, float(scale)
     for o in range(octaves):
         if s < min_scale:
             break
-        total += np.float32(amp) * value_noise(mix_key(key, o), row0, col0, shape, s)
+        total += np.float32(amp) * value_noise_rc(mix_key(key, o), rows, cols, s)
         norm += amp
         amp *= persistence
         s /= 2.0
     return total / np.float32(norm if norm else 1.0)
+
+
+def fbm_quantile(
+    key: int,
+    shape: tuple[int, int],
+    scale: float,
+    q: float,
+    *,
+    octaves: int = 4,
+    persistence: float = 0.5,
+    min_scale: float = 1.5,
+    n: int = 96,
+) -> float:
+    """Estimate the ``q`` quantile of :func:`fbm` over a scene of ``shape`` from n x n samples.
+
+    Samples cover at least 8 feature sizes so that the estimate describes the
+    field rather than one blob; the fraction actually covered in a given scene
+    still varies, as real cloud cover does.
+    """
+    extent = max(max(shape), 8.0 * scale)
+    rows = np.linspace(0, extent, n)
+    cols = np.linspace(0, extent, n) + 0.37 * extent
+    vals = fbm_rc(key, rows, cols, scale, octaves=octaves, persistence=persistence,
+                  min_scale=min_scale)
+    return float(np.quantile(vals, min(max(q, 0.0), 1.0)))

@@ -1,0 +1,34 @@
+"""``kpgeo run``: the monitoring run described by a pipeline TOML file."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.argument("config_path", type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder (per-zone results in OUT/zones/<zone-id>/).")
+@click.option("--force", is_flag=True, help="Recompute zones even when their results are up to date.")
+@click.option("--no-report", is_flag=True, help="Skip time series, maps and bulletin.")
+@click.option("--offline", is_flag=True, default=None,
+              help="Self-contained web map that works without internet (overrides the config).")
+def run(config_path: str, out_dir: str, force: bool, no_report: bool, offline: bool | None) -> None:
+    """Run every zone of CONFIG_PATH (see pipelines/*.toml); finished zones are resumed, not redone."""
+    import dataclasses
+    from pathlib import Path
+
+    from kpgeo.pipeline import load_config, run_pipeline
+    from kpgeo.summary import format_summary
+
+    config = load_config(config_path)
+    if offline:
+        config = dataclasses.replace(config, offline_map=True)
+    result = run_pipeline(config, out_dir, force=force, report=not no_report)
+    for summary in result["zones"]:
+        click.echo(format_summary(summary) + ("\n  (up to date: skipped)" if summary.get("skipped") else ""))
+    outputs = result["outputs"]
+    click.echo(f"\nWrote {len(outputs)} run outputs to {Path(out_dir)}/")
+    for name in ("bulletin.html", "map.html", "timeseries.csv"):
+        if name in outputs:
+            click.echo(f"  open {outputs[name]}")

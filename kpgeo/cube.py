@@ -1,0 +1,670 @@
+"""The imagery cube: STAC items + AOI → lazy, masked reflectance on one grid.
+
+:func:`load_cube` is the single entry point from imagery to science. It
+
+1. normalises the items (:mod:`kpgeo.items`: common band names, scale/offset)
+   and checks *every* asset header up front, in a thread pool, so that missing
+   files, corrupt or truncated rasters, absent CRS and missing bands fail at
+   load time with a message naming the file — not an hour later inside dask;
+2. picks one output grid: the target CRS (``crs=``, else the CRS shared by the
+   items, else — mixed UTM zones, common where S2 tiles straddle a zone
+   boundary — the zone's local UTM when ``aoi`` is a :class:`~kpgeo.zones.Zone`,
+   else the CRS of most items; items in other CRSs are **reprojected**, never
+   refused), the native resolution of the finest reflectance band (10 m for
+   Sentinel-2; the 20 m SCL/SWIR are resampled nearest), snapped to the native
+   pixel grid, over the AOI bounding box **intersected with the union of the
+   item footprints** (a 9,000 km² zone and a 3 km scene give a 3 km cube);
+3. reads through :func:`odc.stac.load` (lazy, dask), one chunk task per
+   ``(time, y, x)`` block, with a reader wrapper that turns a decode failure at
+   compute time into :class:`~kpgeo.errors.AssetReadError` naming the file;
+4. groups items of the same solar day (and same scaling) into one time step
+   (odc-stac's ``solar_day`` rule: first valid pixel wins), applies
+   scale/offset per time step, and masks clouds with the scheme of
+   :mod:`kpgeo.masks`.
+
+:func:`check_clear` is the explicit, computing, "is there anything to see?"
+check; loading an all-cloud collection is not an error in itself.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import warnings
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kpgeo.errors import (
+    AssetReadError,
+    ConfigError,
+    CRSMismatchError,
+    ImageryError,
+    InvalidAOIError,
+    KpgeoWarning,
+    MissingBandError,
+    NoDataError,
+)
+from kpgeo.items import (
+    REFLECTANCE_BANDS,
+    AssetHeader,
+    band_assets,
+    band_scaling,
+    inspect_assets,
+    mask_band,
+    norm_items,
+)
+from kpgeo.masks import clear_mask, get_mask_scheme
+
+__all__ = ["load_cube", "check_clear", "DEFAULT_CHUNKS"]
+
+#: Default dask chunks: the whole time axis per chunk (per-pixel change detection
+#: needs every date of a pixel in one block), 512 × 512 pixels in space.
+DEFAULT_CHUNKS: dict[str, int] = {"time": -1, "y": 512, "x": 512}
+
+
+@dataclass
+class _ItemPlan:
+    """One item, resolved: which asset is which band, its headers and scaling."""
+
+    item: Any
+    assets: dict[str, str]  # common name -> provider asset key (selected bands only)
+    headers: dict[str, AssetHeader]
+    scaling: dict[str, tuple[float, float]]  # reflectance band -> (scale, offset)
+    crs_wkt: str
+
+
+# --------------------------------------------------------------------------- public
+
+
+def load_cube(
+    items: Any,
+    aoi: Any = None,
+    *,
+    bands: Sequence[str] | None = None,
+    resolution: float | None = None,
+    crs: Any = None,
+    chunks: Mapping[str, int] | None = None,
+    mask_clouds: bool = True,
+    resampling: str = "nearest",
+) -> Any:
+    """Load STAC items as a lazy, cloud-masked reflectance cube over an AOI.
+
+    Parameters
+    ----------
+    items
+        Path to an ItemCollection JSON, a :class:`pystac.ItemCollection`, or a
+        list of :class:`pystac.Item`. Asset keys of Earth Search v1, Planetary
+        Computer and Landsat C2 L2 are understood (see :mod:`kpgeo.items`).
+    aoi
+        :class:`~kpgeo.zones.Zone` (or any object with a shapely ``.geometry``
+        in EPSG:4326), shapely geometry in EPSG:4326, GeoDataFrame/GeoSeries (any
+        CRS), path to a polygon file, or None for the whole imagery footprint.
+        Invalid polygons (e.g. a self-intersecting bowtie) are **refused**, not
+        silently repaired: repair them with :func:`shapely.make_valid` first.
+    bands
+        Reflectance bands in common names (``blue, green, red, nir, swir16,
+        swir22``). Default: every one of those present in all items.
+    resolution
+        Pixel size in target-CRS units. Default: the finest native resolution
+        of the requested reflectance bands (10 m for Sentinel-2).
+    crs
+        Output CRS (anything pyproj understands). Default: the items' CRS; for
+        items in several CRSs, the zone's UTM when ``aoi`` is a Zone, else the
+        CRS of most items. Other items are reprojected onto that grid.
+    chunks
+        Dask chunks by dim name; default :data:`DEFAULT_CHUNKS`
+        (``{"time": -1, "y": 512, "x": 512}``: whole time series per chunk).
+    mask_clouds
+        Mask with the items' mask band (``scl``/``fmask``/``qa_pixel``); a
+        collection without one (e.g. Sentinel-2 L1C) needs ``mask_clouds=False``.
+        Nodata and outside-AOI pixels are always masked.
+    resampling
+        Resampling of reflectance bands when a band is not on the output grid
+        (20 m bands, other UTM zones). Mask bands always use ``"nearest"``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Lazy (dask) Dataset, dims ``(time, y, x)``: one ``float32`` variable per
+        reflectance band (scale/offset applied, NaN where not clear), ``clear``
+        (bool; inside AOI, valid, not masked), ``aoi_mask`` (bool, ``(y, x)``);
+        coordinates ``time`` (datetime64[ns], naive UTC, sorted, one per solar
+        day), ``y``/``x`` pixel centres and ``spatial_ref`` (``ds.odc.geobox``
+        works); attrs ``mask_scheme``, ``platform``, ``collection``, ``bands``.
+
+    Raises
+    ------
+    NoDataError
+        Empty collection.
+    AssetReadError
+        A missing, corrupt or truncated asset (named), at load time or — for
+        damage the header check cannot see — at compute time.
+    CRSMismatchError
+        An item whose asset has no CRS in the file.
+    MissingBandError
+        A requested band or the mask band is absent from an item (present bands listed).
+    InvalidAOIError
+        Empty, invalid or non-polygonal AOI, or an AOI that does not overlap the imagery.
+    ConfigError
+        Bad ``bands``/``chunks``/``resolution``/``crs`` values.
+
+    Examples
+    --------
+    >>> cube = load_cube("scene/items.json", get_zone("carnot"))  # doctest: +SKIP
+    >>> cube.red.isel(time=0).compute()  # doctest: +SKIP
+    """
+    import odc.stac
+    import xarray as xr
+
+    item_list = norm_items(items)
+    wanted = _norm_bands(bands)
+    plans, scheme = _plan_items(item_list, wanted, mask_clouds)
+    band_list = wanted or _common_bands(plans)
+    for plan in plans:  # drop bands not common to every item
+        plan.assets = {b: k for b, k in plan.assets.items() if b in band_list or b == scheme}
+    aoi_geom, aoi_utm = _norm_aoi(aoi)
+    target = _target_crs(plans, crs, aoi_utm)
+    res, anchor = _native_grid(plans, band_list, target, resolution)
+    gbox, region, aoi_t = _output_geobox(plans, target, res, anchor, aoi_geom)
+    chunks_ = _norm_chunks(chunks)
+
+    clones = [_clone(plan, scheme) for plan in plans]
+    lon = _centre_lon(region, target)
+    keys = [_group_key(plan, band_list, lon) for plan in plans]
+    group_keys = sorted(set(keys))
+    load_bands = list(band_list) + ([scheme] if scheme else [])
+    resampling_ = {b: resampling for b in band_list}
+    if scheme:
+        resampling_[scheme] = "nearest"
+    odc_chunks = {"time": 1, "y": chunks_["y"], "x": chunks_["x"]}
+    try:
+        raw = odc.stac.load(
+            clones,
+            bands=load_bands,
+            geobox=gbox,
+            groupby=_KeyGroupby(keys),
+            chunks=odc_chunks,
+            resampling=resampling_,
+            driver=SafeRioDriver(),
+            fail_on_error=True,
+        )
+    except KpgeoErrorTypes:
+        raise
+    except Exception as exc:  # metadata the checks above did not foresee
+        raise ImageryError(f"cannot assemble the imagery cube: {type(exc).__name__}: {exc}") from exc
+    nt = raw.sizes["time"]
+    if nt != len(group_keys):  # pragma: no cover - guards the grouping contract with odc-stac
+        raise ImageryError(f"internal error: odc-stac made {nt} time steps, expected {len(group_keys)}")
+    raw = raw.chunk({"time": nt if chunks_["time"] == -1 else chunks_["time"]})
+
+    aoi_mask = _aoi_mask(raw, gbox, aoi_t)
+    valid = None
+    for b in band_list:
+        nodata = raw[b].attrs.get("nodata")
+        v = raw[b] != nodata if nodata is not None else raw[b].notnull()
+        if np.issubdtype(raw[b].dtype, np.floating):
+            v = v & raw[b].notnull()
+        valid = v if valid is None else valid & v
+    clear = valid & aoi_mask
+    if scheme:
+        clear = clear & clear_mask(raw[scheme], scheme)
+    clear = clear.rename("clear")
+    clear.attrs = {"long_name": "usable observation (inside AOI, valid, not masked)"}
+
+    scale, offset = _group_scaling(keys, plans, group_keys, band_list)
+    out = {}
+    for i, b in enumerate(band_list):
+        s = xr.DataArray(scale[:, i], dims="time")
+        o = xr.DataArray(offset[:, i], dims="time")
+        refl = (raw[b].astype(np.float32) * s + o).where(clear).astype(np.float32)
+        refl.attrs = {"long_name": f"{b} surface reflectance", "units": "1"}
+        refl.encoding["grid_mapping"] = "spatial_ref"
+        out[b] = refl
+    out["clear"] = clear
+    out["aoi_mask"] = aoi_mask
+    ds = xr.Dataset(out)
+    ds = ds.assign_coords(time=ds["time"].values.astype("datetime64[ns]"))
+    ds.attrs = {
+        "mask_scheme": scheme or "none",
+        "platform": _join_prop(item_list, "platform"),
+        "collection": ",".join(sorted({str(i.collection_id) for i in item_list if i.collection_id})),
+        "bands": ",".join(band_list),
+        "crs": str(target),
+        "resolution": float(res),
+    }
+    return ds
+
+
+def check_clear(cube: Any) -> int:
+    """Count clear observations; raise when there is none at all.
+
+    This computes ``cube.clear`` (lazily loaded data are read). It lives here,
+    not in :func:`load_cube`, because loading must stay lazy and an all-cloud
+    *date* is normal; only an all-cloud *cube* is an error.
+
+    Parameters
+    ----------
+    cube
+        Dataset from :func:`load_cube`.
+
+    Returns
+    -------
+    int
+        Number of clear (time, y, x) observations.
+
+    Raises
+    ------
+    NoDataError
+        No clear pixel on any date (all cloud, all nodata or AOI outside data).
+    """
+    if "clear" not in getattr(cube, "data_vars", {}):
+        raise ConfigError("check_clear() needs a cube from kpgeo.cube.load_cube (no 'clear' variable)")
+    n = int(cube["clear"].sum().compute())
+    if n == 0:
+        nt = cube.sizes.get("time", 0)
+        raise NoDataError(
+            f"no clear observation in the cube ({nt} dates, {cube.attrs.get('mask_scheme', '?')} mask): "
+            "every pixel is cloud, shadow, nodata or outside the AOI; add dates or check the AOI"
+        )
+    return n
+
+
+# --------------------------------------------------------------------------- reader
+
+
+from kpgeo.errors import KpgeoError as _KpgeoError  # noqa: E402
+
+KpgeoErrorTypes = (_KpgeoError,)
+
+
+def _make_driver_classes() -> tuple[type, type]:
+    from odc.loader._rio import RioDriver, RioReader
+
+    class SafeRioReader(RioReader):
+        """odc-stac rasterio reader that reports failures as AssetReadError naming the file."""
+
+        def read(self, cfg: Any, dst_geobox: Any, *, dst: Any = None, selection: Any = None) -> Any:
+            try:
+                return super().read(cfg, dst_geobox, dst=dst, selection=selection)
+            except _KpgeoError:
+                raise
+            except Exception as exc:
+                raise AssetReadError(
+                    f"cannot read raster asset {self._src.uri}: corrupt, truncated or unreadable "
+                    f"({type(exc).__name__}: {exc})"
+                ) from exc
+
+    class SafeRioDriver(RioDriver):
+        """odc-stac ``RioDriver`` whose readers raise :class:`AssetReadError`."""
+
+        def open(self, src: Any, ctx: Any) -> Any:
+            return SafeRioReader(src, ctx)
+
+    SafeRioReader.__module__ = SafeRioDriver.__module__ = __name__
+    SafeRioReader.__qualname__ = "SafeRioReader"
+    SafeRioDriver.__qualname__ = "SafeRioDriver"
+    return SafeRioReader, SafeRioDriver
+
+
+SafeRioReader, SafeRioDriver = _make_driver_classes()
+
+
+class _KeyGroupby:
+    """Picklable odc-stac groupby callback returning precomputed keys by item index."""
+
+    def __init__(self, keys: Sequence[Any]) -> None:
+        self.keys = list(keys)
+
+    def __call__(self, item: Any, parsed: Any, idx: int) -> Any:
+        return self.keys[idx]
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def _norm_bands(bands: Sequence[str] | str | None) -> list[str] | None:
+    if bands is None:
+        return None
+    if isinstance(bands, str):
+        bands = [bands]
+    out = []
+    for b in bands:
+        name = str(b).lower()
+        if name not in REFLECTANCE_BANDS:
+            raise ConfigError(
+                f"unknown band {b!r}; use common names: {', '.join(REFLECTANCE_BANDS)}"
+            )
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise ConfigError("bands is empty; pass None for every available band")
+    return out
+
+
+def _href(asset: Any) -> str:
+    href = asset.get_absolute_href() or asset.href
+    if "://" not in href and not href.startswith("/vsi") and not os.path.isabs(href):
+        href = os.path.abspath(href)
+    return href
+
+
+def _plan_items(items: list[Any], wanted: list[str] | None, mask_clouds: bool
+                ) -> tuple[list[_ItemPlan], str | None]:
+    """Resolve band assets and mask scheme per item and read every asset header."""
+    found = [band_assets(item) for item in items]
+    schemes = {mask_band(f) for f in found}
+    scheme: str | None = None
+    if mask_clouds:
+        for item, f in zip(items, found):
+            if mask_band(f) is None:
+                raise MissingBandError(
+                    f"item {item.id!r} has no mask band (scl, fmask or qa_pixel); present bands: "
+                    f"{', '.join(sorted(f)) or 'none'} (asset keys: {', '.join(item.assets)}); "
+                    "pass mask_clouds=False to load without cloud masking"
+                )
+        if len(schemes) > 1:
+            raise ImageryError(
+                f"items mix mask schemes {sorted(schemes)}; load one sensor family at a time"
+            )
+        scheme = schemes.pop()
+    todo: list[tuple[int, str, str, str]] = []
+    for i, (item, f) in enumerate(zip(items, found)):
+        present = [b for b in REFLECTANCE_BANDS if b in f]
+        need = wanted if wanted is not None else present
+        missing = [b for b in need if b not in f]
+        if missing or not need:
+            raise MissingBandError(
+                f"item {item.id!r} lacks band(s) {', '.join(missing) or ', '.join(REFLECTANCE_BANDS)}; "
+                f"present bands: {', '.join(sorted(f)) or 'none'} (asset keys: {', '.join(item.assets)})"
+            )
+        for b in need + ([scheme] if scheme else []):
+            todo.append((i, b, f[b], _href(item.assets[f[b]])))
+    headers = inspect_assets([t[3] for t in todo],
+                             labels=[f"item {items[t[0]].id!r} band {t[1]}" for t in todo])
+    plans = [_ItemPlan(item, {}, {}, {}, "") for item in items]
+    for (i, b, key, _), hdr in zip(todo, headers):
+        plan = plans[i]
+        if hdr.crs_wkt is None:
+            raise CRSMismatchError(
+                f"item {plan.item.id!r} band {b}: {hdr.href} has no CRS in the file; "
+                "write the CRS into the raster (e.g. rio edit-info --crs EPSG:32634)"
+            )
+        plan.assets[b] = key
+        plan.headers[b] = hdr
+    for plan in plans:
+        first = next(b for b in plan.assets if b != scheme)
+        plan.crs_wkt = plan.headers[first].crs_wkt or ""
+        for b in plan.assets:
+            if b == scheme:
+                continue
+            sc = band_scaling(plan.item, plan.assets[b])
+            if sc is None:
+                integer = np.issubdtype(np.dtype(plan.headers[b].dtype), np.integer)
+                sc = (1e-4, 0.0) if integer else (1.0, 0.0)
+                warnings.warn(
+                    f"item {plan.item.id!r} band {b}: no raster:bands scale/offset; assuming "
+                    f"scale={sc[0]}, offset={sc[1]}", KpgeoWarning, stacklevel=3)
+            plan.scaling[b] = sc
+    return plans, scheme
+
+
+def _common_bands(plans: list[_ItemPlan]) -> list[str]:
+    return [b for b in REFLECTANCE_BANDS if all(b in p.assets for p in plans)]
+
+
+def _norm_aoi(aoi: Any) -> tuple[Any, Any]:
+    """AOI → (shapely geometry in EPSG:4326 or None, local UTM CRS or None)."""
+    if aoi is None:
+        return None, None
+    from shapely.geometry.base import BaseGeometry
+
+    from kpgeo.zones import Zone, load_aoi
+
+    if not isinstance(aoi, (Zone, BaseGeometry)) and isinstance(getattr(aoi, "geometry", None),
+                                                                 BaseGeometry):
+        zone = load_aoi(aoi.geometry, name=str(getattr(aoi, "id", "aoi")))
+    else:
+        zone = load_aoi(aoi)
+    return zone.geometry, zone.utm_crs
+
+
+def _target_crs(plans: list[_ItemPlan], crs: Any, aoi_utm: Any) -> Any:
+    from odc.geo import CRS
+
+    if crs is not None:
+        try:
+            return CRS(crs)
+        except Exception as exc:
+            raise ConfigError(f"crs={crs!r} is not a CRS pyproj understands ({exc})") from exc
+    counts = Counter(p.crs_wkt for p in plans)
+    if len(counts) == 1:
+        return CRS(next(iter(counts)))
+    if aoi_utm is not None:
+        return CRS(aoi_utm)
+    return CRS(counts.most_common(1)[0][0])
+
+
+def _native_grid(plans: list[_ItemPlan], bands: list[str], target: Any, resolution: float | None
+                 ) -> tuple[float, Any]:
+    """Output pixel size and the pixel-grid anchor (fraction of a pixel) in the target CRS."""
+    from odc.geo import CRS, xy_
+
+    best: tuple[float, float, float] | None = None  # (res, c, f)
+    for plan in plans:
+        for b in bands:
+            hdr = plan.headers[b]
+            if CRS(hdr.crs_wkt) != target:
+                continue
+            a, _, c, _, e, f = hdr.transform
+            px = abs(a)
+            if best is None or px < best[0]:
+                best = (px, c, f)
+    if resolution is not None:
+        try:
+            res = float(resolution)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"resolution must be a number in target-CRS units, got {resolution!r}") from exc
+        if not res > 0:
+            raise ConfigError(f"resolution must be positive, got {resolution!r}")
+    elif best is not None:
+        res = best[0]
+    elif target.geographic:
+        raise ConfigError(f"crs={target} is geographic: pass resolution in degrees")
+    else:  # reprojected everything: take the finest metric pixel of any item
+        res = min(abs(p.headers[b].transform[0]) for p in plans for b in bands)
+    if best is None:
+        return res, "default"
+    fx = (best[1] / res) % 1.0
+    fy = (best[2] / res) % 1.0
+    fx, fy = (0.0 if min(fx, 1 - fx) < 1e-6 else fx), (0.0 if min(fy, 1 - fy) < 1e-6 else fy)
+    return res, xy_(fx, fy)
+
+
+def _rect(hdr: AssetHeader) -> Any:
+    import shapely
+
+    a, b, c, d, e, f = hdr.transform
+    h, w = hdr.shape
+    return shapely.Polygon([(c + a * x + b * y, f + d * x + e * y) for x, y in ((0, 0), (w, 0), (w, h), (0, h))])
+
+
+def _to_crs(geom: Any, src: Any, dst: Any) -> Any:
+    import shapely
+    from odc.geo import CRS
+    from odc.geo.geom import Geometry
+
+    if CRS(src) == CRS(dst):
+        return geom
+    g = Geometry(geom, crs=CRS(src))
+    return shapely.make_valid(g.to_crs(CRS(dst), resolution=np.inf).geom)
+
+
+def _output_geobox(plans: list[_ItemPlan], target: Any, res: float, anchor: Any, aoi_geom: Any
+                   ) -> tuple[Any, Any, Any]:
+    """GeoBox over (AOI bbox ∩ union of item footprints) in the target CRS."""
+    import shapely
+    from odc.geo.geobox import GeoBox
+
+    feet = []
+    for plan in plans:
+        rect = shapely.union_all([_to_crs(_rect(h), h.crs_wkt, target) for h in plan.headers.values()])
+        if plan.item.geometry:
+            try:
+                geo = _to_crs(shapely.make_valid(shapely.geometry.shape(plan.item.geometry)),
+                              "EPSG:4326", target)
+                clipped = rect.intersection(geo)
+                if clipped.area > 0:
+                    rect = clipped
+            except Exception:  # a broken item geometry: fall back to the raster grid
+                pass
+        feet.append(rect)
+    footprint = shapely.union_all(feet)
+    aoi_t = None
+    region = footprint
+    if aoi_geom is not None:
+        aoi_t = _to_crs(shapely.segmentize(aoi_geom, 0.01), "EPSG:4326", target)
+        region = footprint.intersection(aoi_t)
+        if region.is_empty or region.area <= 0:
+            fb = _to_crs(footprint, target, "EPSG:4326").bounds
+            raise InvalidAOIError(
+                f"the AOI (lon/lat bounds {tuple(round(v, 4) for v in aoi_geom.bounds)}) does not "
+                f"overlap the imagery (lon/lat bounds {tuple(round(v, 4) for v in fb)}); "
+                "check the zone and the items"
+            )
+    try:
+        gbox = GeoBox.from_bbox(region.bounds, crs=target, resolution=res, anchor=anchor)
+    except Exception as exc:
+        raise ConfigError(f"cannot build a {res} pixel grid in {target}: {exc}") from exc
+    return gbox, region, aoi_t
+
+
+def _norm_chunks(chunks: Mapping[str, int] | None) -> dict[str, int]:
+    out = dict(DEFAULT_CHUNKS)
+    if chunks is None:
+        return out
+    if not isinstance(chunks, Mapping):
+        raise ConfigError(f"chunks must be a dict like {DEFAULT_CHUNKS}, got {chunks!r}")
+    for k, v in chunks.items():
+        if k not in out:
+            raise ConfigError(f"chunks: unknown dimension {k!r}; use time, y, x")
+        if not isinstance(v, (int, np.integer)) or (v < 1 and v != -1):
+            raise ConfigError(f"chunks[{k!r}] must be a positive integer or -1, got {v!r}")
+        out[k] = int(v)
+    for k in ("y", "x"):
+        if out[k] == -1:
+            out[k] = 1 << 30
+    return out
+
+
+def _centre_lon(region: Any, target: Any) -> float:
+    c = _to_crs(region.centroid, target, "EPSG:4326")
+    return float(c.x)
+
+
+def _utc(item: Any) -> _dt.datetime:
+    when = item.datetime or item.common_metadata.start_datetime
+    if when is None:
+        raise ImageryError(f"item {item.id!r} has no datetime")
+    if when.tzinfo is None:
+        return when.replace(tzinfo=_dt.timezone.utc)
+    return when.astimezone(_dt.timezone.utc)
+
+
+def _group_key(plan: _ItemPlan, bands: list[str], lon: float) -> tuple[str, tuple[float, ...]]:
+    """Solar day (odc-stac's rule, at the cube centre) plus the item's scaling."""
+    solar = _utc(plan.item) + _dt.timedelta(hours=lon / 15.0)
+    return solar.date().isoformat(), tuple(v for b in bands for v in plan.scaling[b])
+
+
+def _group_scaling(keys: list[Any], plans: list[_ItemPlan], group_keys: list[Any], bands: list[str]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    scale = np.ones((len(group_keys), len(bands)), np.float32)
+    offset = np.zeros((len(group_keys), len(bands)), np.float32)
+    for t, key in enumerate(group_keys):
+        sig = np.asarray(key[1], dtype=np.float64).reshape(len(bands), 2)
+        scale[t], offset[t] = sig[:, 0], sig[:, 1]
+    return scale, offset
+
+
+def _clone(plan: _ItemPlan, scheme: str | None) -> Any:
+    """A minimal pystac Item with only the selected assets under common names, fully described."""
+    import pystac
+    from pystac.extensions.projection import ProjectionExtension
+    from pystac.extensions.raster import RasterExtension
+
+    from kpgeo.items import _proj_fields
+
+    item = plan.item
+    clone = pystac.Item(
+        id=item.id,
+        geometry=item.geometry or _to_geojson_4326(plan),
+        bbox=item.bbox,
+        datetime=_utc(item),
+        properties={},
+        collection=None,  # one "collection" for odc-stac: the common names
+    )
+    ProjectionExtension.add_to(clone)
+    RasterExtension.add_to(clone)
+    for b, key in plan.assets.items():
+        hdr = plan.headers[b]
+        asset = pystac.Asset(href=_href(item.assets[key]), roles=["data"],
+                             media_type="image/tiff; application=geotiff")
+        asset.extra_fields.update(_proj_fields(hdr))
+        nodata = hdr.nodata
+        if b == scheme:
+            if nodata is None:
+                nodata = get_mask_scheme(scheme).nodata
+        elif nodata is None and np.issubdtype(np.dtype(hdr.dtype), np.integer):
+            nodata = 0  # Sentinel-2 / Landsat convention: DN 0 = no data
+        meta: dict[str, Any] = {"data_type": hdr.dtype}
+        if nodata is not None:
+            meta["nodata"] = nodata
+        asset.extra_fields["raster:bands"] = [meta]
+        clone.add_asset(b, asset)
+    return clone
+
+
+def _to_geojson_4326(plan: _ItemPlan) -> dict[str, Any]:
+    import shapely
+
+    hdr = next(iter(plan.headers.values()))
+    return shapely.geometry.mapping(_to_crs(_rect(hdr), hdr.crs_wkt, "EPSG:4326"))
+
+
+def _aoi_block(geom_wkb: bytes | None, transform: Any, block_info: Any = None) -> np.ndarray:
+    import shapely
+    from affine import Affine
+    from rasterio.features import geometry_mask
+
+    info = block_info[None]
+    (y0, _), (x0, _) = info["array-location"]
+    shape = tuple(info["chunk-shape"])
+    if geom_wkb is None:
+        return np.ones(shape, bool)
+    t = transform * Affine.translation(x0, y0)
+    return geometry_mask([shapely.from_wkb(geom_wkb)], out_shape=shape, transform=t, invert=True)
+
+
+def _aoi_mask(raw: Any, gbox: Any, aoi_t: Any) -> Any:
+    """Lazy (y, x) bool: pixel centre inside the AOI (all True without an AOI)."""
+    import dask.array as da
+    import shapely
+    import xarray as xr
+
+    ref = raw[next(iter(raw.data_vars))]
+    chunks = ref.chunks[1:]
+    wkb = shapely.to_wkb(aoi_t) if aoi_t is not None else None
+    arr = da.map_blocks(_aoi_block, wkb, gbox.transform, chunks=chunks, dtype=bool,
+                        meta=np.empty((0, 0), bool))
+    coords = {k: raw.coords[k] for k in ("y", "x", "spatial_ref") if k in raw.coords}
+    mask = xr.DataArray(arr, dims=("y", "x"), coords=coords, name="aoi_mask")
+    mask.attrs = {"long_name": "pixel centre inside the area of interest"}
+    return mask
+
+
+def _join_prop(items: list[Any], key: str) -> str:
+    return ",".join(sorted({str(i.properties[key]) for i in items if i.properties.get(key)}))

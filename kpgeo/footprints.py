@@ -1,0 +1,433 @@
+"""Mining footprints: from the per-pixel change rasters to polygons.
+
+:func:`extract_footprints` cleans the change mask (pixels in a mining state,
+``confidence >= min_confidence``) with scikit-image morphology — a closing
+with a small disk bridges the one-pixel gaps between neighbouring pits of one
+site, then objects and holes smaller than the minimum mapping unit are
+dropped/filled — labels connected objects (8-connectivity) and vectorises
+them with :func:`rasterio.features.shapes`. Attributes are aggregated per
+object from the change rasters. Areas and distances are computed in the
+zone's local UTM CRS (or EPSG:6933 equal-area when there is no zone and the
+cube CRS is geographic).
+
+:func:`detect_footprints` chains :func:`kpgeo.change.detect_changes` and
+:func:`extract_footprints` on a cube; :func:`run_detect` is the file-level
+orchestration used by ``kpgeo detect``, pipelines and notebooks (load cube →
+detect → footprints → write outputs).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kpgeo.change import STATE_NAMES, ChangeParams
+from kpgeo.errors import ConfigError, CRSMismatchError
+
+__all__ = [
+    "FOOTPRINT_COLUMNS",
+    "DETECT_OUTPUTS",
+    "extract_footprints",
+    "detect_footprints",
+    "change_rasters",
+    "write_detection",
+    "run_detect",
+]
+
+FOOTPRINT_COLUMNS = [
+    "id", "zone", "geometry", "area_ha", "first_detected", "last_active", "state",
+    "confidence", "water_fraction", "mean_ndvi", "mean_mndwi", "mean_bsi",
+    "distance_to_boundary_m", "inside_zone",
+]
+
+#: files written by :func:`write_detection`
+DETECT_OUTPUTS = ("footprints.geojson", "footprints.parquet", "first_detected.tif",
+                  "last_active.tif", "confidence.tif", "state.tif")
+
+#: nodata of the int32 day rasters (days since 1970-01-01)
+DAY_NODATA = -1
+
+
+def _crs_of(change: Any):
+    from pyproj import CRS
+
+    if "spatial_ref" in change.coords:
+        wkt = change["spatial_ref"].attrs.get("crs_wkt") or change["spatial_ref"].attrs.get(
+            "spatial_ref")
+        if wkt:
+            return CRS.from_wkt(wkt)
+    try:
+        crs = change.odc.geobox.crs
+        if crs is not None:
+            return CRS.from_user_input(str(crs))
+    except Exception:  # noqa: BLE001 - fall through to a clear error
+        pass
+    raise CRSMismatchError("The change Dataset has no CRS (expected a `spatial_ref` coordinate "
+                           "as produced by kpgeo.cube.load_cube).")
+
+
+def _transform_of(change: Any):
+    from affine import Affine
+
+    x = np.asarray(change["x"].values, dtype="float64")
+    y = np.asarray(change["y"].values, dtype="float64")
+    if x.size < 2 or y.size < 2:
+        gt = change["spatial_ref"].attrs.get("GeoTransform") if "spatial_ref" in change.coords \
+            else None
+        if gt:
+            return Affine.from_gdal(*[float(v) for v in str(gt).split()])
+        raise ConfigError("Cannot derive the pixel grid of a change raster narrower than 2 px.")
+    dx = (x[-1] - x[0]) / (x.size - 1)
+    dy = (y[-1] - y[0]) / (y.size - 1)
+    return Affine(dx, 0.0, x[0] - dx / 2, 0.0, dy, y[0] - dy / 2)
+
+
+def _zone_parts(zone: Any):
+    """Return (zone id or None, shapely geometry EPSG:4326 or None, metric CRS or None)."""
+    if zone is None:
+        return None, None, None
+    from shapely.geometry.base import BaseGeometry
+
+    if isinstance(zone, BaseGeometry):
+        from kpgeo.zones import utm_crs_for
+
+        return None, zone, utm_crs_for(zone)
+    geom = getattr(zone, "geometry", None)
+    if geom is None:
+        raise ConfigError(f"zone must be a kpgeo.zones.Zone or a shapely geometry, got {zone!r}.")
+    return getattr(zone, "id", None), geom, zone.utm_crs
+
+
+def _clean_mask(mask: np.ndarray, *, min_pixels: int, closing_radius: int) -> np.ndarray:
+    from skimage import morphology
+
+    out = mask.copy()
+    if closing_radius > 0:
+        fp = morphology.disk(closing_radius)
+        out = morphology.closing(out, fp)
+    if min_pixels > 1:
+        out = morphology.remove_small_objects(out, max_size=min_pixels - 1, connectivity=2)
+        out = morphology.remove_small_holes(out, max_size=min_pixels - 1)
+    return out
+
+
+def extract_footprints(
+    change: Any,
+    *,
+    zone: Any = None,
+    min_area_ha: float = 0.05,
+    min_confidence: float = 0.0,
+    closing_radius: int = 1,
+) -> Any:
+    """Turn per-pixel change rasters into mining footprint polygons.
+
+    Parameters
+    ----------
+    change : xarray.Dataset
+        Output of :func:`kpgeo.change.detect_changes` (``y, x`` grid with
+        ``spatial_ref``).
+    zone : kpgeo.zones.Zone or shapely geometry (EPSG:4326), optional
+        Gives ``zone``, ``distance_to_boundary_m`` and ``inside_zone``; without
+        it ``zone`` is None, distances NaN and ``inside_zone`` True (the cube
+        is the area of interest).
+    min_area_ha : float
+        Minimum mapping unit in hectares (default 0.05 ha = 5 Sentinel-2 px).
+    min_confidence : float
+        Pixels below this confidence are ignored (0-1).
+    closing_radius : int
+        Radius (pixels) of the morphological closing; 0 disables it.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Columns :data:`FOOTPRINT_COLUMNS`, in the CRS of the change rasters.
+        ``state`` is the majority state name of the object's pixels;
+        ``first_detected`` the earliest, ``last_active`` the latest pixel date;
+        ``distance_to_boundary_m`` is the signed distance from the footprint
+        centroid to the zone boundary (negative inside).
+
+    Raises
+    ------
+    kpgeo.errors.ConfigError
+        Out-of-range ``min_area_ha``, ``min_confidence`` or ``closing_radius``.
+    kpgeo.errors.CRSMismatchError
+        The rasters carry no CRS.
+    """
+    import geopandas as gpd
+    import pandas as pd
+    import rasterio.features
+    import shapely
+    from pyproj import CRS, Transformer
+    from scipy import ndimage
+    from shapely.geometry import shape
+    from shapely.ops import transform as shp_transform
+
+    if not (isinstance(min_area_ha, (int, float)) and 0 <= min_area_ha < 1e6):
+        raise ConfigError(f"min_area_ha must be a number >= 0 (hectares), got {min_area_ha!r}.")
+    if not (isinstance(min_confidence, (int, float)) and 0 <= min_confidence <= 1):
+        raise ConfigError(f"min_confidence must be in [0, 1], got {min_confidence!r}.")
+    if not (isinstance(closing_radius, (int, np.integer)) and 0 <= closing_radius <= 10):
+        raise ConfigError(f"closing_radius must be an integer in [0, 10], got {closing_radius!r}.")
+    for var in ("state", "confidence", "first_detected", "last_active"):
+        if var not in change:
+            raise ConfigError(f"The change Dataset lacks `{var}`; pass the output of "
+                              f"kpgeo.change.detect_changes.")
+
+    crs = _crs_of(change)
+    transform = _transform_of(change)
+    zone_id, zone_geom, metric_crs = _zone_parts(zone)
+    if metric_crs is None:
+        metric_crs = crs if crs.is_projected else CRS.from_epsg(6933)
+    metric_crs = CRS.from_user_input(metric_crs)
+
+    state = np.asarray(change["state"].values)
+    conf = np.asarray(change["confidence"].values, dtype="float32")
+    mask = (state >= 1) & (state <= 4) & (conf >= min_confidence)
+
+    # pixel area in the metric CRS (exact for a projected cube grid in that CRS)
+    to_metric = Transformer.from_crs(crs, metric_crs, always_xy=True)
+    px_poly = shapely.box(transform.c, transform.f + transform.e, transform.c + transform.a,
+                          transform.f)
+    px_area_m2 = abs(shp_transform(to_metric.transform, px_poly).area) if not crs.equals(
+        metric_crs) else abs(transform.a * transform.e)
+    min_pixels = int(np.ceil(min_area_ha * 10_000.0 / px_area_m2 - 1e-9)) if min_area_ha else 0
+
+    mask = _clean_mask(mask, min_pixels=min_pixels, closing_radius=int(closing_radius))
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), int))
+    empty = gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in FOOTPRINT_COLUMNS
+                              if c != "geometry"}, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+    if n == 0:
+        return empty[FOOTPRINT_COLUMNS]
+
+    geoms: dict[int, list] = {}
+    for geom, val in rasterio.features.shapes(labels.astype("int32"), mask=labels > 0,
+                                              transform=transform, connectivity=8):
+        geoms.setdefault(int(val), []).append(shape(geom))
+    idx = np.arange(1, n + 1)
+
+    def agg(values, fn):
+        return np.asarray(ndimage.labeled_comprehension(values, labels, idx, fn, float, np.nan))
+
+    def days(var):
+        v = np.asarray(change[var].values).astype("datetime64[D]").astype("float64")
+        v[np.asarray(change[var].values) != np.asarray(change[var].values)] = np.nan
+        return v
+
+    first = agg(days("first_detected"), np.nanmin)
+    last = agg(days("last_active"), np.nanmax)
+    # pixels added by the closing have no state: mode over mining-state pixels only
+    st = np.where((state >= 1) & (state <= 4), state, 0).astype("int64")
+
+    def mode(v):
+        v = v[v > 0]
+        return float(np.bincount(v).argmax()) if v.size else 2.0
+
+    st_mode = agg(st, mode)
+    conf_obj = agg(np.where(st > 0, conf, np.nan), np.nanmean)
+    water = np.asarray(change["water"].values, dtype="float64") if "water" in change else \
+        np.full(state.shape, np.nan)
+    water_frac = agg(np.where(st > 0, water, np.nan), np.nanmean)
+    means = {}
+    for col, var in (("mean_ndvi", "mean_ndvi"), ("mean_mndwi", "mean_mndwi"),
+                     ("mean_bsi", "mean_bsi")):
+        v = np.asarray(change[var].values, dtype="float64") if var in change else \
+            np.full(state.shape, np.nan)
+        means[col] = agg(np.where(st > 0, v, np.nan), np.nanmean)
+
+    polys = [shapely.union_all(geoms[i]) for i in idx]
+    gdf = gpd.GeoDataFrame({"geometry": polys}, crs=crs)
+    metric = gdf.to_crs(metric_crs)
+    gdf["area_ha"] = metric.geometry.area.to_numpy() / 10_000.0
+
+    def to_dt(d):
+        return pd.to_datetime(np.where(np.isfinite(d), d, np.nan), unit="D")
+
+    gdf["first_detected"] = to_dt(first)
+    gdf["last_active"] = to_dt(last)
+    gdf["state"] = [STATE_NAMES.get(int(s), "active") for s in st_mode]
+    gdf["confidence"] = conf_obj
+    gdf["water_fraction"] = water_frac
+    for col, v in means.items():
+        gdf[col] = v
+    gdf["zone"] = zone_id
+    if zone_geom is not None:
+        zone_metric = shp_transform(
+            Transformer.from_crs("EPSG:4326", metric_crs, always_xy=True).transform, zone_geom)
+        cents = metric.geometry.centroid
+        inside = cents.within(zone_metric).to_numpy()
+        dist = cents.distance(zone_metric.boundary).to_numpy()
+        gdf["distance_to_boundary_m"] = np.where(inside, -dist, dist)
+        gdf["inside_zone"] = inside
+    else:
+        gdf["distance_to_boundary_m"] = np.nan
+        gdf["inside_zone"] = True
+    gdf = gdf.sort_values("first_detected", kind="stable").reset_index(drop=True)
+    gdf["id"] = [f"{zone_id or 'fp'}-{i + 1:05d}" for i in range(len(gdf))]
+    return gdf[FOOTPRINT_COLUMNS]
+
+
+def detect_footprints(
+    cube: Any,
+    zone: Any = None,
+    *,
+    params: ChangeParams | None = None,
+    min_area_ha: float = 0.05,
+    min_confidence: float = 0.0,
+) -> tuple[Any, Any]:
+    """Run change detection on a cube and extract footprints.
+
+    Parameters
+    ----------
+    cube : xarray.Dataset
+        Masked reflectance cube (:func:`kpgeo.cube.load_cube`).
+    zone : kpgeo.zones.Zone or shapely geometry, optional
+        See :func:`extract_footprints`.
+    params : ChangeParams, optional
+        Change-detection parameters.
+    min_area_ha, min_confidence : float
+        See :func:`extract_footprints`.
+
+    Returns
+    -------
+    change : xarray.Dataset
+        Output of :func:`kpgeo.change.detect_changes`.
+    footprints : geopandas.GeoDataFrame
+        Output of :func:`extract_footprints`.
+    """
+    from kpgeo.change import detect_changes
+
+    change = detect_changes(cube, params=params)
+    fps = extract_footprints(change, zone=zone, min_area_ha=min_area_ha,
+                             min_confidence=min_confidence)
+    return change, fps
+
+
+def change_rasters(change: Any) -> dict[str, Any]:
+    """Encode the change Dataset as the four output rasters (keeps ``spatial_ref``).
+
+    Returns
+    -------
+    dict
+        ``first_detected``/``last_active``: int32 days since 1970-01-01,
+        nodata ``-1``; ``confidence``: float32 0-1 (0 where no change);
+        ``state``: uint8 codes of :data:`kpgeo.change.STATE_NAMES`.
+    """
+    out = {}
+    for var in ("first_detected", "last_active"):
+        v = change[var]
+        vals = np.asarray(v.values)
+        d = vals.astype("datetime64[D]").astype("int64")
+        d = np.where(np.isnat(vals), DAY_NODATA, d).astype("int32")
+        da = v.copy(data=d)
+        da.attrs = {"units": "days since 1970-01-01", "nodata": DAY_NODATA}
+        out[var] = da
+    out["confidence"] = change["confidence"].astype("float32")
+    out["state"] = change["state"].astype("uint8")
+    out["state"].attrs = {"flag_values": list(STATE_NAMES), "flag_meanings":
+                          " ".join(s.replace(" ", "_") for s in STATE_NAMES.values())}
+    return out
+
+
+def write_detection(change: Any, footprints: Any, out_dir: str | os.PathLike, *,
+                    overwrite: bool = False) -> dict[str, Path]:
+    """Write footprints (GeoJSON + GeoParquet) and the change rasters (COGs) into ``out_dir``.
+
+    Returns
+    -------
+    dict
+        Output name -> path (see :data:`DETECT_OUTPUTS`).
+
+    Raises
+    ------
+    kpgeo.errors.OutputExistsError
+        An output exists and ``overwrite`` is False.
+    """
+    from kpgeo import io
+
+    out = io.ensure_out_dir(out_dir, overwrite=overwrite, expect=DETECT_OUTPUTS)
+    paths = {
+        "footprints.geojson": io.write_vector(footprints, out / "footprints.geojson"),
+        "footprints.parquet": io.write_vector(footprints, out / "footprints.parquet"),
+    }
+    for name, da in change_rasters(change).items():
+        nodata = DAY_NODATA if name in ("first_detected", "last_active") else None
+        paths[f"{name}.tif"] = io.write_cog(da, out / f"{name}.tif", nodata=nodata)
+    return paths
+
+
+def run_detect(
+    items: Any,
+    *,
+    out_dir: str | os.PathLike,
+    zone: Any = None,
+    aoi: Any = None,
+    params: ChangeParams | None = None,
+    min_area_ha: float = 0.05,
+    min_confidence: float = 0.0,
+    overwrite: bool = False,
+    chunks: dict | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Load a cube from STAC items, detect footprints and write all outputs.
+
+    Parameters
+    ----------
+    items : path, pystac.ItemCollection or list of pystac.Item
+        Imagery (see :func:`kpgeo.cube.load_cube`).
+    out_dir : path
+        Output directory (see :data:`DETECT_OUTPUTS`).
+    zone : str or kpgeo.zones.Zone, optional
+        Zone id/name or Zone; used as AOI and for zone attributes.
+    aoi : path or shapely geometry, optional
+        Any polygon (alternative to ``zone``).
+    params : ChangeParams, optional
+    min_area_ha, min_confidence : float
+        See :func:`extract_footprints`.
+    overwrite : bool
+        Replace existing outputs.
+    chunks : dict, optional
+        Cube chunks (default: time whole, 512 x 512 px).
+    progress : bool
+        Show a dask progress bar on stderr.
+
+    Returns
+    -------
+    dict
+        ``change`` (Dataset), ``footprints`` (GeoDataFrame), ``paths`` (dict).
+
+    Raises
+    ------
+    kpgeo.errors.ConfigError
+        Both ``zone`` and ``aoi`` given.
+    kpgeo.errors.OutputExistsError
+        Outputs exist and ``overwrite`` is False (checked before any work).
+    """
+    import contextlib
+
+    from kpgeo import io
+    from kpgeo.cube import load_cube
+    from kpgeo.zones import get_zone, load_aoi
+
+    if zone is not None and aoi is not None:
+        raise ConfigError("Pass either a zone or an AOI, not both.")
+    io.ensure_out_dir(out_dir, overwrite=overwrite, expect=DETECT_OUTPUTS)
+    zone_obj = None
+    if zone is not None:
+        zone_obj = get_zone(zone) if isinstance(zone, str) else zone
+    elif aoi is not None:
+        zone_obj = load_aoi(aoi)
+    cube = load_cube(items, zone_obj, chunks=chunks or {"time": -1, "y": 512, "x": 512})
+    if progress:
+        from dask.diagnostics import ProgressBar
+
+        ctx = ProgressBar(minimum=1.0)
+    else:
+        ctx = contextlib.nullcontext()
+    with ctx:
+        change, fps = detect_footprints(cube, zone_obj, params=params, min_area_ha=min_area_ha,
+                                        min_confidence=min_confidence)
+    paths = write_detection(change, fps, out_dir, overwrite=True)
+    return {"change": change, "footprints": fps, "paths": paths}

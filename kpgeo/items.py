@@ -1,0 +1,623 @@
+"""Imagery items: STAC items normalised to kpgeo's common band names.
+
+Providers name the same Sentinel-2 band differently (Earth Search v1 ``red``,
+Planetary Computer ``B04``) and Landsat Collection 2 calls its NIR band
+``nir08``. Everything downstream of this module speaks **common names**:
+reflectance ``blue, green, red, nir, swir16, swir22`` and one mask band named
+after its scheme in :mod:`kpgeo.masks` (``scl``, ``fmask``, ``qa_pixel``).
+
+This module
+
+- reads ItemCollections (:func:`read_items`) and builds items for local
+  GeoTIFFs (:func:`item_from_files`, :func:`write_items`);
+- maps provider asset keys onto common names (:func:`band_assets`);
+- finds each band's scale/offset (:func:`band_scaling`): ``raster:bands``
+  first; when absent, the Sentinel-2 convention (scale 1e-4, offset -0.1 for
+  processing baseline ≥ 04.00 unless ``earthsearch:boa_offset_applied`` says
+  the provider already removed it) or the Landsat C2 L2 one (2.75e-5, -0.2);
+- checks every asset up front, reading headers only (:func:`inspect_assets`):
+  missing file, unreadable/corrupt/truncated raster, missing CRS.
+
+Scale/offset convention: ``reflectance = DN * scale + offset``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import warnings
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from kpgeo.errors import (
+    AssetReadError,
+    CRSMismatchError,
+    ImageryError,
+    KpgeoWarning,
+    MissingBandError,
+    NoDataError,
+)
+from kpgeo.masks import MASK_SCHEMES
+
+__all__ = [
+    "REFLECTANCE_BANDS",
+    "ASSET_ALIASES",
+    "AssetHeader",
+    "read_items",
+    "norm_items",
+    "band_assets",
+    "band_scaling",
+    "mask_band",
+    "inspect_asset",
+    "inspect_assets",
+    "item_from_files",
+    "write_items",
+]
+
+#: Reflectance bands kpgeo uses, in common names.
+REFLECTANCE_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir16", "swir22")
+
+#: Provider asset key (lower case) -> common name. ``nir08`` is handled apart (see
+#: :func:`band_assets`): it is Landsat's NIR but Sentinel-2's B8A.
+ASSET_ALIASES: dict[str, str] = {
+    # Earth Search v1 / common names
+    **{name: name for name in REFLECTANCE_BANDS},
+    # Planetary Computer, Earth Search v0, raw Sentinel-2 band ids
+    "b02": "blue",
+    "b03": "green",
+    "b04": "red",
+    "b08": "nir",
+    "b11": "swir16",
+    "b12": "swir22",
+    # other spellings met in the wild
+    "swir1": "swir16",
+    "swir2": "swir22",
+    # mask assets
+    "scl": "scl",
+    "fmask": "fmask",
+    "qa_pixel": "qa_pixel",
+}
+
+_S2_SCALE = 1e-4
+_S2_OFFSET_PB4 = -0.1
+_LANDSAT_C2_SCALE = 2.75e-5
+_LANDSAT_C2_OFFSET = -0.2
+_REMOTE_SCHEMES = ("http", "https", "s3", "gs", "az", "abfs", "vsi")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_items(path: str | os.PathLike) -> list[Any]:
+    """Read a STAC ItemCollection (or a single Item) JSON file.
+
+    Relative asset hrefs are resolved against the file's folder.
+
+    Raises
+    ------
+    AssetReadError
+        The file does not exist or cannot be read.
+    ImageryError
+        The file is not valid JSON or not a STAC Item/ItemCollection.
+    NoDataError
+        The collection holds no item.
+    """
+    import pystac
+
+    path = Path(os.fspath(path))
+    if not path.is_file():
+        raise AssetReadError(f"{path}: no such STAC ItemCollection file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AssetReadError(f"{path}: cannot read the STAC ItemCollection ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise ImageryError(f"{path}: not valid JSON ({exc}); expected a STAC ItemCollection") from exc
+    if isinstance(data, dict) and data.get("type") == "Feature":
+        data = {"type": "FeatureCollection", "features": [data]}
+    if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
+        raise ImageryError(
+            f"{path}: not a STAC ItemCollection (expected a GeoJSON FeatureCollection of STAC Items)"
+        )
+    if not data.get("features"):
+        raise NoDataError(f"{path}: the ItemCollection holds no items")
+    try:
+        collection = pystac.ItemCollection.from_dict(data, preserve_dict=False)
+    except Exception as exc:  # pystac raises KeyError/ValueError/STACTypeError variously
+        raise ImageryError(f"{path}: not a valid STAC ItemCollection ({type(exc).__name__}: {exc})") from exc
+    items = list(collection)
+    base = path.resolve().parent
+    for item in items:
+        for asset in item.assets.values():
+            if not _is_remote(asset.href) and not os.path.isabs(asset.href):
+                asset.href = str((base / asset.href).resolve())
+    return items
+
+
+def norm_items(items: Any) -> list[Any]:
+    """Normalise loose item input to a list of :class:`pystac.Item`.
+
+    Parameters
+    ----------
+    items
+        Path to an ItemCollection JSON, a :class:`pystac.ItemCollection`, a single
+        :class:`pystac.Item`, or an iterable of items (pystac or STAC dicts).
+
+    Raises
+    ------
+    NoDataError
+        No item at all.
+    ImageryError
+        Something that is not a STAC item.
+    """
+    import pystac
+
+    if isinstance(items, (str, os.PathLike)):
+        return read_items(items)
+    if isinstance(items, pystac.Item):
+        items = [items]
+    if not isinstance(items, Iterable):
+        raise ImageryError(
+            f"items must be a path to an ItemCollection JSON, a pystac.ItemCollection or a list of "
+            f"pystac.Item, got {type(items).__name__}"
+        )
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, Mapping):
+            try:
+                item = pystac.Item.from_dict(dict(item))
+            except Exception as exc:
+                raise ImageryError(f"item #{i} is not a valid STAC Item ({exc})") from exc
+        if not isinstance(item, pystac.Item):
+            raise ImageryError(f"item #{i} is a {type(item).__name__}, not a pystac.Item")
+        out.append(item)
+    if not out:
+        raise NoDataError("the item collection is empty: no imagery to load")
+    return out
+
+
+# --------------------------------------------------------------------------- band names
+
+
+def band_assets(item: Any) -> dict[str, str]:
+    """Map common band names to this item's asset keys.
+
+    Matching is case-insensitive on the asset key (:data:`ASSET_ALIASES`), then
+    on ``eo:bands[0].common_name``. ``nir08`` becomes ``nir`` only when the item
+    has no other NIR asset (Landsat: yes; Sentinel-2, where it is B8A: no).
+    Masks are recognised by the names registered in :data:`kpgeo.masks.MASK_SCHEMES`.
+
+    Returns
+    -------
+    dict
+        ``{common_name: asset_key}``, e.g. ``{"red": "B04", "scl": "SCL"}``.
+    """
+    found: dict[str, str] = {}
+    nir08: str | None = None
+    for key, asset in item.assets.items():
+        low = key.lower()
+        name = ASSET_ALIASES.get(low)
+        if name is None and low in MASK_SCHEMES:
+            name = low
+        if name is None:
+            if low == "nir08":
+                nir08 = key
+                continue
+            eo_bands = asset.extra_fields.get("eo:bands") or []
+            common = eo_bands[0].get("common_name") if len(eo_bands) == 1 else None
+            if common in REFLECTANCE_BANDS:
+                name = common
+            elif common == "nir08":
+                nir08 = nir08 or key
+                continue
+        if name is not None and name not in found:
+            found[name] = key
+    if "nir" not in found and nir08 is not None:
+        found["nir"] = nir08
+    return found
+
+
+def mask_band(assets: Mapping[str, str]) -> str | None:
+    """The mask scheme (common name of the mask band) among ``assets``, or None."""
+    for name in MASK_SCHEMES:
+        if name in assets:
+            return name
+    return None
+
+
+def _first_band_meta(asset: Any) -> dict[str, Any]:
+    bands = asset.extra_fields.get("raster:bands") or asset.extra_fields.get("bands") or []
+    if bands and isinstance(bands[0], Mapping):
+        return dict(bands[0])
+    return {}
+
+
+def _baseline(item: Any) -> float | None:
+    props = item.properties
+    for key in ("s2:processing_baseline", "sentinel:processing_baseline", "processing:version"):
+        value = props.get(key)
+        if value is not None:
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                continue
+    return None
+
+
+def _is_sentinel2(item: Any) -> bool:
+    text = " ".join(
+        str(v).lower() for v in (item.collection_id, item.properties.get("platform"), item.id) if v
+    )
+    return "sentinel-2" in text or "sentinel2" in text or item.id.upper().startswith("S2")
+
+
+def _is_landsat_c2_l2(item: Any) -> bool:
+    props = item.properties
+    coll = str(item.collection_id or "").lower()
+    return ("landsat" in coll and "c2" in coll and "l2" in coll) or (
+        str(props.get("landsat:collection_number")) == "02"
+        and str(props.get("landsat:correction", "")).upper().startswith("L2")
+    )
+
+
+def band_scaling(item: Any, asset_key: str) -> tuple[float, float] | None:
+    """Scale and offset of one asset: ``reflectance = DN * scale + offset``.
+
+    Order: ``raster:bands[0].scale/offset`` (or STAC 1.1 ``bands``); else, for
+    Sentinel-2 reflectance, scale 1e-4 and offset -0.1 when the processing
+    baseline (``s2:processing_baseline``) is ≥ 04.00 and
+    ``earthsearch:boa_offset_applied`` is not True (True means the provider
+    already removed the +1000 DN offset), else 0; else, for Landsat C2 L2,
+    2.75e-5 and -0.2.
+
+    Returns
+    -------
+    tuple or None
+        ``(scale, offset)``, or None when nothing says how to scale.
+    """
+    asset = item.assets[asset_key]
+    meta = _first_band_meta(asset)
+    if "scale" in meta or "offset" in meta:
+        return float(meta.get("scale", 1.0) or 1.0), float(meta.get("offset", 0.0) or 0.0)
+    if "scale" in asset.extra_fields or "offset" in asset.extra_fields:
+        return float(asset.extra_fields.get("scale", 1.0)), float(asset.extra_fields.get("offset", 0.0))
+    if _is_sentinel2(item):
+        baseline = _baseline(item)
+        applied = item.properties.get("earthsearch:boa_offset_applied")
+        offset = _S2_OFFSET_PB4 if baseline is not None and baseline >= 4.0 and applied is not True else 0.0
+        return _S2_SCALE, offset
+    if _is_landsat_c2_l2(item):
+        return _LANDSAT_C2_SCALE, _LANDSAT_C2_OFFSET
+    return None
+
+
+# --------------------------------------------------------------------------- headers
+
+
+@dataclass(frozen=True)
+class AssetHeader:
+    """What an asset's file header says (read by :func:`inspect_asset`).
+
+    Attributes
+    ----------
+    href
+        The href that was opened.
+    crs_wkt
+        CRS as WKT, or None when the file has none.
+    epsg
+        EPSG code when the CRS has one.
+    transform
+        Affine coefficients ``(a, b, c, d, e, f)`` of the top-left corner anchored transform.
+    shape
+        ``(height, width)`` in pixels.
+    dtype
+        Data type of band 1.
+    nodata
+        Nodata of band 1, or None.
+    """
+
+    href: str
+    crs_wkt: str | None
+    epsg: int | None
+    transform: tuple[float, float, float, float, float, float]
+    shape: tuple[int, int]
+    dtype: str
+    nodata: float | None
+
+
+def _is_remote(href: str) -> bool:
+    scheme = urlparse(href).scheme.lower()
+    return href.startswith("/vsi") or (len(scheme) > 1 and scheme.startswith(_REMOTE_SCHEMES))
+
+
+def _local_path(href: str) -> str:
+    return urlparse(href).path if href.startswith("file://") else href
+
+
+def _check_gtiff_blocks(src: Any, path: str) -> None:
+    """Raise when a GeoTIFF block lies beyond the end of the (truncated) file."""
+    size = os.path.getsize(path)
+    rows, cols = src.block_shapes[0]
+    nby, nbx = -(-src.height // rows), -(-src.width // cols)
+    if nby * nbx > 20_000:  # very large striped files: corner read only
+        return
+    for bidx in (1, src.count):
+        worst = 0
+        for j in range(nby):
+            for i in range(nbx):
+                off = src.get_tag_item(f"BLOCK_OFFSET_{i}_{j}", "TIFF", bidx=bidx)
+                nbytes = src.get_tag_item(f"BLOCK_SIZE_{i}_{j}", "TIFF", bidx=bidx)
+                if off and nbytes:
+                    worst = max(worst, int(off) + int(nbytes))
+        if worst > size:
+            raise AssetReadError(
+                f"{path}: truncated file ({size} bytes, but its blocks reach byte {worst}); "
+                "re-download or re-write the file"
+            )
+
+
+def inspect_asset(href: str, *, label: str = "") -> AssetHeader:
+    """Open one raster asset's header and check it can be decoded.
+
+    Reads the header, checks (GeoTIFF) that no block lies past the end of the
+    file, and decodes the bottom-right pixel. No full read.
+
+    Parameters
+    ----------
+    href
+        Local path, ``file://`` URL or any URL GDAL can open.
+    label
+        Context for error messages (item id / band).
+
+    Raises
+    ------
+    AssetReadError
+        Missing, unreadable, corrupt or truncated file; the message names it.
+    """
+    import rasterio
+    from rasterio.windows import Window
+
+    where = f"{label}: " if label else ""
+    path = _local_path(href)
+    if not _is_remote(href) and not os.path.exists(path):
+        raise AssetReadError(f"{where}asset file {href} does not exist")
+    try:
+        with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), rasterio.open(path) as src:
+            if src.driver == "GTiff" and not _is_remote(href):
+                _check_gtiff_blocks(src, path)
+            src.read(1, window=Window(src.width - 1, src.height - 1, 1, 1))
+            crs = src.crs
+            return AssetHeader(
+                href=href,
+                crs_wkt=crs.to_wkt() if crs else None,
+                epsg=crs.to_epsg() if crs else None,
+                transform=tuple(src.transform)[:6],
+                shape=(src.height, src.width),
+                dtype=str(src.dtypes[0]),
+                nodata=src.nodata,
+            )
+    except AssetReadError as exc:
+        raise AssetReadError(f"{where}{exc}") from exc
+    except Exception as exc:  # RasterioIOError, CPLE_* ...: corrupt, truncated, not a raster
+        raise AssetReadError(
+            f"{where}cannot read raster asset {href}: corrupt, truncated or not a raster ({exc})"
+        ) from exc
+
+
+def inspect_assets(hrefs: Iterable[str], *, labels: Iterable[str] | None = None,
+                   max_workers: int = 8) -> list[AssetHeader]:
+    """:func:`inspect_asset` over many hrefs in a thread pool (same order).
+
+    Raises
+    ------
+    AssetReadError
+        The first failing asset (in input order).
+    """
+    hrefs = list(hrefs)
+    labels = list(labels) if labels is not None else [""] * len(hrefs)
+    if len(hrefs) <= 2:
+        return [inspect_asset(h, label=lbl) for h, lbl in zip(hrefs, labels)]
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(hrefs)))) as pool:
+        futures = [pool.submit(inspect_asset, h, label=lbl) for h, lbl in zip(hrefs, labels)]
+        return [f.result() for f in futures]
+
+
+# --------------------------------------------------------------------------- building items
+
+
+def _footprint_4326(header: AssetHeader) -> Any:
+    import shapely
+    from pyproj import CRS, Transformer
+
+    a, b, c, d, e, f = header.transform
+    h, w = header.shape
+    corners = [(c + a * x + b * y, f + d * x + e * y) for x, y in ((0, 0), (w, 0), (w, h), (0, h))]
+    crs = CRS.from_wkt(header.crs_wkt)
+    tr = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    # densify the edges so the polygon follows the projected rectangle
+    pts = []
+    for (x0, y0), (x1, y1) in zip(corners, corners[1:] + corners[:1]):
+        for k in range(10):
+            t = k / 10
+            pts.append((x0 + (x1 - x0) * t, y0 + (y1 - y0) * t))
+    lon, lat = tr.transform([p[0] for p in pts], [p[1] for p in pts])
+    return shapely.Polygon(list(zip(lon, lat)))
+
+
+def item_from_files(
+    files: Mapping[str, str | os.PathLike],
+    *,
+    datetime: str | _dt.datetime | _dt.date,
+    id: str | None = None,
+    collection: str | None = None,
+    platform: str | None = None,
+    scale: float | Mapping[str, float] | None = None,
+    offset: float | Mapping[str, float] | None = None,
+    properties: Mapping[str, Any] | None = None,
+) -> Any:
+    """Build a STAC Item for local single-band rasters (GeoTIFF, JP2...).
+
+    Reads each file's header (CRS, transform, shape, dtype, nodata) and writes
+    it as projection/raster extension metadata, so :func:`kpgeo.cube.load_cube`
+    can load the item like any provider's.
+
+    Parameters
+    ----------
+    files
+        ``{common_name: path}``, e.g. ``{"red": "b3.tif", "nir": "b4.tif",
+        "fmask": "fmask.tif"}``. Keys are used as asset keys.
+    datetime
+        Acquisition time (UTC when naive) or date; ISO string accepted.
+    id
+        Item id; default: the common stem of the files' folder.
+    collection, platform
+        Written to ``collection`` and ``properties["platform"]``.
+    scale, offset
+        Reflectance scaling for non-mask bands (one value, or per band). Mask
+        bands (``scl``, ``fmask``, ``qa_pixel``) get none.
+    properties
+        Extra item properties.
+
+    Returns
+    -------
+    pystac.Item
+
+    Raises
+    ------
+    AssetReadError
+        A file is missing or unreadable.
+    CRSMismatchError
+        A file has no CRS.
+
+    Examples
+    --------
+    >>> item = item_from_files({"red": "b04.tif", "nir": "b08.tif"},
+    ...                        datetime="2020-01-05", scale=1e-4)  # doctest: +SKIP
+    """
+    import pystac
+    import shapely
+    from pystac.extensions.projection import ProjectionExtension
+    from pystac.extensions.raster import RasterExtension
+
+    if not files:
+        raise MissingBandError("item_from_files() needs at least one {band: path} entry")
+    paths = {band: str(Path(os.fspath(p)).resolve()) for band, p in files.items()}
+    headers = dict(zip(paths, inspect_assets(paths.values(), labels=[f"band {b}" for b in paths])))
+    for band, hdr in headers.items():
+        if hdr.crs_wkt is None:
+            raise CRSMismatchError(f"{hdr.href} (band {band}) has no CRS; write one into the file")
+    when = _norm_datetime(datetime)
+    footprint = shapely.union_all([_footprint_4326(h) for h in headers.values()])
+    if id is None:
+        id = Path(next(iter(paths.values()))).parent.name or "item"
+    props = {"platform": platform} if platform else {}
+    props.update(properties or {})
+    item = pystac.Item(
+        id=id,
+        geometry=shapely.geometry.mapping(footprint),
+        bbox=list(footprint.bounds),
+        datetime=when,
+        properties=props,
+        collection=collection,
+    )
+    ProjectionExtension.add_to(item)
+    RasterExtension.add_to(item)
+    for band, hdr in headers.items():
+        asset = pystac.Asset(href=paths[band], media_type=_media_type(paths[band]),
+                             roles=["data"] if band not in MASK_SCHEMES else ["data", "cloud"])
+        asset.extra_fields.update(_proj_fields(hdr))
+        meta: dict[str, Any] = {"data_type": hdr.dtype}
+        if hdr.nodata is not None:
+            meta["nodata"] = hdr.nodata
+        if band not in MASK_SCHEMES:
+            s = scale.get(band) if isinstance(scale, Mapping) else scale
+            o = offset.get(band) if isinstance(offset, Mapping) else offset
+            if s is not None:
+                meta["scale"] = float(s)
+            if o is not None:
+                meta["offset"] = float(o)
+        asset.extra_fields["raster:bands"] = [meta]
+        item.add_asset(band, asset)
+    return item
+
+
+def _media_type(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    return {".jp2": "image/jp2", ".tif": "image/tiff; application=geotiff",
+            ".tiff": "image/tiff; application=geotiff"}.get(suffix, "application/octet-stream")
+
+
+def _proj_fields(hdr: AssetHeader) -> dict[str, Any]:
+    out: dict[str, Any] = {"proj:shape": list(hdr.shape), "proj:transform": list(hdr.transform)}
+    if hdr.epsg is not None:
+        out["proj:code"] = f"EPSG:{hdr.epsg}"
+        out["proj:epsg"] = hdr.epsg
+    else:
+        out["proj:wkt2"] = hdr.crs_wkt
+    return out
+
+
+def _norm_datetime(value: str | _dt.datetime | _dt.date) -> _dt.datetime:
+    if isinstance(value, str):
+        text = value.strip().replace("Z", "+00:00")
+        try:
+            value = _dt.datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ImageryError(f"datetime {value!r} is not an ISO 8601 date or instant") from exc
+    if isinstance(value, _dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
+    if isinstance(value, _dt.date):
+        return _dt.datetime(value.year, value.month, value.day, tzinfo=_dt.timezone.utc)
+    raise ImageryError(f"datetime must be an ISO string, date or datetime, got {type(value).__name__}")
+
+
+def write_items(items: Iterable[Any], path: str | os.PathLike, *, relative: bool = True) -> Path:
+    """Write items as an ItemCollection JSON (atomically).
+
+    Parameters
+    ----------
+    items
+        pystac Items.
+    path
+        Destination ``.json``.
+    relative
+        Write local asset hrefs relative to the file's folder, so the folder can move.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    import pystac
+
+    from kpgeo.io import atomic_path
+
+    path = Path(os.fspath(path))
+    base = path.resolve().parent
+    features = []
+    for item in items:
+        d = item.to_dict(include_self_link=False, transform_hrefs=False)
+        if relative:
+            for asset in d.get("assets", {}).values():
+                href = asset["href"]
+                if not _is_remote(href) and os.path.isabs(href):
+                    try:
+                        asset["href"] = os.path.relpath(href, base)
+                    except ValueError:  # other drive on Windows
+                        pass
+        features.append(d)
+    collection = pystac.ItemCollection(features)  # validates the dicts
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({"type": "FeatureCollection", "features": features}, indent=1),
+                       encoding="utf-8")
+    del collection
+    return path
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, KpgeoWarning, stacklevel=3)

@@ -1,0 +1,319 @@
+"""Batch monitoring runs: every zone of a run, end to end, resumable.
+
+A run is described by a small TOML file (see ``pipelines/*.toml``)::
+
+    [run]
+    name = "sample-tiles"
+    ring_width_m = 5000      # leakage watch: band just outside each zone
+    min_area_ha = 0.1        # minimum mapping unit of footprints
+    period = "QS"            # time-series period (pandas offset alias)
+
+    [[zones]]
+    zone = "caf-berberati"   # zone id or name (or: aoi = "my_polygon.geojson")
+    items = "../sample_tiles/caf-berberati/items.json"   # relative to the TOML file
+
+For each zone :func:`run_zone` loads the cube over the zone and its outside
+ring (:mod:`kpgeo.cube`), detects footprints (:mod:`kpgeo.change`,
+:mod:`kpgeo.footprints`), measures clear-observation coverage
+(:mod:`kpgeo.timeseries`) and writes everything into ``OUT/zones/<zone-id>/``,
+finishing with a ``done.json`` stamp that records a fingerprint of the inputs
+(item ids, asset sizes and times, parameters, kpgeo version). A later run skips
+zones whose stamp still matches, so a run that was interrupted resumes where it
+stopped, and a run after new imagery arrived redoes only the zones whose
+imagery changed. :func:`run_pipeline` then merges the zones and writes the
+run-level outputs (time series, web map, static maps, bulletin).
+
+Every output is written atomically (:mod:`kpgeo.io`), so an interrupted run
+leaves either the previous file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kpgeo._version import __version__
+from kpgeo.errors import ConfigError, KpgeoError
+from kpgeo.zones import Zone, load_aoi
+
+__all__ = ["ZoneJob", "RunConfig", "load_config", "run_zone", "run_pipeline", "ZONE_OUTPUTS"]
+
+log = logging.getLogger(__name__)
+
+#: Files written per zone into ``OUT/zones/<zone-id>/`` (``done.json`` last).
+ZONE_OUTPUTS = (
+    "summary.json",
+    "coverage.csv",
+    "footprints.geojson",
+    "footprints.parquet",
+    "first_detected.tif",
+    "last_active.tif",
+    "confidence.tif",
+    "state.tif",
+)
+DONE = "done.json"
+
+
+@dataclass(frozen=True)
+class ZoneJob:
+    """One zone of a run and the imagery that covers it."""
+
+    zone: Zone
+    items: Path
+    """Local STAC ItemCollection JSON."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a monitoring run needs; build with :func:`load_config` or directly."""
+
+    jobs: tuple[ZoneJob, ...]
+    name: str = "kpgeo-run"
+    ring_width_m: float = 5000.0
+    """Width of the watched band just outside each zone, metres."""
+    min_area_ha: float = 0.1
+    """Minimum mapping unit of footprints, hectares."""
+    period: str = "QS"
+    """Time-series period as a pandas offset alias (``MS``, ``QS``, ``YS``)."""
+    offline_map: bool = False
+    """Write a self-contained web map that needs no internet."""
+    change: dict[str, Any] = field(default_factory=dict)
+    """Overrides of :class:`kpgeo.change.ChangeParams` fields."""
+
+    def __post_init__(self) -> None:
+        if not self.jobs:
+            raise ConfigError("a run needs at least one zone ([[zones]] table)")
+        if not 0 < self.ring_width_m <= 100_000:
+            raise ConfigError(f"ring_width_m must be in (0, 100000] metres, got {self.ring_width_m!r}")
+        if not 0 <= self.min_area_ha <= 100:
+            raise ConfigError(f"min_area_ha must be in [0, 100] hectares, got {self.min_area_ha!r}")
+        if self.period not in {"MS", "QS", "YS", "M", "Q", "Y"}:
+            raise ConfigError(f"period must be one of MS, QS, YS (month, quarter, year), got {self.period!r}")
+
+
+_RUN_KEYS = {"name", "ring_width_m", "min_area_ha", "period", "offline_map"}
+_ZONE_KEYS = {"zone", "aoi", "items"}
+
+
+def load_config(path: str | os.PathLike) -> RunConfig:
+    """Read and validate a run configuration TOML file.
+
+    Relative paths inside the file are relative to the file itself.
+
+    Raises
+    ------
+    ConfigError
+        Unreadable TOML, unknown keys, missing items files, wrong types or ranges;
+        the message names the file and the key.
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such run configuration file") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    unknown = set(raw) - {"run", "zones", "change"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {sorted(unknown)}; expected [run], [[zones]], [change]")
+    run = raw.get("run", {})
+    bad = set(run) - _RUN_KEYS
+    if bad:
+        raise ConfigError(f"{path}: unknown key(s) {sorted(bad)} in [run]; valid: {sorted(_RUN_KEYS)}")
+    zones = raw.get("zones", [])
+    if not isinstance(zones, list) or not zones:
+        raise ConfigError(f"{path}: no [[zones]] entries; add at least one with zone= (or aoi=) and items=")
+    jobs = []
+    for i, entry in enumerate(zones, 1):
+        where = f"{path}: [[zones]] entry {i}"
+        bad = set(entry) - _ZONE_KEYS
+        if bad:
+            raise ConfigError(f"{where}: unknown key(s) {sorted(bad)}; valid: {sorted(_ZONE_KEYS)}")
+        if "items" not in entry or ("zone" in entry) == ("aoi" in entry):
+            raise ConfigError(f"{where}: needs items= and exactly one of zone= or aoi=")
+        items = (path.parent / entry["items"]).resolve()
+        if not items.is_file():
+            raise ConfigError(f"{where}: items file {items} does not exist")
+        aoi = entry.get("zone") or (path.parent / entry["aoi"])
+        try:
+            zone = load_aoi(aoi)
+        except KpgeoError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+        jobs.append(ZoneJob(zone=zone, items=items))
+    try:
+        return RunConfig(
+            jobs=tuple(jobs),
+            name=str(run.get("name", path.stem)),
+            ring_width_m=float(run.get("ring_width_m", 5000.0)),
+            min_area_ha=float(run.get("min_area_ha", 0.1)),
+            period=str(run.get("period", "QS")),
+            offline_map=bool(run.get("offline_map", False)),
+            change=dict(raw.get("change", {})),
+        )
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise ConfigError(f"{path}: {exc}") from exc
+        raise ConfigError(f"{path}: bad value in [run] ({exc})") from exc
+
+
+def _change_params(config: RunConfig) -> Any:
+    from kpgeo.change import ChangeParams
+
+    try:
+        return ChangeParams(**config.change)
+    except TypeError as exc:
+        raise ConfigError(f"bad [change] parameters: {exc}") from exc
+
+
+def _fingerprint(job: ZoneJob, config: RunConfig) -> str:
+    """Hash of everything a zone's result depends on: imagery, zone, parameters, version."""
+    from kpgeo.items import read_items
+
+    digest = hashlib.sha256()
+    for item in sorted(read_items(job.items), key=lambda it: it.id):
+        digest.update(item.id.encode())
+        for key in sorted(item.assets):
+            href = item.assets[key].get_absolute_href() or item.assets[key].href
+            try:
+                st = os.stat(href)
+                digest.update(f"{key}:{st.st_size}:{st.st_mtime_ns}".encode())
+            except OSError:
+                digest.update(f"{key}:{href}".encode())
+    settings = {
+        "zone": job.zone.id,
+        "zone_wkb": hashlib.sha256(job.zone.geometry.wkb).hexdigest(),
+        "ring_width_m": config.ring_width_m,
+        "min_area_ha": config.min_area_ha,
+        "change": config.change,
+        "kpgeo": __version__,
+    }
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def _is_done(zone_dir: Path, fingerprint: str) -> bool:
+    stamp = zone_dir / DONE
+    if not stamp.is_file():
+        return False
+    try:
+        done = json.loads(stamp.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return done.get("fingerprint") == fingerprint and all((zone_dir / n).is_file() for n in ZONE_OUTPUTS)
+
+
+def run_zone(job: ZoneJob, config: RunConfig, out_dir: str | os.PathLike, *, force: bool = False) -> dict:
+    """Process one zone into ``out_dir/zones/<zone-id>/``; skip it when already done.
+
+    Returns
+    -------
+    dict
+        The zone summary (also in ``summary.json``), with ``"skipped": True``
+        when an up-to-date result was found.
+    """
+    from kpgeo import io
+    from kpgeo.cube import load_cube
+    from kpgeo.footprints import detect_footprints, write_detection
+    from kpgeo.summary import cube_summary
+    from kpgeo.timeseries import clear_coverage, zone_regions
+
+    zone = job.zone
+    zone_dir = Path(out_dir) / "zones" / zone.id
+    fingerprint = _fingerprint(job, config)
+    if not force and _is_done(zone_dir, fingerprint):
+        log.info("%s: up to date, skipped", zone.id)
+        summary = json.loads((zone_dir / "summary.json").read_text())
+        return summary | {"skipped": True}
+    (zone_dir / DONE).unlink(missing_ok=True)
+
+    watched = zone.geometry.union(zone.ring(config.ring_width_m))
+    cube = load_cube(job.items, aoi=watched)
+    coverage = clear_coverage(cube, zone_regions([zone], ring_width_m=config.ring_width_m))
+    summary = cube_summary(cube, coverage, zone=zone)
+    change, footprints = detect_footprints(
+        cube, zone, params=_change_params(config), min_area_ha=config.min_area_ha
+    )
+    write_detection(change, footprints, zone_dir, overwrite=True)
+    io.write_table(coverage, zone_dir / "coverage.csv")
+    summary |= {
+        "footprints": int(len(footprints)),
+        "footprint_area_ha": round(float(footprints["area_ha"].sum()), 2) if len(footprints) else 0.0,
+        "footprints_outside_zone": int((~footprints["inside_zone"].astype(bool)).sum()) if len(footprints) else 0,
+    }
+    io.write_json(summary, zone_dir / "summary.json")
+    io.write_json({"fingerprint": fingerprint, "kpgeo": __version__, "config": _config_record(config)},
+                  zone_dir / DONE)
+    return summary
+
+
+def _config_record(config: RunConfig) -> dict:
+    record = asdict(config)
+    record["jobs"] = [{"zone": j.zone.id, "items": str(j.items)} for j in config.jobs]
+    return record
+
+
+def run_pipeline(
+    config: RunConfig, out_dir: str | os.PathLike, *, force: bool = False, report: bool = True
+) -> dict:
+    """Run every zone of ``config`` (resuming finished ones) and write the run-level outputs.
+
+    Parameters
+    ----------
+    config
+        The run (see :func:`load_config`).
+    out_dir
+        Output folder; per-zone results go to ``out_dir/zones/<zone-id>/``.
+    force
+        Recompute zones even when their results are up to date.
+    report
+        Also write the time series, web map, static maps and bulletin.
+
+    Returns
+    -------
+    dict
+        ``zones`` (list of zone summaries) and ``outputs`` (name -> path).
+    """
+    import geopandas as gpd
+    import pandas as pd
+
+    from kpgeo import io
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summaries = []
+    for job in config.jobs:
+        summaries.append(run_zone(job, config, out, force=force))
+
+    zone_dirs = [out / "zones" / job.zone.id for job in config.jobs]
+    footprints = pd.concat([gpd.read_parquet(d / "footprints.parquet").to_crs(4326) for d in zone_dirs],
+                           ignore_index=True)
+    footprints = gpd.GeoDataFrame(footprints, geometry="geometry", crs="EPSG:4326")
+    coverage = pd.concat([pd.read_csv(d / "coverage.csv", parse_dates=["date"]) for d in zone_dirs],
+                         ignore_index=True)
+    outputs = {
+        "footprints.geojson": io.write_vector(footprints, out / "footprints.geojson"),
+        "footprints.parquet": io.write_vector(footprints, out / "footprints.parquet"),
+        "coverage.csv": io.write_table(coverage, out / "coverage.csv"),
+    }
+    if report:
+        from kpgeo.report import write_report
+
+        outputs |= write_report(
+            out,
+            footprints=footprints,
+            coverage=coverage,
+            zones=[job.zone for job in config.jobs],
+            items={job.zone.id: job.items for job in config.jobs},
+            period=config.period,
+            ring_width_m=config.ring_width_m,
+            offline=config.offline_map,
+            title=config.name,
+        )
+    io.write_json({"run": config.name, "zones": summaries, "outputs": outputs}, out / "run.json")
+    return {"zones": summaries, "outputs": outputs}

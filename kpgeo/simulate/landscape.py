@@ -1,0 +1,297 @@
+"""Synthetic landscape: rivers, gallery forest, savanna/woodland, floodplains, villages, roads.
+
+The landscape is split into a small vector *plan* (river centrelines, village
+disks, road lines; drawn once per scene from the seed) and per-tile *fields*
+evaluated from global pixel coordinates (:mod:`kpgeo.simulate.noise`) and
+from distance transforms computed on the tile plus a halo wide enough for
+every distance used, so tiles join seamlessly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kpgeo.simulate.grid import SceneGrid
+from kpgeo.simulate.noise import fbm, mix_key, uniform
+from kpgeo.simulate.spectra import LANDCOVER, SPECTRA
+
+__all__ = ["LandscapePlan", "LandscapeTile", "plan_landscape", "landscape_tile", "HALO_M"]
+
+#: widest distance any field needs (m): floodplain and gallery forest widths stay below this
+HALO_M = 650.0
+_FLOOD_MAX_M = 550.0
+
+
+@dataclass(frozen=True)
+class LandscapePlan:
+    """Vector skeleton of the landscape (UTM metres)."""
+
+    main_rivers: tuple  # shapely LineStrings
+    tributaries: tuple
+    villages: tuple  # shapely Polygons (disks)
+    roads: tuple  # shapely LineStrings
+    main_half_width: float
+    trib_half_width: float
+    key: int
+
+
+@dataclass
+class LandscapeTile:
+    """Per-pixel landscape fields of one tile (all float32 unless noted)."""
+
+    base_dry: np.ndarray
+    """(6, h, w) dry-season surface reflectance."""
+    base_delta: np.ndarray
+    """(6, h, w) wet minus dry reflectance."""
+    pheno_shift: np.ndarray
+    """(h, w) per-pixel greenness offset."""
+    water: np.ndarray
+    """(h, w) river water fraction 0..1."""
+    flood_height: np.ndarray
+    """(h, w) height above river of floodplain pixels, 0..~1.3; inf outside floodplains."""
+    dist_river: np.ndarray
+    """(h, w) distance to the nearest river centreline (m), clipped at :data:`HALO_M`."""
+    woody: np.ndarray
+    """(h, w) woody (forest) fraction 0..1 (burns spare forest)."""
+
+
+def _meander(rng, start, heading, step, n_steps, bounds, wiggle=0.16):
+    """Centreline by an AR(1) random walk of the heading; stops outside ``bounds``."""
+    from shapely.geometry import LineString
+
+    x, y = start
+    pts = [(x, y)]
+    phi = 0.0
+    left, bottom, right, top = bounds
+    for _ in range(n_steps):
+        phi = 0.88 * phi + rng.normal(0.0, wiggle)
+        phi = float(np.clip(phi, -1.1, 1.1))
+        a = heading + phi
+        x += step * np.cos(a)
+        y += step * np.sin(a)
+        pts.append((x, y))
+        if not (left <= x <= right and bottom <= y <= top):
+            break
+    return LineString(pts) if len(pts) > 1 else None
+
+
+def plan_landscape(grid: SceneGrid, seed: int) -> LandscapePlan:
+    """Draw rivers, villages and roads for ``grid`` (deterministic in ``seed``)."""
+    from shapely.geometry import LineString, Point
+    from shapely.ops import linemerge
+
+    rng = np.random.default_rng(mix_key(seed, 101))
+    left, bottom, right, top = grid.bounds
+    width, height = right - left, top - bottom
+    diag = float(np.hypot(width, height))
+    margin = max(0.15 * diag, HALO_M * 2)
+    ext = (left - margin, bottom - margin, right + margin, top + margin)
+    area_km2 = grid.area_ha / 100.0
+    step = float(np.clip(diag / 150.0, 15.0, 60.0))
+    n_steps = int(4 * (diag + 2 * margin) / step) + 10
+
+    mains = []
+    for _ in range(max(1, int(round(area_km2 / 60.0)))):
+        ax = left + width * rng.uniform(0.25, 0.75)
+        ay = bottom + height * rng.uniform(0.25, 0.75)
+        heading = rng.uniform(0, 2 * np.pi)
+        fwd = _meander(rng, (ax, ay), heading, step, n_steps, ext)
+        bwd = _meander(rng, (ax, ay), heading + np.pi, step, n_steps, ext)
+        coords = list(bwd.coords)[::-1] + list(fwd.coords)[1:]
+        mains.append(LineString(coords))
+
+    tribs = []
+    n_trib = int(np.clip(2 + area_km2 / 6.0, 2, 400))
+    sources = list(mains)
+    for _ in range(n_trib):
+        parent = sources[int(rng.integers(len(sources)))]
+        s = rng.uniform(0.05, 0.95) * parent.length
+        p = parent.interpolate(s)
+        q = parent.interpolate(min(s + step, parent.length))
+        tangent = np.arctan2(q.y - p.y, q.x - p.x)
+        heading = tangent + rng.choice([-1, 1]) * rng.uniform(0.6, 1.3)
+        length = rng.uniform(0.3, 1.0) * max(diag * 0.7, 800.0)
+        line = _meander(rng, (p.x, p.y), heading, step, int(length / step) + 2, ext, 0.22)
+        if line is not None and line.length > step * 2:
+            tribs.append(line)
+            if len(sources) < 50:
+                sources.append(line)
+
+    villages, centres = [], []
+    n_vil = int(np.clip(round(area_km2 / 3.0 + rng.uniform(0, 1)), 1, 3000))
+    rivers = linemerge(mains + tribs) if (mains or tribs) else None
+    tries = 0
+    while len(villages) < n_vil and tries < n_vil * 30:
+        tries += 1
+        c = Point(rng.uniform(left, right), rng.uniform(bottom, top))
+        if rivers is not None and rivers.distance(c) < 350.0:
+            continue
+        r = rng.uniform(50.0, 160.0)
+        villages.append(c.buffer(r, quad_segs=8))
+        centres.append(c)
+
+    roads = []
+    # a through road crossing the scene
+    heading = rng.uniform(0, 2 * np.pi)
+    a = (left + width * rng.uniform(0.3, 0.7), bottom + height * rng.uniform(0.3, 0.7))
+    fwd = _meander(rng, a, heading, step * 2, n_steps, ext, 0.05)
+    bwd = _meander(rng, a, heading + np.pi, step * 2, n_steps, ext, 0.05)
+    roads.append(LineString(list(bwd.coords)[::-1] + list(fwd.coords)[1:]))
+    for i, c in enumerate(centres):
+        others = centres[:i] if i else []
+        target = min(others, key=c.distance) if others else roads[0].interpolate(roads[0].project(c))
+        mid = ((c.x + target.x) / 2 + rng.normal(0, 60), (c.y + target.y) / 2 + rng.normal(0, 60))
+        roads.append(LineString([(c.x, c.y), mid, (target.x, target.y)]))
+
+    return LandscapePlan(
+        main_rivers=tuple(mains),
+        tributaries=tuple(tribs),
+        villages=tuple(villages),
+        roads=tuple(roads),
+        main_half_width=float(rng.uniform(7.0, 18.0)),
+        trib_half_width=float(rng.uniform(2.0, 5.0)),
+        key=mix_key(seed, 102),
+    )
+
+
+def _distance(lines, transform, shape, res, all_touched=True):
+    """Euclidean distance (m) to rasterised ``lines`` on a padded window, capped at HALO_M."""
+    from rasterio.features import rasterize
+    from scipy.ndimage import distance_transform_edt
+
+    if not lines:
+        return np.full(shape, HALO_M, np.float32)
+    mask = rasterize(
+        [(g, 1) for g in lines], out_shape=shape, transform=transform, fill=0,
+        all_touched=all_touched, dtype="uint8",
+    )
+    if not mask.any():
+        return np.full(shape, HALO_M, np.float32)
+    d = distance_transform_edt(mask == 0).astype(np.float32) * np.float32(res)
+    return np.minimum(d, np.float32(HALO_M))
+
+
+def _sig(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def landscape_tile(plan: LandscapePlan, grid: SceneGrid, row0: int, col0: int,
+                   shape: tuple[int, int]) -> LandscapeTile:
+    """Evaluate the landscape fields on the window ``(row0, col0, shape)`` of ``grid``."""
+    from rasterio.features import rasterize
+    from shapely.geometry import box
+
+    res = grid.resolution
+    h, w = shape
+    halo = int(np.ceil(HALO_M / res)) + 1
+    ph, pw = h + 2 * halo, w + 2 * halo
+    ptr = grid.window_transform(row0 - halo, col0 - halo)
+    left = grid.x0 + (col0 - halo) * res
+    top = grid.y0 - (row0 - halo) * res
+    win = box(left, top - ph * res, left + pw * res, top)
+
+    def clip(lines):
+        return [g for g in lines if g.intersects(win)]
+
+    mains, tribs, roads = clip(plan.main_rivers), clip(plan.tributaries), clip(plan.roads)
+    sl = (slice(halo, halo + h), slice(halo, halo + w))
+    d_main = _distance(mains, ptr, (ph, pw), res)[sl]
+    d_trib = _distance(tribs, ptr, (ph, pw), res)[sl]
+    d_road = _distance(roads, ptr, (ph, pw), res)[sl] if roads else np.full(shape, HALO_M, np.float32)
+    # the centreline pixel is 0 m away: shift to a distance from the pixel centre to the line
+    d_main = np.maximum(d_main - 0.0, 0.0)
+
+    k = plan.key
+    px = 1.0 / res  # pixels per metre
+    n_big = fbm(mix_key(k, 1), row0, col0, shape, 900.0 * px, octaves=4)
+    n_mid = fbm(mix_key(k, 2), row0, col0, shape, 250.0 * px, octaves=4)
+    n_small = fbm(mix_key(k, 3), row0, col0, shape, 60.0 * px, octaves=3)
+    n_fine = fbm(mix_key(k, 4), row0, col0, shape, 8.0 * px * 10 / max(res, 1), octaves=2)
+    n_flood = fbm(mix_key(k, 5), row0, col0, shape, 300.0 * px, octaves=3)
+
+    # rivers: water fraction from distance to the centreline (partial pixels on narrow streams)
+    water = np.clip((plan.main_half_width - d_main) / res + 0.5, 0, 1)
+    water = np.maximum(water, np.clip((plan.trib_half_width - d_trib) / res + 0.5, 0, 1) * 0.8)
+    water = water.astype(np.float32)
+
+    # gallery forest along rivers, forest islands elsewhere
+    wf_main = 110.0 + 90.0 * n_mid * 2.0
+    wf_trib = 55.0 + 45.0 * n_mid * 2.0
+    forest = np.maximum(_sig((wf_main - d_main) / 20.0), _sig((wf_trib - d_trib) / 15.0))
+    forest = np.maximum(forest, np.clip((n_big - 0.30) / 0.12, 0, 1) * 0.9)
+    forest *= np.clip(0.85 + 0.3 * n_small, 0, 1)
+
+    # floodplains along main rivers: wet grass, flooded when the level exceeds the height
+    fp_width = 260.0 + 260.0 * n_big
+    fp_width = np.clip(fp_width, 80.0, _FLOOD_MAX_M)
+    in_fp = d_main < fp_width
+    flood_height = np.where(
+        in_fp, np.clip(d_main / fp_width + 0.45 * n_flood, 0.0, 1.3), np.inf
+    ).astype(np.float32)
+    wet = np.where(in_fp, np.clip(1.2 - d_main / fp_width, 0, 1), 0.0)
+    forest = np.where(in_fp, forest * np.clip(0.3 + 1.2 * n_small, 0, 1), forest)
+
+    woody_frac = np.clip(0.45 + 1.1 * n_mid + 0.3 * n_small, 0, 1)
+    rest = 1.0 - forest
+    weights = {
+        "forest": forest,
+        "woodland": rest * woody_frac * (1 - wet),
+        "grass": rest * (1 - woody_frac) * (1 - wet),
+        "wetgrass": rest * wet,
+        "laterite": np.zeros(shape, np.float32),
+        "roof": np.zeros(shape, np.float32),
+        "compound": np.zeros(shape, np.float32),
+    }
+
+    # villages: compacted soil, metal roofs, trees
+    vils = [g for g in plan.villages if g.intersects(win)]
+    if vils:
+        tr = grid.window_transform(row0, col0)
+        vmask = rasterize([(g, 1) for g in vils], out_shape=shape, transform=tr, fill=0,
+                          dtype="uint8").astype(bool)
+        if vmask.any():
+            u = uniform(mix_key(k, 6), row0, col0, shape)
+            roof = vmask & (u > 0.72)
+            tree = vmask & ~roof & (n_small + 0.3 * n_fine > 0.15)
+            for name in weights:
+                weights[name] = np.where(vmask, 0.0, weights[name])
+            weights["roof"] = np.where(roof, 0.75, 0.0)
+            weights["compound"] = np.where(roof, 0.25, np.where(tree, 0.4, np.where(vmask, 1.0, 0)))
+            weights["forest"] = np.where(tree, 0.6, weights["forest"])
+    # roads: ~7 m laterite, mixed into the 10 m pixel
+    road = np.clip((3.5 - d_road) / res + 0.5, 0, 0.85).astype(np.float32)
+    road = np.where(d_road <= res * 0.75, np.maximum(road, 0.55), road)
+    for name in weights:
+        weights[name] = weights[name] * (1 - road)
+    weights["laterite"] = weights["laterite"] + road
+
+    # river water replaces land
+    for name in weights:
+        weights[name] = weights[name] * (1 - water)
+
+    wstack = np.stack([np.asarray(weights[n], np.float32) for n in LANDCOVER])
+    dry = np.stack([SPECTRA.get(f"{n}_dry", SPECTRA.get(n)) for n in LANDCOVER])
+    wetspec = np.stack([SPECTRA.get(f"{n}_wet", SPECTRA.get(n)) for n in LANDCOVER])
+    base_dry = np.einsum("khw,kb->bhw", wstack, dry).astype(np.float32)
+    base_delta = np.einsum("khw,kb->bhw", wstack, wetspec - dry).astype(np.float32)
+    # texture: brightness and canopy-density variation at several scales
+    bright = (1.0 + 0.10 * n_mid + 0.07 * n_small + 0.05 * n_fine).astype(np.float32)
+    canopy = (1.0 + 0.06 * n_small + 0.04 * n_fine).astype(np.float32)
+    base_dry *= bright[None]
+    base_delta *= bright[None]
+    base_dry[3] *= canopy
+    base_delta[3] *= canopy
+
+    woody = np.clip(forest + weights["woodland"] * 0.3, 0, 1).astype(np.float32)
+    pheno = (0.12 * n_mid + 0.06 * n_small).astype(np.float32)
+    return LandscapeTile(
+        base_dry=base_dry,
+        base_delta=base_delta,
+        pheno_shift=pheno,
+        water=water,
+        flood_height=flood_height,
+        dist_river=np.minimum(d_main, d_trib).astype(np.float32),
+        woody=woody,
+    )

@@ -1,0 +1,535 @@
+"""Per-zone activity time series: how much mining, where, when, and how well we saw it.
+
+Two pure functions and their writers:
+
+* :func:`clear_coverage` — for each cube date and each region (a zone, the
+  ring just outside it), the fraction of the region's pixels that had a clear
+  observation. Computed with dask reductions on the ``clear`` mask; the cube's
+  reflectance is never loaded.
+* :func:`zone_activity` — for each zone, its ring, and each period: new mining
+  area, cumulative footprint, active area, site counts, water-pit area, and the
+  period's clear coverage. A period seen through clouds is flagged
+  ``low_coverage`` and its activity columns are NaN (missing data, not "less
+  mining").
+
+Why quarterly (``freq="QS"``) by default: in the Central African Republic and
+central Côte d'Ivoire the wet season (about April–October) leaves many months
+with almost no clear Sentinel-2 view of a zone, so monthly periods are
+dominated by cloud gaps; artisanal pits grow over weeks to months, so a quarter
+still resolves the seasonal mining cycle (dry-season digging, wet-season
+flooding); and quarters line up with the Kimberley Process's half-yearly and
+yearly statistics, which they aggregate into exactly.
+
+Region naming: a zone's region is its id (``"caf-berberati"``); its outside
+band is ``"caf-berberati:ring"`` (see :func:`zone_regions`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kpgeo.errors import ConfigError
+
+__all__ = [
+    "RING_SUFFIX",
+    "ACTIVITY_COLUMNS",
+    "zone_regions",
+    "clear_coverage",
+    "zone_activity",
+    "write_timeseries",
+    "plot_activity",
+]
+
+#: suffix of the ring region name: ``"<zone id>" + RING_SUFFIX``
+RING_SUFFIX = ":ring"
+
+#: columns NaN-ed in low-coverage periods (activity rates; cumulative state is kept)
+ACTIVITY_COLUMNS = ("new_area_ha", "active_area_ha", "new_sites", "active_sites")
+
+_FOOTPRINT_COLUMNS = ("zone", "geometry", "first_detected", "last_active", "inside_zone")
+
+
+# --------------------------------------------------------------------------- regions
+def zone_regions(zones: Iterable[Any], *, ring_width_m: float = 5000.0) -> dict[str, Any]:
+    """Regions to monitor for some zones: each zone and the ring just outside it.
+
+    Parameters
+    ----------
+    zones
+        :class:`kpgeo.zones.Zone` objects (anything with ``id``, ``geometry``
+        in EPSG:4326 and ``ring(width_m)``).
+    ring_width_m
+        Width of the outside band, metres.
+
+    Returns
+    -------
+    dict
+        ``{zone.id: geometry, zone.id + ":ring": ring geometry}``, EPSG:4326.
+    """
+    out: dict[str, Any] = {}
+    for zone in zones:
+        out[str(zone.id)] = zone.geometry
+        out[str(zone.id) + RING_SUFFIX] = zone.ring(ring_width_m)
+    return out
+
+
+def _norm_regions(regions: Any) -> dict[str, Any]:
+    """Normalise regions (dict name -> EPSG:4326 geometry, or GeoDataFrame) to a dict."""
+    if isinstance(regions, Mapping):
+        if not regions:
+            raise ConfigError("regions is empty; pass {name: shapely geometry in EPSG:4326}")
+        return {str(k): v for k, v in regions.items()}
+    try:
+        import geopandas as gpd
+    except ImportError:  # pragma: no cover - geopandas is a dependency
+        gpd = None
+    if gpd is not None and isinstance(regions, gpd.GeoDataFrame):
+        if regions.crs is None:
+            raise ConfigError("regions GeoDataFrame has no CRS; set one (e.g. .set_crs(4326))")
+        gdf = regions.to_crs(4326)
+        for col in ("region", "name", "id"):
+            if col in gdf.columns:
+                names = gdf[col].astype(str)
+                break
+        else:
+            names = gdf.index.astype(str)
+        return dict(zip(names, gdf.geometry, strict=True))
+    raise ConfigError(
+        f"regions must be a dict name -> shapely geometry (EPSG:4326) or a GeoDataFrame, "
+        f"got {type(regions).__name__}"
+    )
+
+
+def _cube_grid(cube: Any) -> tuple[tuple[int, int], Any, Any]:
+    """Return (shape_yx, affine, crs) of a cube, via odc-geo or its coordinates."""
+    try:
+        import odc.geo.xr  # noqa: F401  (registers .odc)
+
+        gbox = cube.odc.geobox
+        if gbox is not None:
+            return tuple(gbox.shape), gbox.affine, gbox.crs
+    except (ImportError, AttributeError, ValueError):
+        pass
+    from affine import Affine
+    from pyproj import CRS
+
+    if "spatial_ref" not in cube.coords:
+        raise ConfigError("cube has no spatial_ref coordinate; build it with kpgeo.cube.load_cube")
+    crs = CRS.from_wkt(cube.spatial_ref.attrs["crs_wkt"])
+    x = cube["x"].values
+    y = cube["y"].values
+    dx = float(x[1] - x[0]) if x.size > 1 else 10.0
+    dy = float(y[1] - y[0]) if y.size > 1 else -10.0
+    affine = Affine(dx, 0.0, float(x[0]) - dx / 2, 0.0, dy, float(y[0]) - dy / 2)
+    return (y.size, x.size), affine, crs
+
+
+def _rasterise(geometry: Any, shape: tuple[int, int], affine: Any, crs: Any) -> np.ndarray:
+    """Boolean (y, x) mask of pixels whose centre lies in ``geometry`` (EPSG:4326)."""
+    from rasterio.features import geometry_mask
+
+    from kpgeo.zones import to_crs
+
+    if geometry is None or geometry.is_empty:
+        return np.zeros(shape, dtype=bool)
+    local = to_crs(geometry, "EPSG:4326", crs)
+    return geometry_mask([local], out_shape=shape, transform=affine, invert=True)
+
+
+# --------------------------------------------------------------------------- coverage
+def clear_coverage(cube: Any, regions: Any, *, clear_var: str = "clear") -> pd.DataFrame:
+    """Fraction of each region's pixels with a clear observation, per cube date.
+
+    Parameters
+    ----------
+    cube
+        Cube from :func:`kpgeo.cube.load_cube` (dims ``time, y, x``, a boolean
+        ``clear`` variable, a ``spatial_ref`` coordinate). Dask-backed cubes stay
+        lazy: one reduction per region, computed together; reflectance bands are
+        never read.
+    regions
+        ``{name: shapely geometry in EPSG:4326}`` or a GeoDataFrame (names from
+        its ``region``, ``name`` or ``id`` column, else its index).
+    clear_var
+        Name of the boolean clear-observation variable.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``date`` (datetime64[ns]), ``region`` (str), ``clear_fraction``
+        (float in [0, 1]; NaN for a region with no pixel on the cube grid) and
+        ``n_pixels`` (region pixels on the grid). Pixels of the region outside
+        the cube grid are not counted; pixels on the grid but outside the
+        imagery or AOI count as not clear.
+
+    Raises
+    ------
+    ConfigError
+        When the cube lacks ``clear_var`` or a georeference, or regions are invalid.
+    """
+    import dask
+    import xarray as xr
+
+    if clear_var not in cube:
+        raise ConfigError(
+            f"cube has no {clear_var!r} variable (has {sorted(cube.data_vars)}); "
+            "load it with kpgeo.cube.load_cube"
+        )
+    named = _norm_regions(regions)
+    shape, affine, crs = _cube_grid(cube)
+    clear = cube[clear_var]
+    if clear.dims[-2:] != ("y", "x"):
+        clear = clear.transpose(..., "y", "x")
+    sums = []
+    counts = []
+    for geom in named.values():
+        mask = _rasterise(geom, shape, affine, crs)
+        counts.append(int(mask.sum()))
+        m = xr.DataArray(mask, dims=("y", "x"))
+        sums.append(clear.where(m, False).sum(("y", "x")))
+    (computed,) = dask.compute(sums)
+    times = pd.to_datetime(cube["time"].values)
+    frames = []
+    for name, total, n in zip(named, computed, counts, strict=True):
+        vals = np.asarray(total, dtype="float64")
+        frac = vals / n if n else np.full(vals.shape, np.nan)
+        frames.append(
+            pd.DataFrame(
+                {"date": times, "region": name, "clear_fraction": np.clip(frac, 0.0, 1.0), "n_pixels": n}
+            )
+        )
+    out = pd.concat(frames, ignore_index=True)
+    out["date"] = out["date"].astype("datetime64[ns]")
+    return out.sort_values(["region", "date"], kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- activity
+def _check_footprints(footprints: Any) -> None:
+    missing = [c for c in _FOOTPRINT_COLUMNS if c not in footprints.columns]
+    if missing:
+        raise ConfigError(
+            f"footprints lack column(s) {missing}; pass the GeoDataFrame from "
+            "kpgeo.footprints.extract_footprints (or its footprints.parquet)"
+        )
+
+
+def _naive_utc(values: Any) -> pd.Series:
+    s = pd.to_datetime(pd.Series(values), utc=True, errors="coerce")
+    return s.dt.tz_localize(None).astype("datetime64[ns]")
+
+
+def _period_starts(start: pd.Timestamp, end: pd.Timestamp, freq: str) -> pd.DatetimeIndex:
+    try:
+        offset = pd.tseries.frequencies.to_offset(freq)
+    except ValueError as exc:
+        raise ConfigError(f"freq={freq!r} is not a pandas frequency; use e.g. 'QS', 'MS', 'YS'") from exc
+    first = offset.rollback(start.normalize())
+    starts = pd.date_range(first, end, freq=offset)
+    if len(starts) == 0:
+        starts = pd.DatetimeIndex([first])
+    return starts
+
+
+def _union_area_ha(geoms: Any) -> float:
+    import shapely
+
+    geoms = [g for g in geoms if g is not None and not g.is_empty]
+    if not geoms:
+        return 0.0
+    return float(shapely.union_all(geoms).area) / 10_000.0
+
+
+def zone_activity(
+    footprints: Any,
+    coverage: pd.DataFrame | None = None,
+    *,
+    freq: str = "QS",
+    zones: Iterable[Any] | None = None,
+    ring_width_m: float = 5000.0,
+    min_coverage: float = 0.3,
+    mask_low_coverage: bool = True,
+    start: Any = None,
+    end: Any = None,
+) -> pd.DataFrame:
+    """Mining activity per zone, per outside ring and per period.
+
+    Parameters
+    ----------
+    footprints
+        GeoDataFrame from :func:`kpgeo.footprints.extract_footprints` (columns
+        ``zone, geometry, first_detected, last_active, inside_zone``, optionally
+        ``water_fraction``, ``distance_to_boundary_m``); any CRS.
+    coverage
+        Output of :func:`clear_coverage` with regions named as by
+        :func:`zone_regions`, or None (coverage unknown: ``clear_fraction`` NaN,
+        nothing flagged).
+    freq
+        Pandas period-start frequency; ``"QS"`` (quarters) by default — see the
+        module docstring for why.
+    zones
+        Zones to report (objects with ``id``, ``name``, ``utm_crs``). Default:
+        the zone ids found in ``footprints``. A zone with no footprint still gets
+        rows (zero activity).
+    ring_width_m
+        Outside footprints farther than this from the boundary are ignored
+        (needs ``distance_to_boundary_m``).
+    min_coverage
+        Periods whose mean clear fraction is below this are ``low_coverage``.
+    mask_low_coverage
+        Set the activity columns (:data:`ACTIVITY_COLUMNS`) to NaN in
+        low-coverage periods. Cumulative area is a state and is always kept.
+    start, end
+        Report window (date-likes). Default: from the earliest coverage date or
+        detection to the latest.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (zone, region, period): ``zone``, ``region`` (``"zone"`` or
+        ``"ring"``), ``region_id``, ``period_start``, ``period_end``,
+        ``new_area_ha`` (area first disturbed in the period: union of the
+        period's new footprints minus earlier ones), ``cumulative_area_ha``
+        (union of footprints detected by the period end), ``active_area_ha``
+        (union of footprints active in the period), ``new_sites``,
+        ``active_sites``, ``water_area_ha`` (sum of area × water fraction of
+        footprints present), ``clear_fraction`` (mean over the period's dates),
+        ``n_dates``, ``low_coverage``. Areas in hectares, computed in each zone's
+        UTM CRS (EPSG:6933 when unknown).
+    """
+    import geopandas as gpd
+
+    _check_footprints(footprints)
+    if not 0.0 <= float(min_coverage) <= 1.0:
+        raise ConfigError(f"min_coverage must be within [0, 1], got {min_coverage!r}")
+    if not isinstance(footprints, gpd.GeoDataFrame) or footprints.crs is None:
+        raise ConfigError("footprints must be a GeoDataFrame with a CRS")
+    fp = footprints.copy()
+    fp["first_detected"] = _naive_utc(fp["first_detected"]).to_numpy()
+    fp["last_active"] = _naive_utc(fp["last_active"]).to_numpy()
+    fp["last_active"] = fp["last_active"].fillna(fp["first_detected"])
+    fp = fp[fp["first_detected"].notna()]
+    fp["zone"] = fp["zone"].astype(str)
+    fp["inside_zone"] = fp["inside_zone"].astype(bool)
+    if "water_fraction" not in fp.columns:
+        fp["water_fraction"] = 0.0
+    if "distance_to_boundary_m" in fp.columns:
+        far = (~fp["inside_zone"]) & (fp["distance_to_boundary_m"].astype(float) > ring_width_m)
+        fp = fp[~far]
+
+    zone_objs = {str(z.id): z for z in zones} if zones is not None else {}
+    zone_ids = list(zone_objs) if zone_objs else sorted(fp["zone"].unique())
+    if not zone_ids:
+        raise ConfigError("no zone to report: footprints are empty and zones were not given")
+
+    cov = None
+    if coverage is not None and len(coverage):
+        missing = {"date", "region", "clear_fraction"} - set(coverage.columns)
+        if missing:
+            raise ConfigError(f"coverage lacks column(s) {sorted(missing)}; pass clear_coverage() output")
+        cov = coverage.copy()
+        cov["date"] = _naive_utc(cov["date"]).to_numpy()
+        cov["region"] = cov["region"].astype(str)
+
+    dates = [fp["first_detected"], fp["last_active"]]
+    if cov is not None:
+        dates.append(cov["date"])
+    all_dates = pd.concat(dates).dropna()
+    t0 = pd.Timestamp(start) if start is not None else (all_dates.min() if len(all_dates) else None)
+    t1 = pd.Timestamp(end) if end is not None else (all_dates.max() if len(all_dates) else None)
+    if t0 is None or t1 is None:
+        raise ConfigError("cannot infer the report window: no dates; pass start= and end=")
+    starts = _period_starts(t0, t1, freq)
+    offset = pd.tseries.frequencies.to_offset(freq)
+    ends = [s + offset - pd.Timedelta(1, "ns") for s in starts]
+
+    rows = []
+    for zid in zone_ids:
+        zobj = zone_objs.get(zid)
+        local_crs = getattr(zobj, "utm_crs", None) or "EPSG:6933"
+        zfp = fp[fp["zone"] == zid]
+        zfp = zfp.to_crs(local_crs) if len(zfp) else zfp
+        for region, sel in (("zone", True), ("ring", False)):
+            rfp = zfp[zfp["inside_zone"] == sel] if len(zfp) else zfp
+            region_id = zid if region == "zone" else zid + RING_SUFFIX
+            rcov = cov[cov["region"] == region_id] if cov is not None else None
+            rows.extend(_region_rows(zid, region, region_id, rfp, rcov, starts, ends, min_coverage))
+    out = pd.DataFrame(rows)
+    if mask_low_coverage:
+        for col in ACTIVITY_COLUMNS:
+            out[col] = out[col].astype("float64").where(~out["low_coverage"])
+    return out
+
+
+def _region_rows(zid, region, region_id, rfp, rcov, starts, ends, min_coverage) -> list[dict]:
+    import shapely
+
+    rows = []
+    prev_union = None
+    geoms = list(rfp.geometry) if len(rfp) else []
+    first = rfp["first_detected"].to_numpy() if len(rfp) else np.array([], dtype="datetime64[ns]")
+    last = rfp["last_active"].to_numpy() if len(rfp) else np.array([], dtype="datetime64[ns]")
+    areas = np.array([g.area for g in geoms]) / 10_000.0 if geoms else np.array([])
+    water = rfp["water_fraction"].astype(float).fillna(0.0).to_numpy() if len(rfp) else np.array([])
+    for s, e in zip(starts, ends, strict=True):
+        s64, e64 = np.datetime64(s, "ns"), np.datetime64(e, "ns")
+        is_new = (first >= s64) & (first <= e64)
+        present = first <= e64
+        active = present & (last >= s64)
+        new_geoms = [g for g, k in zip(geoms, is_new, strict=True) if k]
+        cum_geoms = [g for g, k in zip(geoms, present, strict=True) if k]
+        if new_geoms:
+            new_union = shapely.union_all(new_geoms)
+            if prev_union is not None:
+                new_union = new_union.difference(prev_union)
+            new_area = float(new_union.area) / 10_000.0
+        else:
+            new_area = 0.0
+        cum_union = shapely.union_all(cum_geoms) if cum_geoms else None
+        cum_area = float(cum_union.area) / 10_000.0 if cum_union is not None else 0.0
+        prev_union = cum_union
+        act_area = _union_area_ha([g for g, k in zip(geoms, active, strict=True) if k])
+        if rcov is not None:
+            in_p = rcov[(rcov["date"] >= s) & (rcov["date"] <= e)]
+            n_dates = int(len(in_p))
+            frac = float(in_p["clear_fraction"].mean()) if n_dates else 0.0
+            if n_dates and math.isnan(frac):  # region off the cube grid
+                frac = float("nan")
+            low = bool(n_dates == 0 or not (frac >= min_coverage))
+        else:
+            n_dates, frac, low = 0, float("nan"), False
+        rows.append(
+            {
+                "zone": zid,
+                "region": region,
+                "region_id": region_id,
+                "period_start": s,
+                "period_end": e.normalize(),
+                "new_area_ha": new_area,
+                "cumulative_area_ha": cum_area,
+                "active_area_ha": act_area,
+                "new_sites": int(is_new.sum()),
+                "active_sites": int(active.sum()),
+                "water_area_ha": float((areas[present] * water[present]).sum()) if len(areas) else 0.0,
+                "clear_fraction": frac,
+                "n_dates": n_dates,
+                "low_coverage": low,
+            }
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------- writers
+def write_timeseries(
+    activity: pd.DataFrame, out_dir: str | os.PathLike, *, stem: str = "timeseries"
+) -> dict[str, Path]:
+    """Write the activity table as ``<stem>.csv`` and ``<stem>.parquet``, atomically.
+
+    Dates are written as ``YYYY-MM-DD`` in the CSV.
+
+    Returns
+    -------
+    dict
+        ``{"csv": path, "parquet": path}``.
+    """
+    from kpgeo.io import write_table
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_df = activity.copy()
+    for col in ("period_start", "period_end", "date"):
+        if col in csv_df.columns:
+            csv_df[col] = pd.to_datetime(csv_df[col]).dt.strftime("%Y-%m-%d")
+    return {
+        "csv": write_table(csv_df, out / f"{stem}.csv"),
+        "parquet": write_table(activity, out / f"{stem}.parquet"),
+    }
+
+
+def plot_activity(
+    activity: pd.DataFrame,
+    *,
+    zone: str | None = None,
+    title: str | None = None,
+    figsize: tuple[float, float] = (7.0, 4.0),
+) -> Any:
+    """Plot one zone's activity: new area bars, cumulative line, coverage shading.
+
+    Inside-zone new area is drawn as solid bars, ring (outside) new area as
+    lighter bars; the cumulative footprint is a line on the same axis; clear
+    coverage is drawn on a lower axis, and low-coverage periods are hatched grey
+    on both, so a cloud gap reads as missing data.
+
+    Parameters
+    ----------
+    activity
+        Output of :func:`zone_activity`.
+    zone
+        Zone id to plot; required when ``activity`` holds several zones.
+    title
+        Figure title (plain text). Default: the zone id.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Created with the Agg canvas (no display needed).
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    zones = list(pd.unique(activity["zone"]))
+    if zone is None:
+        if len(zones) != 1:
+            raise ConfigError(f"activity holds zones {zones}; pass zone=")
+        zone = zones[0]
+    df = activity[activity["zone"] == zone]
+    if df.empty:
+        raise ConfigError(f"no activity rows for zone {zone!r}; have {zones}")
+    inside = df[df["region"] == "zone"].sort_values("period_start")
+    ring = df[df["region"] == "ring"].sort_values("period_start")
+    x = pd.to_datetime(inside["period_start"]).to_numpy()
+    if len(x) > 1:
+        width_days = float(np.median(np.diff(x).astype("timedelta64[D]").astype(float))) * 0.38
+    else:
+        width_days = 30.0
+    width = pd.Timedelta(days=width_days)
+
+    fig = Figure(figsize=figsize, dpi=100)
+    ax, axc = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    low = inside["low_coverage"].to_numpy(bool)
+    full_w = pd.Timedelta(days=width_days / 0.38)
+    for xi, flag in zip(x, low, strict=True):
+        if flag:
+            for a in (ax, axc):
+                a.axvspan(xi, xi + full_w, facecolor="0.85", hatch="//", edgecolor="0.6", lw=0, zorder=0)
+    ax.bar(x, inside["new_area_ha"].fillna(0).to_numpy(), width=width, align="edge",
+           color="#c0392b", label="new area, inside zone (ha)")
+    if len(ring):
+        ax.bar(pd.to_datetime(ring["period_start"]).to_numpy() + width, ring["new_area_ha"].fillna(0).to_numpy(),
+               width=width, align="edge", color="#f5b041", label="new area, outside ring (ha)")
+    ax2 = ax.twinx()
+    ax2.plot(x + full_w / 2, inside["cumulative_area_ha"].to_numpy(), color="#2c3e50", marker="o",
+             ms=3, label="cumulative footprint (ha)")
+    ax.set_ylabel("new area (ha)")
+    ax2.set_ylabel("cumulative (ha)")
+    ax2.set_ylim(bottom=0)
+    ax.set_ylim(bottom=0)
+    cov = inside["clear_fraction"].to_numpy(float)
+    axc.bar(x, np.nan_to_num(cov), width=full_w * 0.9, align="edge", color="#5dade2")
+    axc.set_ylim(0, 1)
+    axc.set_ylabel("clear")
+    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    handles.append(Patch(facecolor="0.85", hatch="//", edgecolor="0.6", label="low clear coverage"))
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=7, frameon=False)
+    ax.set_title(title if title is not None else str(zone), fontsize=10)
+    for label in axc.get_xticklabels():
+        label.set_rotation(25)
+        label.set_ha("right")
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return fig
