@@ -31,12 +31,13 @@ persistence/recovery test**, each step explainable:
    clear observations are mining-like (cloudy dates are skipped, not counted,
    so irregular/missing dates are handled natively). The break date
    (``first_detected``) is the first observation of that run, as in CCDC. The
-   candidate is rejected as transient (burn, crop regrowth, receding flood)
-   when NDVI comes back to within ``recovery_tolerance`` of the baseline on
-   ``recovery_obs`` consecutive observations within ``recovery_days`` of the
-   break; the search then continues after the recovery. A candidate preceded
-   by mining-like observations one year earlier (seasonal flood, dry-season
-   grass) is rejected as seasonal.
+   candidate is rejected as transient (burn, crop regrowth, short flood)
+   when NDVI comes back to within ``recovery_tolerance`` of the baseline
+   within ``recovery_days`` of the break (a farm is bare 1-3 months and
+   regrows a crop within a season; an abandoned mine revegetates over many
+   months), and as seasonal (flood, dry-season grass) when the same anomaly
+   occurs one year earlier, or one year later after a recovery. The search
+   then continues with the next run.
 5. *State* at the last observation: ``active`` when at least half of the last
    ``recent_obs`` clear observations are mining-like (``new`` if the break is
    within ``new_days`` of the end of the series), ``revegetating`` when NDVI
@@ -134,14 +135,14 @@ class ChangeParams:
         Consecutive mining-like clear observations needed for a detection.
     recovery_tolerance : float
         NDVI within this of the baseline counts as recovered.
-    recovery_obs : int
-        Consecutive recovered observations that reject a candidate as transient.
     recovery_days : float
-        Window after the break in which a recovery rejects the candidate.
+        A candidate whose NDVI is back within ``recovery_tolerance`` of the
+        baseline within this many days of the break is transient (farm crop
+        regrowth, burn, short flood) and rejected.
     season_days : float
         A candidate is seasonal (flood, dry-season grass) and rejected when at
-        least two mining-like observations occurred one year (+/- this many
-        days) before its break.
+        least two mining-like observations occur one year (+/- this many days)
+        before it, or one year after it following a recovery.
     recent_obs : int
         Last clear observations used to decide active vs inactive.
     new_days : float
@@ -156,15 +157,14 @@ class ChangeParams:
     min_ndvi_drop: float = 0.1
     z_threshold: float = 2.5
     mad_floor: float = 0.03
-    bare_max_ndvi: float = 0.22
-    bare_min_red: float = 0.15
+    bare_max_ndvi: float = 0.3
+    bare_min_red: float = 0.10
     bare_min_ndbi: float = 0.0
     max_blue_red: float = 0.8
     water_threshold: float = 0.0
     persistence: int = 3
     recovery_tolerance: float = 0.1
-    recovery_obs: int = 2
-    recovery_days: float = 270.0
+    recovery_days: float = 200.0
     season_days: float = 60.0
     recent_obs: int = 3
     new_days: float = 180.0
@@ -175,7 +175,6 @@ class ChangeParams:
             "min_clear_obs": (2, 10_000),
             "baseline_obs": (1, 1_000),
             "persistence": (1, 1_000),
-            "recovery_obs": (1, 1_000),
             "recent_obs": (1, 1_000),
         }
         floats = {
@@ -218,7 +217,7 @@ class ChangeParams:
 def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no cover - compiled by numba
     """Per-pixel temporal decision on (N, T) float32 arrays; returns (N, _N_OUT) float64."""
     (min_clear, n_base, q, min_drop, z_thr, mad_floor, bare_ndvi, bare_red, bare_ndbi,
-     blue_red, w_thr, persist, rec_tol, rec_obs, rec_days, recent, new_days, reveg_frac,
+     blue_red, w_thr, persist, rec_tol, rec_days, recent, new_days, reveg_frac,
      season_tol) = p
     n_pix, n_t = ndvi.shape
     out = np.full((n_pix, _N_OUT), np.nan)
@@ -276,28 +275,33 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
             if r - k < persist:
                 k = r
                 continue
-            # candidate break at k; look for a recovery within rec_days
+            # candidate break at k: first recovery (NDVI back near the baseline) after the run
             t0 = tdays[idx[k]]
-            n_rec = 0
+            t1 = tdays[idx[r - 1]]
             rec_at = -1
             for j in range(r, m):
-                if tdays[idx[j]] - t0 > rec_days:
-                    break
                 if ndvi[i, idx[j]] >= base - rec_tol:
-                    n_rec += 1
-                    if n_rec >= rec_obs:
-                        rec_at = j
-                        break
-                else:
-                    n_rec = 0
-            if rec_at >= 0:
-                k = rec_at + 1
+                    rec_at = j
+                    break
+            if rec_at >= 0 and tdays[idx[rec_at]] - t0 <= rec_days:
+                k = rec_at + 1  # transient: burn, crop regrowth, short flood
                 continue
-            # seasonal recurrence: a mining-like observation about one year earlier
+            # seasonal: the same anomaly one year earlier, or one year later after a recovery
             n_season = 0
             for j in range(k):
-                if anom[j] and abs(t0 - tdays[idx[j]] - 365.25) <= season_tol:
+                dt = t0 - tdays[idx[j]]
+                if anom[j] and dt >= 365.25 - season_tol and \
+                        tdays[idx[j]] <= t1 - 365.25 + season_tol:
                     n_season += 1
+            if rec_at >= 0:
+                n_after = 0
+                for j in range(rec_at + 1, m):
+                    tj = tdays[idx[j]]
+                    if anom[j] and tj >= t0 + 365.25 - season_tol and \
+                            tj <= t1 + 365.25 + season_tol:
+                        n_after += 1
+                if n_after > n_season:
+                    n_season = n_after
             if n_season >= 2:
                 k = r
                 continue
@@ -385,7 +389,7 @@ def _param_tuple(params: ChangeParams) -> tuple:
             float(p.min_ndvi_drop), float(p.z_threshold), float(p.mad_floor),
             float(p.bare_max_ndvi), float(p.bare_min_red), float(p.bare_min_ndbi),
             float(p.max_blue_red), float(p.water_threshold), int(p.persistence),
-            float(p.recovery_tolerance), int(p.recovery_obs), float(p.recovery_days),
+            float(p.recovery_tolerance), float(p.recovery_days),
             int(p.recent_obs), float(p.new_days), float(p.reveg_fraction),
             float(p.season_days))
 

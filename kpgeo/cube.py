@@ -44,6 +44,7 @@ from kpgeo.errors import (
     CRSMismatchError,
     ImageryError,
     InvalidAOIError,
+    KpgeoError,
     KpgeoWarning,
     MissingBandError,
     NoDataError,
@@ -180,7 +181,7 @@ def load_cube(
     resampling_ = {b: resampling for b in band_list}
     if scheme:
         resampling_[scheme] = "nearest"
-    odc_chunks = {"time": 1, "y": chunks_["y"], "x": chunks_["x"]}
+    odc_chunks = {"time": int(os.environ.get("KPG_T", 1)), "y": chunks_["y"], "x": chunks_["x"]}
     try:
         raw = odc.stac.load(
             clones,
@@ -192,13 +193,17 @@ def load_cube(
             driver=SafeRioDriver(),
             fail_on_error=True,
         )
-    except KpgeoErrorTypes:
+    except KpgeoError:
         raise
     except Exception as exc:  # metadata the checks above did not foresee
-        raise ImageryError(f"cannot assemble the imagery cube: {type(exc).__name__}: {exc}") from exc
+        raise ImageryError(
+            f"cannot assemble the imagery cube: {type(exc).__name__}: {exc}"
+        ) from exc
     nt = raw.sizes["time"]
     if nt != len(group_keys):  # pragma: no cover - guards the grouping contract with odc-stac
-        raise ImageryError(f"internal error: odc-stac made {nt} time steps, expected {len(group_keys)}")
+        raise ImageryError(
+            f"internal error: odc-stac made {nt} time steps, expected {len(group_keys)}"
+        )
     raw = raw.chunk({"time": nt if chunks_["time"] == -1 else chunks_["time"]})
 
     aoi_mask = _aoi_mask(raw, gbox, aoi_t)
@@ -215,7 +220,7 @@ def load_cube(
     clear = clear.rename("clear")
     clear.attrs = {"long_name": "usable observation (inside AOI, valid, not masked)"}
 
-    scale, offset = _group_scaling(keys, plans, group_keys, band_list)
+    scale, offset = _group_scaling(group_keys, len(band_list))
     out = {}
     for i, b in enumerate(band_list):
         s = xr.DataArray(scale[:, i], dims="time")
@@ -231,9 +236,11 @@ def load_cube(
     ds.attrs = {
         "mask_scheme": scheme or "none",
         "platform": _join_prop(item_list, "platform"),
-        "collection": ",".join(sorted({str(i.collection_id) for i in item_list if i.collection_id})),
+        "collection": ",".join(
+            sorted({str(i.collection_id) for i in item_list if i.collection_id})
+        ),
         "bands": ",".join(band_list),
-        "crs": str(target),
+        "crs": f"EPSG:{target.epsg}" if target.epsg else target.to_wkt(),
         "resolution": float(res),
     }
     return ds
@@ -262,23 +269,21 @@ def check_clear(cube: Any) -> int:
         No clear pixel on any date (all cloud, all nodata or AOI outside data).
     """
     if "clear" not in getattr(cube, "data_vars", {}):
-        raise ConfigError("check_clear() needs a cube from kpgeo.cube.load_cube (no 'clear' variable)")
+        raise ConfigError(
+            "check_clear() needs a cube from kpgeo.cube.load_cube (no 'clear' variable)"
+        )
     n = int(cube["clear"].sum().compute())
     if n == 0:
         nt = cube.sizes.get("time", 0)
         raise NoDataError(
-            f"no clear observation in the cube ({nt} dates, {cube.attrs.get('mask_scheme', '?')} mask): "
+            f"no clear observation in the cube ({nt} dates, "
+            f"{cube.attrs.get('mask_scheme', '?')} mask): "
             "every pixel is cloud, shadow, nodata or outside the AOI; add dates or check the AOI"
         )
     return n
 
 
 # --------------------------------------------------------------------------- reader
-
-
-from kpgeo.errors import KpgeoError as _KpgeoError  # noqa: E402
-
-KpgeoErrorTypes = (_KpgeoError,)
 
 
 def _make_driver_classes() -> tuple[type, type]:
@@ -290,7 +295,7 @@ def _make_driver_classes() -> tuple[type, type]:
         def read(self, cfg: Any, dst_geobox: Any, *, dst: Any = None, selection: Any = None) -> Any:
             try:
                 return super().read(cfg, dst_geobox, dst=dst, selection=selection)
-            except _KpgeoError:
+            except KpgeoError:
                 raise
             except Exception as exc:
                 raise AssetReadError(
@@ -352,14 +357,15 @@ def _href(asset: Any) -> str:
     return href
 
 
-def _plan_items(items: list[Any], wanted: list[str] | None, mask_clouds: bool
-                ) -> tuple[list[_ItemPlan], str | None]:
+def _plan_items(
+    items: list[Any], wanted: list[str] | None, mask_clouds: bool
+) -> tuple[list[_ItemPlan], str | None]:
     """Resolve band assets and mask scheme per item and read every asset header."""
     found = [band_assets(item) for item in items]
     schemes = {mask_band(f) for f in found}
     scheme: str | None = None
     if mask_clouds:
-        for item, f in zip(items, found):
+        for item, f in zip(items, found, strict=True):
             if mask_band(f) is None:
                 raise MissingBandError(
                     f"item {item.id!r} has no mask band (scl, fmask or qa_pixel); present bands: "
@@ -372,21 +378,23 @@ def _plan_items(items: list[Any], wanted: list[str] | None, mask_clouds: bool
             )
         scheme = schemes.pop()
     todo: list[tuple[int, str, str, str]] = []
-    for i, (item, f) in enumerate(zip(items, found)):
+    for i, (item, f) in enumerate(zip(items, found, strict=True)):
         present = [b for b in REFLECTANCE_BANDS if b in f]
         need = wanted if wanted is not None else present
         missing = [b for b in need if b not in f]
         if missing or not need:
             raise MissingBandError(
-                f"item {item.id!r} lacks band(s) {', '.join(missing) or ', '.join(REFLECTANCE_BANDS)}; "
-                f"present bands: {', '.join(sorted(f)) or 'none'} (asset keys: {', '.join(item.assets)})"
+                f"item {item.id!r} lacks band(s) "
+                f"{', '.join(missing) or ', '.join(REFLECTANCE_BANDS)}; present bands: "
+                f"{', '.join(sorted(f)) or 'none'} (asset keys: {', '.join(item.assets)})"
             )
         for b in need + ([scheme] if scheme else []):
             todo.append((i, b, f[b], _href(item.assets[f[b]])))
-    headers = inspect_assets([t[3] for t in todo],
-                             labels=[f"item {items[t[0]].id!r} band {t[1]}" for t in todo])
+    headers = inspect_assets(
+        [t[3] for t in todo], labels=[f"item {items[t[0]].id!r} band {t[1]}" for t in todo]
+    )
     plans = [_ItemPlan(item, {}, {}, {}, "") for item in items]
-    for (i, b, key, _), hdr in zip(todo, headers):
+    for (i, b, key, _), hdr in zip(todo, headers, strict=True):
         plan = plans[i]
         if hdr.crs_wkt is None:
             raise CRSMismatchError(
@@ -407,7 +415,10 @@ def _plan_items(items: list[Any], wanted: list[str] | None, mask_clouds: bool
                 sc = (1e-4, 0.0) if integer else (1.0, 0.0)
                 warnings.warn(
                     f"item {plan.item.id!r} band {b}: no raster:bands scale/offset; assuming "
-                    f"scale={sc[0]}, offset={sc[1]}", KpgeoWarning, stacklevel=3)
+                    f"scale={sc[0]}, offset={sc[1]}",
+                    KpgeoWarning,
+                    stacklevel=3,
+                )
             plan.scaling[b] = sc
     return plans, scheme
 
@@ -424,8 +435,9 @@ def _norm_aoi(aoi: Any) -> tuple[Any, Any]:
 
     from kpgeo.zones import Zone, load_aoi
 
-    if not isinstance(aoi, (Zone, BaseGeometry)) and isinstance(getattr(aoi, "geometry", None),
-                                                                 BaseGeometry):
+    if not isinstance(aoi, (Zone, BaseGeometry)) and isinstance(
+        getattr(aoi, "geometry", None), BaseGeometry
+    ):
         zone = load_aoi(aoi.geometry, name=str(getattr(aoi, "id", "aoi")))
     else:
         zone = load_aoi(aoi)
@@ -448,8 +460,9 @@ def _target_crs(plans: list[_ItemPlan], crs: Any, aoi_utm: Any) -> Any:
     return CRS(counts.most_common(1)[0][0])
 
 
-def _native_grid(plans: list[_ItemPlan], bands: list[str], target: Any, resolution: float | None
-                 ) -> tuple[float, Any]:
+def _native_grid(
+    plans: list[_ItemPlan], bands: list[str], target: Any, resolution: float | None
+) -> tuple[float, Any]:
     """Output pixel size and the pixel-grid anchor (fraction of a pixel) in the target CRS."""
     from odc.geo import CRS, xy_
 
@@ -467,7 +480,9 @@ def _native_grid(plans: list[_ItemPlan], bands: list[str], target: Any, resoluti
         try:
             res = float(resolution)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"resolution must be a number in target-CRS units, got {resolution!r}") from exc
+            raise ConfigError(
+                f"resolution must be a number in target-CRS units, got {resolution!r}"
+            ) from exc
         if not res > 0:
             raise ConfigError(f"resolution must be positive, got {resolution!r}")
     elif best is not None:
@@ -489,33 +504,48 @@ def _rect(hdr: AssetHeader) -> Any:
 
     a, b, c, d, e, f = hdr.transform
     h, w = hdr.shape
-    return shapely.Polygon([(c + a * x + b * y, f + d * x + e * y) for x, y in ((0, 0), (w, 0), (w, h), (0, h))])
+    return shapely.Polygon(
+        [(c + a * x + b * y, f + d * x + e * y) for x, y in ((0, 0), (w, 0), (w, h), (0, h))]
+    )
 
 
 def _to_crs(geom: Any, src: Any, dst: Any) -> Any:
+    """Reproject a shapely geometry (edges densified first so they follow the projection)."""
     import shapely
-    from odc.geo import CRS
-    from odc.geo.geom import Geometry
+    from pyproj import CRS as PyCRS
+    from pyproj import Transformer
 
-    if CRS(src) == CRS(dst):
+    src_crs, dst_crs = PyCRS.from_user_input(str(src)), PyCRS.from_user_input(str(dst))
+    if src_crs == dst_crs:
         return geom
-    g = Geometry(geom, crs=CRS(src))
-    return shapely.make_valid(g.to_crs(CRS(dst), resolution=np.inf).geom)
+    x0, y0, x1, y1 = geom.bounds
+    step = max(x1 - x0, y1 - y0) / 32
+    if step > 0:
+        geom = shapely.segmentize(geom, step)
+    tr = Transformer.from_crs(src_crs, dst_crs, always_xy=True)
+    out = shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+    return shapely.make_valid(out)
 
 
-def _output_geobox(plans: list[_ItemPlan], target: Any, res: float, anchor: Any, aoi_geom: Any
-                   ) -> tuple[Any, Any, Any]:
+def _output_geobox(
+    plans: list[_ItemPlan], target: Any, res: float, anchor: Any, aoi_geom: Any
+) -> tuple[Any, Any, Any]:
     """GeoBox over (AOI bbox ∩ union of item footprints) in the target CRS."""
     import shapely
     from odc.geo.geobox import GeoBox
 
     feet = []
     for plan in plans:
-        rect = shapely.union_all([_to_crs(_rect(h), h.crs_wkt, target) for h in plan.headers.values()])
+        rect = shapely.union_all(
+            [_to_crs(_rect(h), h.crs_wkt, target) for h in plan.headers.values()]
+        )
         if plan.item.geometry:
             try:
-                geo = _to_crs(shapely.make_valid(shapely.geometry.shape(plan.item.geometry)),
-                              "EPSG:4326", target)
+                geo = _to_crs(
+                    shapely.make_valid(shapely.geometry.shape(plan.item.geometry)),
+                    "EPSG:4326",
+                    target,
+                )
                 clipped = rect.intersection(geo)
                 if clipped.area > 0:
                     rect = clipped
@@ -526,7 +556,7 @@ def _output_geobox(plans: list[_ItemPlan], target: Any, res: float, anchor: Any,
     aoi_t = None
     region = footprint
     if aoi_geom is not None:
-        aoi_t = _to_crs(shapely.segmentize(aoi_geom, 0.01), "EPSG:4326", target)
+        aoi_t = _to_crs(aoi_geom, "EPSG:4326", target)
         region = footprint.intersection(aoi_t)
         if region.is_empty or region.area <= 0:
             fb = _to_crs(footprint, target, "EPSG:4326").bounds
@@ -570,8 +600,8 @@ def _utc(item: Any) -> _dt.datetime:
     if when is None:
         raise ImageryError(f"item {item.id!r} has no datetime")
     if when.tzinfo is None:
-        return when.replace(tzinfo=_dt.timezone.utc)
-    return when.astimezone(_dt.timezone.utc)
+        return when.replace(tzinfo=_dt.UTC)
+    return when.astimezone(_dt.UTC)
 
 
 def _group_key(plan: _ItemPlan, bands: list[str], lon: float) -> tuple[str, tuple[float, ...]]:
@@ -580,18 +610,14 @@ def _group_key(plan: _ItemPlan, bands: list[str], lon: float) -> tuple[str, tupl
     return solar.date().isoformat(), tuple(v for b in bands for v in plan.scaling[b])
 
 
-def _group_scaling(keys: list[Any], plans: list[_ItemPlan], group_keys: list[Any], bands: list[str]
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    scale = np.ones((len(group_keys), len(bands)), np.float32)
-    offset = np.zeros((len(group_keys), len(bands)), np.float32)
-    for t, key in enumerate(group_keys):
-        sig = np.asarray(key[1], dtype=np.float64).reshape(len(bands), 2)
-        scale[t], offset[t] = sig[:, 0], sig[:, 1]
-    return scale, offset
+def _group_scaling(group_keys: list[Any], nbands: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per time step (group) and band: scale and offset, from the group keys."""
+    sig = np.asarray([k[1] for k in group_keys], dtype=np.float64).reshape(-1, nbands, 2)
+    return sig[..., 0].astype(np.float32), sig[..., 1].astype(np.float32)
 
 
 def _clone(plan: _ItemPlan, scheme: str | None) -> Any:
-    """A minimal pystac Item with only the selected assets under common names, fully described."""
+    """Build a minimal pystac Item: the selected assets under common names, fully described."""
     import pystac
     from pystac.extensions.projection import ProjectionExtension
     from pystac.extensions.raster import RasterExtension
@@ -611,8 +637,11 @@ def _clone(plan: _ItemPlan, scheme: str | None) -> Any:
     RasterExtension.add_to(clone)
     for b, key in plan.assets.items():
         hdr = plan.headers[b]
-        asset = pystac.Asset(href=_href(item.assets[key]), roles=["data"],
-                             media_type="image/tiff; application=geotiff")
+        asset = pystac.Asset(
+            href=_href(item.assets[key]),
+            roles=["data"],
+            media_type="image/tiff; application=geotiff",
+        )
         asset.extra_fields.update(_proj_fields(hdr))
         nodata = hdr.nodata
         if b == scheme:
@@ -645,7 +674,8 @@ def _aoi_block(geom_wkb: bytes | None, transform: Any, block_info: Any = None) -
     shape = tuple(info["chunk-shape"])
     if geom_wkb is None:
         return np.ones(shape, bool)
-    t = transform * Affine.translation(x0, y0)
+    a, b, c, d, e, f = tuple(transform)[:6]
+    t = Affine(a, b, c + a * x0 + b * y0, d, e, f + d * x0 + e * y0)
     return geometry_mask([shapely.from_wkb(geom_wkb)], out_shape=shape, transform=t, invert=True)
 
 
@@ -658,8 +688,9 @@ def _aoi_mask(raw: Any, gbox: Any, aoi_t: Any) -> Any:
     ref = raw[next(iter(raw.data_vars))]
     chunks = ref.chunks[1:]
     wkb = shapely.to_wkb(aoi_t) if aoi_t is not None else None
-    arr = da.map_blocks(_aoi_block, wkb, gbox.transform, chunks=chunks, dtype=bool,
-                        meta=np.empty((0, 0), bool))
+    arr = da.map_blocks(
+        _aoi_block, wkb, gbox.transform, chunks=chunks, dtype=bool, meta=np.empty((0, 0), bool)
+    )
     coords = {k: raw.coords[k] for k in ("y", "x", "spatial_ref") if k in raw.coords}
     mask = xr.DataArray(arr, dims=("y", "x"), coords=coords, name="aoi_mask")
     mask.attrs = {"long_name": "pixel centre inside the area of interest"}

@@ -51,16 +51,13 @@ def normalized_difference(a: Any, b: Any) -> Any:
     """
     num = a - b
     den = a + b
+    if hasattr(den, "where"):  # xarray
+        return (num / den).where(den != 0)
+    num = np.asarray(num, dtype="float64")
+    den = np.asarray(den, dtype="float64")
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = num / den
-    # Zero denominators give inf/NaN; normalise them to NaN.
-    if hasattr(out, "where"):
-        return out.where(den != 0)
-    out = np.asarray(out, dtype="float64") if np.ndim(out) else float(out)
-    if np.ndim(out):
-        out[np.asarray(den) == 0] = np.nan
-        return out
-    return np.nan if den == 0 else out
+        out = np.where(den != 0, num / np.where(den != 0, den, 1.0), np.nan)
+    return out if out.ndim else float(out)
 
 
 def ndvi(red: Any, nir: Any) -> Any:

@@ -24,9 +24,9 @@ Scale/offset convention: ``reflectance = DN * scale + offset``.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
-import warnings
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,7 +38,6 @@ from kpgeo.errors import (
     AssetReadError,
     CRSMismatchError,
     ImageryError,
-    KpgeoWarning,
     MissingBandError,
     NoDataError,
 )
@@ -117,19 +116,24 @@ def read_items(path: str | os.PathLike) -> list[Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise AssetReadError(f"{path}: cannot read the STAC ItemCollection ({exc})") from exc
     except json.JSONDecodeError as exc:
-        raise ImageryError(f"{path}: not valid JSON ({exc}); expected a STAC ItemCollection") from exc
+        raise ImageryError(
+            f"{path}: not valid JSON ({exc}); expected a STAC ItemCollection"
+        ) from exc
     if isinstance(data, dict) and data.get("type") == "Feature":
         data = {"type": "FeatureCollection", "features": [data]}
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
         raise ImageryError(
-            f"{path}: not a STAC ItemCollection (expected a GeoJSON FeatureCollection of STAC Items)"
+            f"{path}: not a STAC ItemCollection "
+            "(expected a GeoJSON FeatureCollection of STAC Items)"
         )
     if not data.get("features"):
         raise NoDataError(f"{path}: the ItemCollection holds no items")
     try:
         collection = pystac.ItemCollection.from_dict(data, preserve_dict=False)
     except Exception as exc:  # pystac raises KeyError/ValueError/STACTypeError variously
-        raise ImageryError(f"{path}: not a valid STAC ItemCollection ({type(exc).__name__}: {exc})") from exc
+        raise ImageryError(
+            f"{path}: not a valid STAC ItemCollection ({type(exc).__name__}: {exc})"
+        ) from exc
     items = list(collection)
     base = path.resolve().parent
     for item in items:
@@ -223,7 +227,7 @@ def band_assets(item: Any) -> dict[str, str]:
 
 
 def mask_band(assets: Mapping[str, str]) -> str | None:
-    """The mask scheme (common name of the mask band) among ``assets``, or None."""
+    """Return the mask scheme (common name of the mask band) among ``assets``, or None."""
     for name in MASK_SCHEMES:
         if name in assets:
             return name
@@ -285,11 +289,17 @@ def band_scaling(item: Any, asset_key: str) -> tuple[float, float] | None:
     if "scale" in meta or "offset" in meta:
         return float(meta.get("scale", 1.0) or 1.0), float(meta.get("offset", 0.0) or 0.0)
     if "scale" in asset.extra_fields or "offset" in asset.extra_fields:
-        return float(asset.extra_fields.get("scale", 1.0)), float(asset.extra_fields.get("offset", 0.0))
+        return float(asset.extra_fields.get("scale", 1.0)), float(
+            asset.extra_fields.get("offset", 0.0)
+        )
     if _is_sentinel2(item):
         baseline = _baseline(item)
         applied = item.properties.get("earthsearch:boa_offset_applied")
-        offset = _S2_OFFSET_PB4 if baseline is not None and baseline >= 4.0 and applied is not True else 0.0
+        offset = (
+            _S2_OFFSET_PB4
+            if baseline is not None and baseline >= 4.0 and applied is not True
+            else 0.0
+        )
         return _S2_SCALE, offset
     if _is_landsat_c2_l2(item):
         return _LANDSAT_C2_SCALE, _LANDSAT_C2_OFFSET
@@ -409,9 +419,21 @@ def inspect_asset(href: str, *, label: str = "") -> AssetHeader:
         ) from exc
 
 
-def inspect_assets(hrefs: Iterable[str], *, labels: Iterable[str] | None = None,
-                   max_workers: int = 8) -> list[AssetHeader]:
-    """:func:`inspect_asset` over many hrefs in a thread pool (same order).
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Shared header-reading thread pool (threads are started once, not per call)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kpgeo-headers")
+    return _POOL
+
+
+def inspect_assets(
+    hrefs: Iterable[str], *, labels: Iterable[str] | None = None
+) -> list[AssetHeader]:
+    """:func:`inspect_asset` over many hrefs in a shared pool of 8 threads (same order).
 
     Raises
     ------
@@ -420,33 +442,40 @@ def inspect_assets(hrefs: Iterable[str], *, labels: Iterable[str] | None = None,
     """
     hrefs = list(hrefs)
     labels = list(labels) if labels is not None else [""] * len(hrefs)
-    if len(hrefs) <= 2:
-        return [inspect_asset(h, label=lbl) for h, lbl in zip(hrefs, labels)]
-    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(hrefs)))) as pool:
-        futures = [pool.submit(inspect_asset, h, label=lbl) for h, lbl in zip(hrefs, labels)]
-        return [f.result() for f in futures]
+    if len(hrefs) <= 4:
+        return [inspect_asset(h, label=lbl) for h, lbl in zip(hrefs, labels, strict=True)]
+    pool = _pool()
+    futures = [
+        pool.submit(inspect_asset, h, label=lbl) for h, lbl in zip(hrefs, labels, strict=True)
+    ]
+    return [f.result() for f in futures]
 
 
 # --------------------------------------------------------------------------- building items
 
 
+@functools.lru_cache(maxsize=32)
+def _to_lonlat(crs_wkt: str) -> Any:
+    from pyproj import CRS, Transformer
+
+    return Transformer.from_crs(CRS.from_wkt(crs_wkt), "EPSG:4326", always_xy=True)
+
+
 def _footprint_4326(header: AssetHeader) -> Any:
     import shapely
-    from pyproj import CRS, Transformer
 
     a, b, c, d, e, f = header.transform
     h, w = header.shape
     corners = [(c + a * x + b * y, f + d * x + e * y) for x, y in ((0, 0), (w, 0), (w, h), (0, h))]
-    crs = CRS.from_wkt(header.crs_wkt)
-    tr = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    tr = _to_lonlat(header.crs_wkt)
     # densify the edges so the polygon follows the projected rectangle
     pts = []
-    for (x0, y0), (x1, y1) in zip(corners, corners[1:] + corners[:1]):
+    for (x0, y0), (x1, y1) in zip(corners, corners[1:] + corners[:1], strict=True):
         for k in range(10):
             t = k / 10
             pts.append((x0 + (x1 - x0) * t, y0 + (y1 - y0) * t))
     lon, lat = tr.transform([p[0] for p in pts], [p[1] for p in pts])
-    return shapely.Polygon(list(zip(lon, lat)))
+    return shapely.Polygon(list(zip(lon, lat, strict=True)))
 
 
 def item_from_files(
@@ -507,7 +536,8 @@ def item_from_files(
     if not files:
         raise MissingBandError("item_from_files() needs at least one {band: path} entry")
     paths = {band: str(Path(os.fspath(p)).resolve()) for band, p in files.items()}
-    headers = dict(zip(paths, inspect_assets(paths.values(), labels=[f"band {b}" for b in paths])))
+    found = inspect_assets(paths.values(), labels=[f"band {b}" for b in paths])
+    headers = dict(zip(paths, found, strict=True))
     for band, hdr in headers.items():
         if hdr.crs_wkt is None:
             raise CRSMismatchError(f"{hdr.href} (band {band}) has no CRS; write one into the file")
@@ -528,8 +558,11 @@ def item_from_files(
     ProjectionExtension.add_to(item)
     RasterExtension.add_to(item)
     for band, hdr in headers.items():
-        asset = pystac.Asset(href=paths[band], media_type=_media_type(paths[band]),
-                             roles=["data"] if band not in MASK_SCHEMES else ["data", "cloud"])
+        asset = pystac.Asset(
+            href=paths[band],
+            media_type=_media_type(paths[band]),
+            roles=["data"] if band not in MASK_SCHEMES else ["data", "cloud"],
+        )
         asset.extra_fields.update(_proj_fields(hdr))
         meta: dict[str, Any] = {"data_type": hdr.dtype}
         if hdr.nodata is not None:
@@ -548,8 +581,11 @@ def item_from_files(
 
 def _media_type(path: str) -> str:
     suffix = Path(path).suffix.lower()
-    return {".jp2": "image/jp2", ".tif": "image/tiff; application=geotiff",
-            ".tiff": "image/tiff; application=geotiff"}.get(suffix, "application/octet-stream")
+    return {
+        ".jp2": "image/jp2",
+        ".tif": "image/tiff; application=geotiff",
+        ".tiff": "image/tiff; application=geotiff",
+    }.get(suffix, "application/octet-stream")
 
 
 def _proj_fields(hdr: AssetHeader) -> dict[str, Any]:
@@ -570,10 +606,12 @@ def _norm_datetime(value: str | _dt.datetime | _dt.date) -> _dt.datetime:
         except ValueError as exc:
             raise ImageryError(f"datetime {value!r} is not an ISO 8601 date or instant") from exc
     if isinstance(value, _dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=_dt.UTC)
     if isinstance(value, _dt.date):
-        return _dt.datetime(value.year, value.month, value.day, tzinfo=_dt.timezone.utc)
-    raise ImageryError(f"datetime must be an ISO string, date or datetime, got {type(value).__name__}")
+        return _dt.datetime(value.year, value.month, value.day, tzinfo=_dt.UTC)
+    raise ImageryError(
+        f"datetime must be an ISO string, date or datetime, got {type(value).__name__}"
+    )
 
 
 def write_items(items: Iterable[Any], path: str | os.PathLike, *, relative: bool = True) -> Path:
@@ -611,13 +649,10 @@ def write_items(items: Iterable[Any], path: str | os.PathLike, *, relative: bool
                     except ValueError:  # other drive on Windows
                         pass
         features.append(d)
-    collection = pystac.ItemCollection(features)  # validates the dicts
+    pystac.ItemCollection(features)  # raises on a malformed item before anything is written
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps({"type": "FeatureCollection", "features": features}, indent=1),
-                       encoding="utf-8")
-    del collection
+        tmp.write_text(
+            json.dumps({"type": "FeatureCollection", "features": features}, indent=1),
+            encoding="utf-8",
+        )
     return path
-
-
-def _warn(message: str) -> None:
-    warnings.warn(message, KpgeoWarning, stacklevel=3)

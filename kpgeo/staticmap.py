@@ -32,6 +32,7 @@ def true_colour(
     stretch: tuple[float, float] = (0.0, 0.3),
     crs: Any = None,
     resolution: float | None = None,
+    max_size: int | None = 2048,
 ) -> Any:
     """Median true-colour composite of the clear observations in ``[start, end]``.
 
@@ -49,6 +50,9 @@ def true_colour(
         cube grid.
     resolution
         Output resolution in ``crs`` units when reprojecting.
+    max_size
+        Coarsen (or pick a coarser reprojection resolution) so that neither
+        side exceeds this many pixels; None keeps full resolution.
 
     Returns
     -------
@@ -78,11 +82,21 @@ def true_colour(
     med = sub.median("time", skipna=True)
     if "spatial_ref" in cube.coords and "spatial_ref" not in med.coords:
         med = med.assign_coords(spatial_ref=cube["spatial_ref"])
+    ny, nx = med.sizes["y"], med.sizes["x"]
+    factor = int(np.ceil(max(ny, nx) / max_size)) if max_size and max(ny, nx) > max_size else 1
     if crs is not None:
         import odc.geo.xr  # noqa: F401  (registers .odc)
 
+        if resolution is None and factor > 1:
+            out_box = med.odc.geobox.to_crs(crs)
+            resolution = abs(out_box.resolution.x) * factor
         kw = {"resolution": resolution} if resolution else {}
         med = med.odc.reproject(crs, resampling="bilinear", **kw)
+    elif factor > 1:
+        ref = med.coords.get("spatial_ref")
+        med = med.coarsen(y=factor, x=factor, boundary="trim").mean()
+        if ref is not None and "spatial_ref" not in med.coords:
+            med = med.assign_coords(spatial_ref=ref)
     rgb = med.to_array("band").transpose("y", "x", "band").compute()
     lo, hi = stretch
     vals = rgb.values.astype("float32")
@@ -96,7 +110,9 @@ def true_colour(
 def period_labels(dates: Any, *, freq: str = "QS") -> pd.Series:
     """Label dates by period, e.g. ``2020-Q3`` for quarters, ``2020-07`` for months."""
     s = pd.to_datetime(pd.Series(dates))
-    pfreq = {"QS": "Q", "MS": "M", "YS": "Y", "AS": "Y"}.get(freq.split("-")[0], None)
+    from kpgeo.timeseries import norm_freq
+
+    pfreq = {"QS": "Q", "MS": "M", "YS": "Y"}.get(norm_freq(freq).split("-")[0], None)
     if pfreq is None:
         return s.dt.strftime("%Y-%m-%d")
     out = s.dt.to_period(pfreq).astype(str)
@@ -134,18 +150,44 @@ def _scale_bar(ax: Any, *, width_m: float) -> None:
     bx, by = x0 + 0.05 * (x1 - x0), y0 + 0.05 * (y1 - y0)
     h = 0.012 * (y1 - y0)
     for i in range(2):
-        ax.add_patch(Rectangle((bx + i * length / 2, by), length / 2, h,
-                               facecolor="black" if i == 0 else "white", edgecolor="black", lw=0.8, zorder=5))
+        ax.add_patch(
+            Rectangle(
+                (bx + i * length / 2, by),
+                length / 2,
+                h,
+                facecolor="black" if i == 0 else "white",
+                edgecolor="black",
+                lw=0.8,
+                zorder=5,
+            )
+        )
     label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
-    ax.text(bx + length / 2, by + 1.8 * h, label, ha="center", va="bottom", fontsize=8, zorder=5,
-            bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
+    ax.text(
+        bx + length / 2,
+        by + 1.8 * h,
+        label,
+        ha="center",
+        va="bottom",
+        fontsize=8,
+        zorder=5,
+        bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1},
+    )
 
 
 def _north_arrow(ax: Any) -> None:
-    ax.annotate("N", xy=(0.94, 0.93), xytext=(0.94, 0.80), xycoords="axes fraction",
-                ha="center", va="center", fontsize=11, fontweight="bold", zorder=6,
-                arrowprops={"facecolor": "black", "width": 4, "headwidth": 11},
-                bbox={"boxstyle": "circle", "facecolor": "white", "alpha": 0.7, "edgecolor": "none"})
+    ax.annotate(
+        "N",
+        xy=(0.94, 0.93),
+        xytext=(0.94, 0.80),
+        xycoords="axes fraction",
+        ha="center",
+        va="center",
+        fontsize=11,
+        fontweight="bold",
+        zorder=6,
+        arrowprops={"facecolor": "black", "width": 4, "headwidth": 11},
+        bbox={"boxstyle": "circle", "facecolor": "white", "alpha": 0.7, "edgecolor": "none"},
+    )
 
 
 def plot_zone_map(
@@ -192,7 +234,11 @@ def plot_zone_map(
     crs = zone.utm_crs
     zgdf = gpd.GeoSeries([zone.geometry], crs=4326).to_crs(crs)
     rgdf = gpd.GeoSeries([zone.ring(ring_width_m)], crs=4326).to_crs(crs)
-    fp = footprints[footprints["zone"].astype(str) == str(zone.id)] if len(footprints) else footprints
+    fp = (
+        footprints[footprints["zone"].astype(str) == str(zone.id)]
+        if len(footprints)
+        else footprints
+    )
     if len(fp):
         fp = fp.to_crs(crs)
         if period is not None and period[1] is not None:
@@ -220,14 +266,20 @@ def plot_zone_map(
         cmap = colormaps["plasma"]
         for i, cat in enumerate(cats):
             colour = cmap(0.1 + 0.8 * (i / max(len(cats) - 1, 1)))
-            fp[labels.to_numpy() == cat].plot(ax=ax, facecolor=colour, edgecolor="black",
-                                              linewidth=0.4, alpha=0.85, zorder=3)
-            handles.append(Patch(facecolor=colour, edgecolor="black", label=f"first detected {cat}"))
+            fp[labels.to_numpy() == cat].plot(
+                ax=ax, facecolor=colour, edgecolor="black", linewidth=0.4, alpha=0.85, zorder=3
+            )
+            handles.append(
+                Patch(facecolor=colour, edgecolor="black", label=f"first detected {cat}")
+            )
     zgdf.boundary.plot(ax=ax, color="#ffd400", linewidth=2.0, zorder=4)
     rgdf.boundary.plot(ax=ax, color="#00bcd4", linewidth=1.0, linestyle="--", zorder=4)
-    handles = [Line2D([], [], color="#ffd400", lw=2, label="zone boundary"),
-               Line2D([], [], color="#00bcd4", lw=1, ls="--", label=f"{ring_width_m / 1000:g} km outside ring")
-               ] + handles
+    handles = [
+        Line2D([], [], color="#ffd400", lw=2, label="zone boundary"),
+        Line2D(
+            [], [], color="#00bcd4", lw=1, ls="--", label=f"{ring_width_m / 1000:g} km outside ring"
+        ),
+    ] + handles
     minx, miny, maxx, maxy = rgdf.total_bounds
     if background is not None:
         e = _extent(bg)

@@ -65,7 +65,7 @@ def cube_summary(cube: Any, coverage: pd.DataFrame, *, zone: Any) -> dict[str, A
         "first_date": to_iso_date(dates.min()) if len(dates) else None,
         "last_date": to_iso_date(dates.max()) if len(dates) else None,
         "dates": [to_iso_date(d) for d in dates],
-        "crs": geobox.crs.to_string() if hasattr(geobox.crs, "to_string") else str(geobox.crs),
+        "crs": f"EPSG:{geobox.crs.epsg}" if geobox.crs.epsg else geobox.crs.to_wkt(),
         "resolution_m": res_x,
         "shape_yx": [int(n) for n in geobox.shape],
         **{f"{label}_{key}": value for label, block in regions.items() for key, value in block.items()},

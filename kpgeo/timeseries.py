@@ -41,6 +41,7 @@ __all__ = [
     "RING_SUFFIX",
     "ACTIVITY_COLUMNS",
     "zone_regions",
+    "norm_freq",
     "clear_coverage",
     "zone_activity",
     "write_timeseries",
@@ -202,7 +203,12 @@ def clear_coverage(cube: Any, regions: Any, *, clear_var: str = "clear") -> pd.D
         frac = vals / n if n else np.full(vals.shape, np.nan)
         frames.append(
             pd.DataFrame(
-                {"date": times, "region": name, "clear_fraction": np.clip(frac, 0.0, 1.0), "n_pixels": n}
+                {
+                    "date": times,
+                    "region": name,
+                    "clear_fraction": np.clip(frac, 0.0, 1.0),
+                    "n_pixels": n,
+                }
             )
         )
     out = pd.concat(frames, ignore_index=True)
@@ -225,11 +231,22 @@ def _naive_utc(values: Any) -> pd.Series:
     return s.dt.tz_localize(None).astype("datetime64[ns]")
 
 
+_FREQ_ALIASES = {"M": "MS", "Q": "QS", "Y": "YS", "A": "YS", "AS": "YS", "QS-JAN": "QS"}
+
+
+def norm_freq(freq: str) -> str:
+    """Normalise a period alias to a period-*start* pandas frequency (``Q`` -> ``QS``)."""
+    return _FREQ_ALIASES.get(str(freq).upper(), str(freq))
+
+
 def _period_starts(start: pd.Timestamp, end: pd.Timestamp, freq: str) -> pd.DatetimeIndex:
+    freq = norm_freq(freq)
     try:
         offset = pd.tseries.frequencies.to_offset(freq)
     except ValueError as exc:
-        raise ConfigError(f"freq={freq!r} is not a pandas frequency; use e.g. 'QS', 'MS', 'YS'") from exc
+        raise ConfigError(
+            f"freq={freq!r} is not a pandas frequency; use e.g. 'QS', 'MS', 'YS'"
+        ) from exc
     first = offset.rollback(start.normalize())
     starts = pd.date_range(first, end, freq=offset)
     if len(starts) == 0:
@@ -332,7 +349,9 @@ def zone_activity(
     if coverage is not None and len(coverage):
         missing = {"date", "region", "clear_fraction"} - set(coverage.columns)
         if missing:
-            raise ConfigError(f"coverage lacks column(s) {sorted(missing)}; pass clear_coverage() output")
+            raise ConfigError(
+                f"coverage lacks column(s) {sorted(missing)}; pass clear_coverage() output"
+            )
         cov = coverage.copy()
         cov["date"] = _naive_utc(cov["date"]).to_numpy()
         cov["region"] = cov["region"].astype(str)
@@ -345,6 +364,7 @@ def zone_activity(
     t1 = pd.Timestamp(end) if end is not None else (all_dates.max() if len(all_dates) else None)
     if t0 is None or t1 is None:
         raise ConfigError("cannot infer the report window: no dates; pass start= and end=")
+    freq = norm_freq(freq)
     starts = _period_starts(t0, t1, freq)
     offset = pd.tseries.frequencies.to_offset(freq)
     ends = [s + offset - pd.Timedelta(1, "ns") for s in starts]
@@ -416,7 +436,9 @@ def _region_rows(zid, region, region_id, rfp, rcov, starts, ends, min_coverage) 
                 "active_area_ha": act_area,
                 "new_sites": int(is_new.sum()),
                 "active_sites": int(active.sum()),
-                "water_area_ha": float((areas[present] * water[present]).sum()) if len(areas) else 0.0,
+                "water_area_ha": float((areas[present] * water[present]).sum())
+                if len(areas)
+                else 0.0,
                 "clear_fraction": frac,
                 "n_dates": n_dates,
                 "low_coverage": low,
@@ -507,15 +529,35 @@ def plot_activity(
     for xi, flag in zip(x, low, strict=True):
         if flag:
             for a in (ax, axc):
-                a.axvspan(xi, xi + full_w, facecolor="0.85", hatch="//", edgecolor="0.6", lw=0, zorder=0)
-    ax.bar(x, inside["new_area_ha"].fillna(0).to_numpy(), width=width, align="edge",
-           color="#c0392b", label="new area, inside zone (ha)")
+                a.axvspan(
+                    xi, xi + full_w, facecolor="0.85", hatch="//", edgecolor="0.6", lw=0, zorder=0
+                )
+    ax.bar(
+        x,
+        inside["new_area_ha"].fillna(0).to_numpy(),
+        width=width,
+        align="edge",
+        color="#c0392b",
+        label="new area, inside zone (ha)",
+    )
     if len(ring):
-        ax.bar(pd.to_datetime(ring["period_start"]).to_numpy() + width, ring["new_area_ha"].fillna(0).to_numpy(),
-               width=width, align="edge", color="#f5b041", label="new area, outside ring (ha)")
+        ax.bar(
+            pd.to_datetime(ring["period_start"]).to_numpy() + width,
+            ring["new_area_ha"].fillna(0).to_numpy(),
+            width=width,
+            align="edge",
+            color="#f5b041",
+            label="new area, outside ring (ha)",
+        )
     ax2 = ax.twinx()
-    ax2.plot(x + full_w / 2, inside["cumulative_area_ha"].to_numpy(), color="#2c3e50", marker="o",
-             ms=3, label="cumulative footprint (ha)")
+    ax2.plot(
+        x + full_w / 2,
+        inside["cumulative_area_ha"].to_numpy(),
+        color="#2c3e50",
+        marker="o",
+        ms=3,
+        label="cumulative footprint (ha)",
+    )
     ax.set_ylabel("new area (ha)")
     ax2.set_ylabel("cumulative (ha)")
     ax2.set_ylim(bottom=0)

@@ -37,10 +37,20 @@ from kpgeo.errors import ConfigError
 
 __all__ = ["make_map", "write_map", "leaflet_assets", "png_data_url", "composite_overlays"]
 
-_ZONE_STYLE = {"color": "#ffd400", "weight": 3, "fillColor": "#ffd400", "fillOpacity": 0.04,
-               "className": "kp-zone"}
-_RING_STYLE = {"color": "#00bcd4", "weight": 1.5, "dashArray": "6 4", "fill": False,
-               "className": "kp-ring"}
+_ZONE_STYLE = {
+    "color": "#ffd400",
+    "weight": 3,
+    "fillColor": "#ffd400",
+    "fillOpacity": 0.04,
+    "className": "kp-zone",
+}
+_RING_STYLE = {
+    "color": "#00bcd4",
+    "weight": 1.5,
+    "dashArray": "6 4",
+    "fill": False,
+    "className": "kp-ring",
+}
 
 
 # --------------------------------------------------------------------------- assets
@@ -74,7 +84,8 @@ def leaflet_assets() -> tuple[str, str]:
             pass
     if base is None or not (base / "leaflet.js").is_file():
         raise ConfigError(
-            "offline maps need Leaflet's files from an installed package: pip install xstatic-leaflet"
+            "offline maps need Leaflet's files from an installed package: "
+            "pip install xstatic-leaflet"
         )
     js = (base / "leaflet.js").read_text(encoding="utf-8")
     css = (base / "leaflet.css").read_text(encoding="utf-8")
@@ -139,9 +150,16 @@ def composite_overlays(
         bbox = rgba.odc.geobox.extent.to_crs("EPSG:4326").boundingbox
         first, last = times[sel].min(), times[sel].max()
         label = f"True colour {side}: {first:%Y-%m-%d} – {last:%Y-%m-%d}"
-        out.append({"label": label, "side": side, "url": png_data_url(_rgba_png(rgba.values)),
-                    "bounds": [[bbox.bottom, bbox.left], [bbox.top, bbox.right]],
-                    "start": first, "end": last})
+        out.append(
+            {
+                "label": label,
+                "side": side,
+                "url": png_data_url(_rgba_png(rgba.values)),
+                "bounds": [[bbox.bottom, bbox.left], [bbox.top, bbox.right]],
+                "start": first,
+                "end": last,
+            }
+        )
     return out
 
 
@@ -187,7 +205,8 @@ def _zone_popup(zone: Any, chart_png: bytes | None, totals: dict[str, Any]) -> s
     img = ""
     if chart_png:
         img = f"<img alt='activity chart' style='width:440px' src='{png_data_url(chart_png)}'>"
-    return f"<div class='kp-popup kp-zone-popup'><b>{html.escape(str(zone.name))}</b>{_table(rows)}{img}</div>"
+    name = html.escape(str(zone.name))
+    return f"<div class='kp-popup kp-zone-popup'><b>{name}</b>{_table(rows)}{img}</div>"
 
 
 # --------------------------------------------------------------------------- map
@@ -201,7 +220,8 @@ _TIME_JS = """
         options: {position: "bottomleft"},
         onAdd: function () {
             var div = L.DomUtil.create("div", "kp-time-control leaflet-bar");
-            div.style.background = "white"; div.style.padding = "6px 8px"; div.style.font = "12px sans-serif";
+            div.style.background = "white"; div.style.padding = "6px 8px";
+            div.style.font = "12px sans-serif";
             var title = L.DomUtil.create("div", "", div);
             title.textContent = "Footprints detected up to:";
             var input = L.DomUtil.create("input", "kp-time-slider", div);
@@ -313,14 +333,26 @@ def make_map(
 
     if not zones:
         raise ConfigError("make_map needs at least one zone (kpgeo.zones.get_zone(...))")
-    zgdf = gpd.GeoDataFrame({"id": [str(z.id) for z in zones]}, geometry=[z.geometry for z in zones],
-                            crs="EPSG:4326")
+    zgdf = gpd.GeoDataFrame(
+        {"id": [str(z.id) for z in zones]}, geometry=[z.geometry for z in zones], crs="EPSG:4326"
+    )
     rings = [z.ring(ring_width_m) for z in zones]
     minx, miny, maxx, maxy = gpd.GeoSeries(rings, crs=4326).total_bounds
     names = {str(z.id): str(z.name) for z in zones}
 
-    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], tiles=None, control_scale=True,
-                   zoom_control=True)
+    m = folium.Map(
+        location=[(miny + maxy) / 2, (minx + maxx) / 2],
+        tiles=None,
+        control_scale=True,
+        zoom_control=True,
+    )
+    m.get_root().header.add_child(
+        Element(
+            "<style>.kp-popup{font:12px/1.3 sans-serif}.kp-popup th,.kp-popup td{padding:1px 4px}"
+            ".leaflet-control-layers{font:12px sans-serif}</style>"
+        ),
+        name="kp_css",
+    )
     if offline:
         js, css = leaflet_assets()
         m.default_js = []
@@ -328,21 +360,27 @@ def make_map(
         root = m.get_root()
         root.header.add_child(Element(f"<style>{css}</style>"), name="leaflet_css_inline")
         root.header.add_child(Element(f"<script>{js}</script>"), name="leaflet_js_inline")
-        root.header.add_child(Element("<style>.leaflet-container{background:#f2efe9}</style>"),
-                              name="kp_bg")
+        root.header.add_child(
+            Element("<style>.leaflet-container{background:#f2efe9}</style>"), name="kp_bg"
+        )
     else:
         m.default_js = [("leaflet", m.default_js[0][1])]
         m.default_css = [("leaflet_css", m.default_css[0][1])]
         folium.TileLayer("OpenStreetMap", name="OpenStreetMap").add_to(m)
         folium.TileLayer(
             "https://server.arcgisonline.com/ArcGIS/rest/services/World_Imagery/MapServer/tile/{z}/{y}/{x}",
-            attr="Esri World Imagery", name="Esri World Imagery",
+            attr="Esri World Imagery",
+            name="Esri World Imagery",
         ).add_to(m)
 
     for ov in overlays or []:
         folium.raster_layers.ImageOverlay(
-            ov["url"], bounds=ov["bounds"], name=html.escape(ov["label"]),
-            show=ov.get("side") == "after", opacity=1.0, pixelated=False,
+            ov["url"],
+            bounds=ov["bounds"],
+            name=html.escape(ov["label"]),
+            show=ov.get("side") == "after",
+            opacity=1.0,
+            pixelated=False,
         ).add_to(m)
 
     # zones and rings
@@ -352,8 +390,9 @@ def make_map(
         for zid in pd.unique(activity["zone"]):
             zid = str(zid)
             try:
-                charts[zid] = figure_png(plot_activity(activity, zone=zid, title=names.get(zid, zid)),
-                                         dpi=70)
+                charts[zid] = figure_png(
+                    plot_activity(activity, zone=zid, title=names.get(zid, zid)), dpi=70
+                )
             except ConfigError:
                 continue
             sub = activity[activity["zone"] == zid]
@@ -362,14 +401,6 @@ def make_map(
                 "Footprint inside (ha)": _fmt(last["cumulative_area_ha"].get("zone"), ".2f"),
                 "Footprint in ring (ha)": _fmt(last["cumulative_area_ha"].get("ring"), ".2f"),
             }
-    zprops = [{"id": str(z.id), "popup_html": _zone_popup(z, charts.get(str(z.id)), totals.get(str(z.id), {}))}
-              for z in zones]
-    bind = ("function (feature, layer) {{ layer.bindPopup(feature.properties.popup_html, "
-            "{{maxWidth: {w}}}); }}")
-    folium.GeoJson(
-        _to_feature_collection(zgdf, zprops), name="Zones", style_function=lambda f: _ZONE_STYLE,
-        on_each_feature=folium.JsCode(bind.format(w=480)),
-    ).add_to(m)
     rgdf = gpd.GeoDataFrame({"id": zgdf["id"]}, geometry=rings, crs="EPSG:4326")
     folium.GeoJson(
         _to_feature_collection(rgdf, [{"id": i} for i in rgdf["id"]]),
@@ -377,6 +408,23 @@ def make_map(
         style_function=lambda f: _RING_STYLE,
     ).add_to(m)
 
+    zprops = [
+        {
+            "id": str(z.id),
+            "popup_html": _zone_popup(z, charts.get(str(z.id)), totals.get(str(z.id), {})),
+        }
+        for z in zones
+    ]
+    bind = (
+        "function (feature, layer) {{ layer.bindPopup(feature.properties.popup_html, "
+        "{{maxWidth: {w}}}); }}"
+    )
+    folium.GeoJson(
+        _to_feature_collection(zgdf, zprops),
+        name="Zones",
+        style_function=lambda f: _ZONE_STYLE,
+        on_each_feature=folium.JsCode(bind.format(w=480)),
+    ).add_to(m)
     # footprints, one layer per first-detected period
     fp = footprints
     layer_names: list[str] = []
@@ -392,16 +440,28 @@ def make_map(
             sel = fp[(per == lab).to_numpy()]
             props = []
             for _, row in sel.iterrows():
-                props.append({
-                    "id": _fmt(row.get("id")),
-                    "area_ha": float(row["area_ha"]) if "area_ha" in row and pd.notna(row["area_ha"]) else None,
-                    "popup_html": _footprint_popup(row, names.get(str(row["zone"]), str(row["zone"]))),
-                })
-            style = {"color": "#222222", "weight": 1, "fillColor": colour, "fillOpacity": 0.75,
-                     "className": f"kp-footprint kp-period-{i}"}
+                props.append(
+                    {
+                        "id": _fmt(row.get("id")),
+                        "area_ha": float(row["area_ha"])
+                        if "area_ha" in row and pd.notna(row["area_ha"])
+                        else None,
+                        "popup_html": _footprint_popup(
+                            row, names.get(str(row["zone"]), str(row["zone"]))
+                        ),
+                    }
+                )
+            style = {
+                "color": "#222222",
+                "weight": 1,
+                "fillColor": colour,
+                "fillOpacity": 0.75,
+                "className": f"kp-footprint kp-period-{i}",
+            }
             fg = folium.FeatureGroup(name=html.escape(f"Detected {lab}"), show=True)
             folium.GeoJson(
-                _to_feature_collection(sel, props), style_function=lambda f, s=style: s,
+                _to_feature_collection(sel, props),
+                style_function=lambda f, s=style: s,
                 on_each_feature=folium.JsCode(bind.format(w=320)),
             ).add_to(fg)
             fg.add_to(m)
@@ -417,15 +477,29 @@ def make_map(
 
     legend = MacroElement()
     legend._template = Template(_LEGEND_JS)
-    items = [f"<div><b>{html.escape(title)}</b></div>",
-             "<div><span style='display:inline-block;width:18px;border-top:3px solid #ffd400'></span> zone</div>",
-             "<div><span style='display:inline-block;width:18px;border-top:2px dashed #00bcd4'></span> "
-             f"{html.escape(f'{ring_width_m / 1000:g} km outside ring')}</div>"]
-    items += [f"<div><span style='display:inline-block;width:12px;height:12px;background:{c};"
-              f"border:1px solid #222'></span> first detected {html.escape(lab)}</div>"
-              for lab, c in zip(labels, colours, strict=True)]
+    items = [
+        f"<div><b>{html.escape(title)}</b></div>",
+        "<div><span style='display:inline-block;width:18px;border-top:3px solid #ffd400'></span>"
+        " zone</div>",
+        "<div><span style='display:inline-block;width:18px;border-top:2px dashed #00bcd4'></span> "
+        f"{html.escape(f'{ring_width_m / 1000:g} km outside ring')}</div>",
+    ]
+    items += [
+        f"<div><span style='display:inline-block;width:12px;height:12px;background:{c};"
+        f"border:1px solid #222'></span> first detected {html.escape(lab)}</div>"
+        for lab, c in zip(labels, colours, strict=True)
+    ]
     legend.html = "".join(items)
     m.add_child(legend, name="kp_legend")
+    # open on the detections (and imagery) when there are any, else on the zones
+    focus = [tuple(fp.total_bounds)] if len(fp) else []
+    focus += [
+        (o["bounds"][0][1], o["bounds"][0][0], o["bounds"][1][1], o["bounds"][1][0])
+        for o in overlays or []
+    ]
+    if focus:
+        minx, miny = min(b[0] for b in focus), min(b[1] for b in focus)
+        maxx, maxy = max(b[2] for b in focus), max(b[3] for b in focus)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     return m
 
@@ -449,7 +523,9 @@ def write_map(path: str | os.PathLike, footprints: Any, **kwargs: Any) -> Path:
 def _check_offline(page: str, path: Any) -> None:
     import re
 
-    bad = re.findall(r"<(?:script|link|img)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//[^\"' >]+", page)
+    bad = re.findall(
+        r"<(?:script|link|img)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//[^\"' >]+", page
+    )
     if bad:
         raise ConfigError(f"offline map {path} would still load external resources: {bad[:3]}")
 

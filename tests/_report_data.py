@@ -23,12 +23,20 @@ SIDE = 1200.0
 RING_M = 400.0
 RES = 10.0
 DATES = pd.to_datetime(
-    ["2020-01-10", "2020-02-20", "2020-04-15", "2020-05-25", "2020-07-10", "2020-08-20",
-     "2020-10-05", "2020-11-25"]
+    [
+        "2020-01-10",
+        "2020-02-20",
+        "2020-04-15",
+        "2020-05-25",
+        "2020-07-10",
+        "2020-08-20",
+        "2020-10-05",
+        "2020-11-25",
+    ]
 )
 CLOUDY = {2, 3}  # indices of the cloudy (Q2) dates
 CLOUDY_CLEAR_COLS = 70  # cloudy dates: only columns 0-69 clear (zone spans 40-159)
-EVIL = '<img src=x onerror=alert(1)>'
+EVIL = "<img src=x onerror=alert(1)>"
 
 
 def make_zone(name: str = "Zone Berbérati-test", zid: str = "test-zone") -> Zone:
@@ -84,10 +92,18 @@ def make_rgb_cube() -> xr.Dataset:
 
 def _fp(geom, zone, first, last, state, inside, dist, water=0.0, conf=0.9):
     return {
-        "zone": zone, "geometry": geom, "first_detected": pd.Timestamp(first),
-        "last_active": pd.Timestamp(last), "state": state, "confidence": conf,
-        "water_fraction": water, "mean_ndvi": 0.1, "mean_mndwi": -0.2, "mean_bsi": 0.2,
-        "distance_to_boundary_m": dist, "inside_zone": inside,
+        "zone": zone,
+        "geometry": geom,
+        "first_detected": pd.Timestamp(first),
+        "last_active": pd.Timestamp(last),
+        "state": state,
+        "confidence": conf,
+        "water_fraction": water,
+        "mean_ndvi": 0.1,
+        "mean_mndwi": -0.2,
+        "mean_bsi": 0.2,
+        "distance_to_boundary_m": dist,
+        "inside_zone": inside,
     }
 
 
@@ -98,7 +114,7 @@ def make_footprints(zone_id: str = "test-zone", *, crs: str = UTM) -> gpd.GeoDat
         _fp(b(100, 100, 100, 100), zone_id, "2020-01-10", "2020-11-25", "active", True, -100),
         _fp(b(300, 100, 50, 80), zone_id, "2020-02-20", "2020-05-25", "inactive", True, -100),
         _fp(b(500, 500, 120, 60), zone_id, "2020-07-10", "2020-11-25", "active", True, -500, 0.4),
-        _fp(b(540, 520, 120, 60), zone_id, "2020-08-20", "2020-11-25", "new", True, -520, 0.0),
+        _fp(b(540, 520, 120, 60), zone_id, "2020-10-05", "2020-11-25", "new", True, -520, 0.0),
         _fp(b(800, 900, 70, 70), zone_id, "2020-10-05", "2020-11-25", "new", True, -230),
         _fp(b(900, 200, 60, 90), zone_id, "2020-11-25", "2020-11-25", "new", True, -200),
         _fp(b(150, 800, 40, 40), zone_id, "2020-05-25", "2020-08-20", "revegetating", True, -150),

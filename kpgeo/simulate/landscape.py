@@ -17,7 +17,14 @@ from kpgeo.simulate.grid import SceneGrid
 from kpgeo.simulate.noise import fbm, mix_key, uniform
 from kpgeo.simulate.spectra import LANDCOVER, SPECTRA
 
-__all__ = ["LandscapePlan", "LandscapeTile", "plan_landscape", "landscape_tile", "HALO_M"]
+__all__ = [
+    "LandscapePlan",
+    "LandscapeTile",
+    "plan_landscape",
+    "landscape_tile",
+    "woody_at",
+    "HALO_M",
+]
 
 #: widest distance any field needs (m): floodplain and gallery forest widths stay below this
 HALO_M = 650.0
@@ -174,13 +181,13 @@ def _distance(lines, transform, shape, res, all_touched=True):
 
 
 def _sig(x):
-    return 1.0 / (1.0 + np.exp(-x))
+    """Smooth step 0..1 (softsign: only exactly-rounded arithmetic, so tiling-invariant)."""
+    return 0.5 + 0.5 * x / (1.0 + np.abs(x))
 
 
 def landscape_tile(plan: LandscapePlan, grid: SceneGrid, row0: int, col0: int,
                    shape: tuple[int, int]) -> LandscapeTile:
     """Evaluate the landscape fields on the window ``(row0, col0, shape)`` of ``grid``."""
-    from rasterio.features import rasterize
     from shapely.geometry import box
 
     res = grid.resolution
@@ -193,16 +200,23 @@ def landscape_tile(plan: LandscapePlan, grid: SceneGrid, row0: int, col0: int,
     win = box(left, top - ph * res, left + pw * res, top)
 
     def clip(lines):
-        return [g for g in lines if g.intersects(win)]
+        # clip to the padded window first: rasterising long lines costs per vertex
+        out = (g.intersection(win) for g in lines if g.intersects(win))
+        return [g for g in out if not g.is_empty]
 
     mains, tribs, roads = clip(plan.main_rivers), clip(plan.tributaries), clip(plan.roads)
     sl = (slice(halo, halo + h), slice(halo, halo + w))
     d_main = _distance(mains, ptr, (ph, pw), res)[sl]
     d_trib = _distance(tribs, ptr, (ph, pw), res)[sl]
     d_road = _distance(roads, ptr, (ph, pw), res)[sl] if roads else np.full(shape, HALO_M, np.float32)
-    # the centreline pixel is 0 m away: shift to a distance from the pixel centre to the line
-    d_main = np.maximum(d_main - 0.0, 0.0)
+    return _fields(plan, grid, row0, col0, shape, d_main, d_trib, d_road, win)
 
+
+def _fields(plan, grid, row0, col0, shape, d_main, d_trib, d_road, win) -> LandscapeTile:
+    """Landscape fields from the distances to rivers and roads (m) on a window."""
+    from rasterio.features import rasterize
+
+    res = grid.resolution
     k = plan.key
     px = 1.0 / res  # pixels per metre
     n_big = fbm(mix_key(k, 1), row0, col0, shape, 900.0 * px, octaves=4)
@@ -295,3 +309,26 @@ def landscape_tile(plan: LandscapePlan, grid: SceneGrid, row0: int, col0: int,
         dist_river=np.minimum(d_main, d_trib).astype(np.float32),
         woody=woody,
     )
+
+
+def woody_at(plan: LandscapePlan, grid: SceneGrid, x: float, y: float) -> float:
+    """Woody (forest) fraction at the point ``(x, y)`` (scene CRS, metres).
+
+    Uses exact point-to-line distances (cheap) instead of the tile distance transform.
+    """
+    from shapely.geometry import Point, box
+
+    col = int(np.floor((x - grid.x0) / grid.resolution))
+    row = int(np.floor((grid.y0 - y) / grid.resolution))
+    res = grid.resolution
+    cx, cy = grid.x0 + (col + 0.5) * res, grid.y0 - (row + 0.5) * res
+    p = Point(cx, cy)
+
+    def dist(lines):
+        d = min((g.distance(p) for g in lines), default=HALO_M)
+        return np.full((1, 1), min(d, HALO_M), np.float32)
+
+    win = box(cx - res / 2, cy - res / 2, cx + res / 2, cy + res / 2)
+    tile = _fields(plan, grid, row, col, (1, 1), dist(plan.main_rivers), dist(plan.tributaries),
+                   dist(plan.roads), win)
+    return float(tile.woody[0, 0])

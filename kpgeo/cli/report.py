@@ -1,0 +1,177 @@
+"""``kpgeo report``: time series, web map, static maps and bulletin of a detection run."""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["report"]
+
+
+@click.command("report")
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=str),
+    help="Directory written by `kpgeo detect` (footprints.parquet or .geojson, coverage.csv).",
+)
+@click.option(
+    "--items",
+    "items_path",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=str),
+    help="STAC ItemCollection JSON, for true-colour composites "
+    "(and coverage if coverage.csv is absent).",
+)
+@click.option(
+    "--zone",
+    "zone_keys",
+    multiple=True,
+    help="Zone id or name to report (repeatable). Default: the zones of the footprints.",
+)
+@click.option(
+    "--aoi",
+    "aoi_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=str),
+    help="Polygon file of the area of interest, when the run used `kpgeo detect --aoi`.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=str),
+    help="Output directory. Default: the run directory.",
+)
+@click.option(
+    "--period",
+    default="QS",
+    show_default=True,
+    type=click.Choice(["QS", "MS", "YS"]),
+    help="Time-series period: quarters, months or years.",
+)
+@click.option(
+    "--ring-width-m",
+    type=float,
+    default=5000.0,
+    show_default=True,
+    help="Width of the watched band just outside each zone (metres).",
+)
+@click.option(
+    "--min-coverage",
+    type=float,
+    default=0.3,
+    show_default=True,
+    help="Periods with a lower mean clear-sky fraction are reported as missing data.",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    default=False,
+    help="Write a self-contained map.html that works with no internet (no basemap tiles).",
+)
+@click.option("--title", default=None, help="Bulletin title. Default: the run directory name.")
+@click.option("--overwrite", is_flag=True, default=False, help="Replace existing outputs.")
+def report(
+    run_dir: str,
+    items_path: str | None,
+    zone_keys: tuple[str, ...],
+    aoi_path: str | None,
+    out_dir: str | None,
+    period: str,
+    ring_width_m: float,
+    min_coverage: float,
+    offline: bool,
+    title: str | None,
+    overwrite: bool,
+) -> None:
+    """Write timeseries.csv/.parquet/.png, map.html, map_<zone>.png and bulletin.html for a run."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from kpgeo.errors import ConfigError
+    from kpgeo.report import write_report
+    from kpgeo.zones import get_zone, load_aoi
+
+    run = Path(run_dir)
+    if not 0.0 <= min_coverage <= 1.0:
+        raise ConfigError(f"--min-coverage must be within [0, 1], got {min_coverage}")
+    if ring_width_m <= 0:
+        raise ConfigError(f"--ring-width-m must be positive metres, got {ring_width_m}")
+    if items_path is not None and not Path(items_path).is_file():
+        raise ConfigError(f"--items {items_path}: no such file")
+    footprints = _read_footprints(run)
+    coverage = None
+    cov_path = run / "coverage.csv"
+    if cov_path.is_file():
+        try:
+            coverage = pd.read_csv(cov_path, parse_dates=["date"])
+        except (ValueError, pd.errors.ParserError) as exc:
+            raise ConfigError(
+                f"{cov_path} is not a coverage table (date, region, clear_fraction): {exc}"
+            ) from exc
+
+    zones = [get_zone(k) for k in zone_keys]
+    if aoi_path is not None:
+        zones.append(load_aoi(aoi_path))
+    if not zones:
+        ids = sorted(footprints["zone"].astype(str).unique()) if len(footprints) else []
+        if not ids:
+            raise ConfigError(
+                f"{run} has no footprint; pass --zone or --aoi to report an empty run"
+            )
+        for zid in ids:
+            try:
+                zones.append(get_zone(zid))
+            except KeyError as exc:
+                raise ConfigError(
+                    f"footprints in {run} belong to zone {zid!r}, which is not a known zone; "
+                    "pass the AOI file used for detection with --aoi"
+                ) from exc
+    outputs = write_report(
+        out_dir or run,
+        footprints=footprints,
+        coverage=coverage,
+        zones=zones,
+        items=items_path,
+        period=period,
+        ring_width_m=ring_width_m,
+        min_coverage=min_coverage,
+        offline=offline,
+        title=title or run.resolve().name,
+        overwrite=overwrite,
+    )
+    click.echo(f"{len(outputs)} report file(s) -> {out_dir or run_dir}")
+
+
+def _read_footprints(run):
+    """Footprints of a run directory (GeoParquet preferred, else GeoJSON)."""
+    import geopandas as gpd
+
+    from kpgeo.errors import ConfigError
+
+    for name in ("footprints.parquet", "footprints.geojson"):
+        path = run / name
+        if not path.is_file():
+            continue
+        try:
+            gdf = gpd.read_parquet(path) if name.endswith(".parquet") else gpd.read_file(path)
+        except Exception as exc:  # noqa: BLE001 - any reader failure is a bad input file
+            raise ConfigError(f"cannot read {path}: {exc}") from exc
+        if gdf.crs is None:
+            gdf = gdf.set_crs(4326)
+        missing = [
+            c
+            for c in ("zone", "first_detected", "last_active", "inside_zone")
+            if c not in gdf.columns
+        ]
+        if missing:
+            raise ConfigError(
+                f"{path} lacks footprint column(s) {missing}; was it written by `kpgeo detect`?"
+            )
+        return gdf
+    raise ConfigError(
+        f"{run} holds no footprints.parquet or footprints.geojson; "
+        f"run `kpgeo detect --out {run}` first"
+    )

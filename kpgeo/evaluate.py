@@ -1,0 +1,362 @@
+"""Accuracy of detected footprints against ground truth (simulator or field data).
+
+Matching rule (object level)
+----------------------------
+Geometries are compared in a metric CRS (the CRS of the label raster, else the
+local UTM zone of the truth).
+
+* A **footprint is a true positive** when at least ``overlap_threshold``
+  (default 50 %) of its area lies inside truth mining geometries; otherwise it
+  is a false positive.
+* A **truth mining site is detected** when the true-positive footprints that
+  touch it cover it with an IoU of at least ``iou_threshold`` (default 0.25),
+  IoU = area(site ∩ F) / area(site ∪ F) with F the union of those
+  footprints, **or** they cover at least ``overlap_threshold`` of the site's
+  area (so a site mapped as several pits still counts).
+
+Object precision = TP footprints / footprints; object recall = detected sites /
+truth sites; F1 is their harmonic mean.
+
+Pixel level (needs ``truth_labels.tif``): footprints are rasterised on the
+label grid; a pixel is positive when its label is 1 (mining). Precision,
+recall, IoU and specificity (TN / (TN + FP)) follow.
+
+False-alarm area by confounder: footprint pixels whose label is not mining are
+attributed to ``farm`` (2), ``burn`` (3), ``flood`` (4), else to
+``cloud_shadow`` when ``truth_cloud.tif`` shows cloud, shadow or thin cloud at
+the footprint's ``first_detected`` date, else ``other``. Each is reported in
+hectares and as a fraction of the detected area.
+
+Latency: for each detected site, ``first_detected`` (earliest over its
+footprints) minus the true ``start_date`` in days, and the number of clear
+dates (majority of the site's pixels clear in ``truth_cloud.tif``) strictly
+after the true start and up to the detection date.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from kpgeo.errors import ConfigError, InvalidAOIError
+
+__all__ = ["evaluate_footprints", "evaluate_files", "LABEL_CODES"]
+
+#: truth_labels.tif codes
+LABEL_CODES = {0: "none", 1: "mining", 2: "farm", 3: "burn", 4: "flood"}
+
+
+def _f1(p: float, r: float) -> float:
+    return 0.0 if (p + r) == 0 or not np.isfinite(p + r) else 2 * p * r / (p + r)
+
+
+def _safe_div(a: float, b: float) -> float:
+    return float(a) / float(b) if b else float("nan")
+
+
+def evaluate_footprints(
+    truth: Any,
+    footprints: Any,
+    *,
+    labels: Any = None,
+    cloud: Any = None,
+    dates: Any = None,
+    iou_threshold: float = 0.25,
+    overlap_threshold: float = 0.5,
+) -> dict[str, Any]:
+    """Compare footprints with truth polygons (and optionally label rasters).
+
+    Parameters
+    ----------
+    truth : geopandas.GeoDataFrame
+        Truth events with ``class`` (``mining`` rows are used as positives),
+        ``start_date`` and a CRS (e.g. ``truth.geojson``).
+    footprints : geopandas.GeoDataFrame
+        Detected footprints (:func:`kpgeo.footprints.extract_footprints`), with
+        ``first_detected``.
+    labels : xarray.DataArray, optional
+        ``truth_labels.tif`` (2-D, with CRS): enables the pixel metrics and
+        the confounder breakdown.
+    cloud : xarray.DataArray, optional
+        ``truth_cloud.tif`` (band per date) on the label grid, with ``dates``:
+        enables the cloud/shadow attribution and latency in clear observations.
+    dates : sequence of dates, optional
+        Acquisition date of each ``cloud`` band.
+    iou_threshold, overlap_threshold : float
+        Matching rule (see the module docstring).
+
+    Returns
+    -------
+    dict
+        ``object`` (precision, recall, f1, counts), ``pixel`` (precision,
+        recall, iou, specificity; when ``labels``), ``area`` (truth and
+        detected ha, relative error), ``latency`` (median/mean days and clear
+        observations, per-site lists), ``false_alarm`` (ha and fraction by
+        confounder; when ``labels``).
+
+    Raises
+    ------
+    kpgeo.errors.ConfigError
+        Thresholds out of (0, 1] or inputs without CRS / required columns.
+    """
+    import pandas as pd
+    import rioxarray  # noqa: F401  (registers .rio)
+    import shapely
+
+    for name, v in (("iou_threshold", iou_threshold), ("overlap_threshold", overlap_threshold)):
+        if not (isinstance(v, (int, float)) and 0 < v <= 1):
+            raise ConfigError(f"{name} must be in (0, 1], got {v!r}.")
+    for name, g in (("truth", truth), ("footprints", footprints)):
+        if getattr(g, "crs", None) is None:
+            raise ConfigError(f"The {name} GeoDataFrame has no CRS.")
+    if "class" not in truth.columns:
+        raise ConfigError("The truth table needs a `class` column (mining/farm/burn).")
+
+    if labels is not None:
+        metric_crs = labels.rio.crs
+    elif truth.crs.is_projected:
+        metric_crs = truth.crs
+    elif footprints.crs.is_projected:
+        metric_crs = footprints.crs
+    else:
+        metric_crs = truth.estimate_utm_crs() if len(truth) else footprints.estimate_utm_crs()
+    sites = truth[truth["class"] == "mining"].to_crs(metric_crs).reset_index(drop=True)
+    fps = footprints.to_crs(metric_crs).reset_index(drop=True)
+    fps = fps[~fps.geometry.is_empty & fps.geometry.notna()].reset_index(drop=True)
+
+    mining_union = shapely.union_all(sites.geometry.values) if len(sites) else shapely.Polygon()
+    fp_area = fps.geometry.area.to_numpy()
+    inside = fps.geometry.intersection(mining_union).area.to_numpy() if len(fps) else np.zeros(0)
+    tp_fp = (inside >= overlap_threshold * fp_area) & (fp_area > 0)
+
+    first = pd.to_datetime(fps["first_detected"]) if "first_detected" in fps else \
+        pd.Series(pd.NaT, index=fps.index)
+    detected = np.zeros(len(sites), bool)
+    det_date = [pd.NaT] * len(sites)
+    ious = np.full(len(sites), np.nan)
+    tree = shapely.STRtree(fps.geometry.values) if len(fps) else None
+    for i, site in enumerate(sites.geometry.values):
+        if tree is None:
+            break
+        cand = tree.query(site, predicate="intersects")
+        cand = [j for j in cand if tp_fp[j]]
+        if not cand:
+            ious[i] = 0.0
+            continue
+        fu = shapely.union_all(fps.geometry.values[cand])
+        inter = site.intersection(fu).area
+        union = site.union(fu).area
+        ious[i] = inter / union if union else 0.0
+        cover = _safe_div(inter, site.area)
+        detected[i] = ious[i] >= iou_threshold or cover >= overlap_threshold
+        if detected[i]:
+            det_date[i] = first.iloc[cand].min()
+
+    n_fp = len(fps)
+    precision = _safe_div(tp_fp.sum(), n_fp) if n_fp else (1.0 if len(sites) == 0 else 0.0)
+    recall = _safe_div(detected.sum(), len(sites)) if len(sites) else float("nan")
+    res: dict[str, Any] = {
+        "matching_rule": (f"footprint TP if >= {overlap_threshold:.0%} of its area inside truth "
+                          f"mining; site detected if TP footprints reach IoU >= {iou_threshold} "
+                          f"or cover >= {overlap_threshold:.0%} of the site"),
+        "object": {
+            "n_truth": int(len(sites)),
+            "n_detected": int(n_fp),
+            "tp_footprints": int(tp_fp.sum()),
+            "fp_footprints": int(n_fp - tp_fp.sum()),
+            "detected_sites": int(detected.sum()),
+            "precision": precision,
+            "recall": recall,
+            "f1": _f1(precision, recall) if len(sites) else float("nan"),
+        },
+    }
+    truth_ha = float(sites.geometry.area.sum() / 1e4)
+    det_ha = float(fp_area.sum() / 1e4)
+    res["area"] = {
+        "truth_ha": truth_ha,
+        "detected_ha": det_ha,
+        "tp_detected_ha": float(fp_area[tp_fp].sum() / 1e4),
+        "relative_error": _safe_div(det_ha - truth_ha, truth_ha),
+    }
+
+    # latency
+    starts = pd.to_datetime(sites["start_date"]) if "start_date" in sites else \
+        pd.Series(pd.NaT, index=sites.index)
+    lat_days = []
+    lat_obs = []
+    per_site = []
+    clear_site = None
+    if cloud is not None and labels is not None and dates is not None:
+        clear_site = _site_clear_dates(sites, cloud, labels)
+    dates_idx = pd.to_datetime(list(dates)) if dates is not None else None
+    for i in range(len(sites)):
+        if not detected[i] or pd.isna(starts.iloc[i]) or pd.isna(det_date[i]):
+            continue
+        d = (pd.Timestamp(det_date[i]) - pd.Timestamp(starts.iloc[i])).days
+        entry = {"site_id": sites["site_id"].iloc[i] if "site_id" in sites else i, "days": d}
+        lat_days.append(d)
+        if clear_site is not None:
+            cl = clear_site[i]
+            sel = (dates_idx > starts.iloc[i]) & (dates_idx <= pd.Timestamp(det_date[i]))
+            n = int(np.sum(cl & np.asarray(sel)))
+            if d < 0:
+                sel = (dates_idx <= starts.iloc[i]) & (dates_idx > pd.Timestamp(det_date[i]))
+                n = -int(np.sum(cl & np.asarray(sel)))
+            entry["clear_obs"] = n
+            lat_obs.append(n)
+        per_site.append(entry)
+    res["latency"] = {
+        "median_days": float(np.median(lat_days)) if lat_days else float("nan"),
+        "mean_days": float(np.mean(lat_days)) if lat_days else float("nan"),
+        "median_clear_obs": float(np.median(lat_obs)) if lat_obs else float("nan"),
+        "sites": per_site,
+    }
+    if labels is not None:
+        res.update(_pixel_metrics(fps, labels, cloud=cloud, dates=dates_idx))
+    return res
+
+
+def _rasterize(geoms: Any, values: Any, labels: Any, fill: int = 0) -> np.ndarray:
+    import rasterio.features
+
+    shape = labels.shape[-2:]
+    items = [(g, int(v)) for g, v in zip(geoms, values, strict=True) if g is not None
+             and not g.is_empty]
+    if not items:
+        return np.zeros(shape, "int32")
+    return rasterio.features.rasterize(items, out_shape=shape, transform=labels.rio.transform(),
+                                       fill=fill, dtype="int32")
+
+
+def _site_clear_dates(sites: Any, cloud: Any, labels: Any) -> list[np.ndarray]:
+    ids = _rasterize(sites.geometry.values, np.arange(1, len(sites) + 1), labels)
+    cl = np.asarray(cloud.values) == 0
+    out = []
+    for i in range(len(sites)):
+        m = ids == i + 1
+        if not m.any():
+            out.append(np.zeros(cl.shape[0], bool))
+            continue
+        out.append(cl[:, m].mean(axis=1) >= 0.5)
+    return out
+
+
+def _pixel_metrics(fps: Any, labels: Any, *, cloud: Any, dates: Any) -> dict[str, Any]:
+    import pandas as pd
+
+    lab = np.asarray(labels.values).squeeze()
+    fid = _rasterize(fps.geometry.values, np.arange(1, len(fps) + 1), labels)
+    pred = fid > 0
+    truth = lab == 1
+    tp = int((pred & truth).sum())
+    fp = int((pred & ~truth).sum())
+    fn = int((~pred & truth).sum())
+    tn = int((~pred & ~truth).sum())
+    px_ha = abs(labels.rio.transform().a * labels.rio.transform().e) / 1e4
+    precision = _safe_div(tp, tp + fp) if tp + fp else 1.0
+    recall = _safe_div(tp, tp + fn)
+    pixel = {
+        "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+        "precision": precision,
+        "recall": recall,
+        "f1": _f1(precision, recall),
+        "iou": _safe_div(tp, tp + fp + fn),
+        "specificity": _safe_div(tn, tn + fp),
+    }
+    detected_ha = pred.sum() * px_ha
+    fa = {}
+    for code, name in ((2, "farm"), (3, "burn"), (4, "flood")):
+        fa[name] = int((pred & (lab == code)).sum())
+    rest = pred & ~truth & ~np.isin(lab, [2, 3, 4])
+    n_cloud = 0
+    if cloud is not None and dates is not None and "first_detected" in fps:
+        cl = np.asarray(cloud.values)
+        first = pd.to_datetime(fps["first_detected"])
+        for j in range(len(fps)):
+            if pd.isna(first.iloc[j]):
+                continue
+            m = rest & (fid == j + 1)
+            if not m.any():
+                continue
+            k = int(np.argmin(np.abs((dates - first.iloc[j]).days)))
+            n_cloud += int((m & (cl[k] != 0)).sum())
+    fa["cloud_shadow"] = n_cloud
+    fa["other"] = int(rest.sum()) - n_cloud
+    false_alarm = {
+        name: {"ha": n * px_ha, "fraction_of_detected": _safe_div(n * px_ha, detected_ha)
+               if detected_ha else 0.0}
+        for name, n in fa.items()
+    }
+    return {"pixel": pixel, "false_alarm": false_alarm}
+
+
+def _read_raster(path: str | os.PathLike) -> Any:
+    import rioxarray
+
+    try:
+        return rioxarray.open_rasterio(path).load()
+    except Exception as exc:  # noqa: BLE001 - turn GDAL errors into a clear message
+        raise InvalidAOIError(f"Cannot read raster {path}: {exc}") from exc
+
+
+def _read_vector(path: str | os.PathLike, what: str) -> Any:
+    import geopandas as gpd
+
+    try:
+        gdf = gpd.read_file(path)
+    except Exception as exc:  # noqa: BLE001
+        raise ConfigError(f"Cannot read the {what} file {path}: {exc}") from exc
+    if gdf.crs is None:
+        gdf = gdf.set_crs(4326)
+    return gdf
+
+
+def evaluate_files(
+    truth: str | os.PathLike,
+    footprints: str | os.PathLike,
+    *,
+    labels: str | os.PathLike | None = None,
+    cloud: str | os.PathLike | None = None,
+    dates: Any = None,
+    iou_threshold: float = 0.25,
+    overlap_threshold: float = 0.5,
+) -> dict[str, Any]:
+    """File-level :func:`evaluate_footprints` (GeoJSON/GeoParquet + GeoTIFFs).
+
+    ``cloud`` defaults to ``truth_cloud.tif`` next to ``labels`` when present;
+    ``dates`` default to the band descriptions of ``cloud`` (ISO dates) or to
+    the dates of ``items.json`` next to it.
+    """
+    import json
+    from pathlib import Path
+
+    import geopandas as gpd
+
+    truth_gdf = _read_vector(truth, "truth")
+    if str(footprints).endswith(".parquet"):
+        fps = gpd.read_parquet(footprints)
+    else:
+        fps = _read_vector(footprints, "footprints")
+    lab = _read_raster(labels).squeeze("band", drop=True) if labels else None
+    cl = None
+    if labels and cloud is None and (Path(labels).parent / "truth_cloud.tif").exists():
+        cloud = Path(labels).parent / "truth_cloud.tif"
+    if cloud:
+        cl = _read_raster(cloud)
+        if dates is None:
+            desc = cl.attrs.get("long_name")
+            if isinstance(desc, (list, tuple)) and len(desc) == cl.shape[0]:
+                try:
+                    dates = [np.datetime64(str(d)[:10]) for d in desc]
+                except ValueError:
+                    dates = None
+        items_path = Path(cloud).parent / "items.json"
+        if dates is None and items_path.exists():
+            feats = json.loads(items_path.read_text()).get("features", [])
+            dates = sorted(np.datetime64(f["properties"]["datetime"][:10]) for f in feats)
+        if dates is None or len(dates) != cl.shape[0]:
+            cl, dates = None, None
+    return evaluate_footprints(truth_gdf, fps, labels=lab, cloud=cl, dates=dates,
+                               iou_threshold=iou_threshold, overlap_threshold=overlap_threshold)

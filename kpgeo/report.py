@@ -1,0 +1,416 @@
+"""Report-ready outputs of a run: time series, web map, static maps and bulletin.
+
+:func:`write_report` is the one call that ``kpgeo report``, ``kpgeo run`` and
+pipelines use: from footprints (+ clear coverage, + optionally imagery for
+true-colour composites) it writes into a directory
+
+* ``timeseries.csv`` / ``timeseries.parquet`` / ``timeseries.png``
+  (:mod:`kpgeo.timeseries`),
+* ``map.html`` (:mod:`kpgeo.webmap`; self-contained with ``offline=True``),
+* ``map_<zone id>.png`` (:mod:`kpgeo.staticmap`),
+* ``bulletin.html``: a self-contained per-run bulletin (images inlined as
+  base64) rendered by Jinja2 with autoescaping, so zone names and other data
+  are always HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kpgeo.errors import ConfigError, NoDataError
+
+__all__ = ["REPORT_OUTPUTS", "write_report", "render_bulletin", "zone_file_stem"]
+
+log = logging.getLogger(__name__)
+
+#: fixed-name outputs of :func:`write_report` (plus one ``map_<zone>.png`` per zone)
+REPORT_OUTPUTS = (
+    "timeseries.csv",
+    "timeseries.parquet",
+    "timeseries.png",
+    "map.html",
+    "bulletin.html",
+)
+
+_PERIOD_NAMES = {"QS": "quarters", "MS": "months", "YS": "years"}
+_MAX_SITES = 200
+
+
+def zone_file_stem(zone_id: str) -> str:
+    """File-name-safe form of a zone id (``map_<stem>.png``)."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(zone_id)).strip("._")
+    return stem or "zone"
+
+
+def _env() -> Any:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    return Environment(
+        loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _f(value: Any, spec: str = ".2f") -> str:
+    if value is None or pd.isna(value):
+        return "–"
+    return format(float(value), spec)
+
+
+def _date(value: Any) -> str:
+    if value is None or pd.isna(value):
+        return "–"
+    return pd.Timestamp(value).strftime("%Y-%m-%d")
+
+
+def _sites(fp: Any) -> list[dict[str, Any]]:
+    if not len(fp):
+        return []
+    fp = fp.to_crs(4326)
+    centroids = fp.to_crs(fp.estimate_utm_crs()).centroid.to_crs(4326)
+    first = pd.to_datetime(fp["first_detected"], utc=True, errors="coerce").dt.tz_localize(None)
+    order = first.sort_values(ascending=False, na_position="last").index
+    rows = []
+    for idx in order[:_MAX_SITES]:
+        row = fp.loc[idx]
+        pt = centroids.loc[idx]
+        rows.append(
+            {
+                "id": str(row.get("id", idx)),
+                "first_detected": _date(first.loc[idx]),
+                "last_active": _date(
+                    pd.to_datetime(row.get("last_active"), utc=True, errors="coerce")
+                ),
+                "state": str(row.get("state", "–")),
+                "area_ha": _f(row.get("area_ha")),
+                "confidence": _f(row.get("confidence")),
+                "lat": f"{pt.y:.5f}",
+                "lon": f"{pt.x:.5f}",
+                "location": "inside" if bool(row.get("inside_zone", True)) else "outside (ring)",
+            }
+        )
+    return rows
+
+
+def render_bulletin(
+    *,
+    zones: list[Any],
+    footprints: Any,
+    activity: pd.DataFrame,
+    charts: Mapping[str, bytes] | None = None,
+    maps: Mapping[str, bytes] | None = None,
+    map_periods: Mapping[str, str] | None = None,
+    freq: str = "QS",
+    ring_width_m: float = 5000.0,
+    min_coverage: float = 0.3,
+    title: str = "kpgeo monitoring run",
+) -> str:
+    """Render the bulletin HTML (self-contained: images as base64 data URLs).
+
+    Parameters
+    ----------
+    zones
+        Zones reported (:class:`kpgeo.zones.Zone`).
+    footprints
+        Footprints GeoDataFrame (column contract of
+        :func:`kpgeo.footprints.extract_footprints`).
+    activity
+        Output of :func:`kpgeo.timeseries.zone_activity`.
+    charts, maps
+        PNG bytes per zone id (time-series chart, static map).
+    map_periods
+        Text describing each map's composite period, per zone id.
+
+    Returns
+    -------
+    str
+        HTML; every value is escaped by Jinja2's autoescape.
+    """
+    from datetime import UTC, datetime
+
+    from kpgeo._version import __version__
+    from kpgeo.timeseries import norm_freq
+    from kpgeo.webmap import png_data_url
+
+    charts = charts or {}
+    maps = maps or {}
+    map_periods = map_periods or {}
+    freq = norm_freq(freq)
+    last_start = activity["period_start"].max() if len(activity) else None
+    from kpgeo.staticmap import period_labels
+
+    last_period = period_labels([last_start], freq=freq).iloc[0] if last_start is not None else "–"
+    zrows = []
+    for zone in zones:
+        zid = str(zone.id)
+        act = activity[activity["zone"] == zid].sort_values("period_start")
+        ins, ring = act[act["region"] == "zone"], act[act["region"] == "ring"]
+        zfp = footprints[footprints["zone"].astype(str) == zid] if len(footprints) else footprints
+        inside_fp = zfp[zfp["inside_zone"].astype(bool)] if len(zfp) else zfp
+        ring_fp = zfp[~zfp["inside_zone"].astype(bool)] if len(zfp) else zfp
+        low = ins[ins["low_coverage"]]
+        sites = _sites(zfp)
+        zrows.append(
+            {
+                "id": zid,
+                "name": str(zone.name),
+                "country": str(getattr(zone, "country", "") or "–"),
+                "area_ha": f"{zone.area_ha:,.0f}",
+                "inside_ha": _f(ins["cumulative_area_ha"].iloc[-1] if len(ins) else None),
+                "ring_ha": _f(ring["cumulative_area_ha"].iloc[-1] if len(ring) else None),
+                "new_last_ha": _f(ins["new_area_ha"].iloc[-1] if len(ins) else None),
+                "ring_new_last_ha": _f(ring["new_area_ha"].iloc[-1] if len(ring) else None),
+                "inside_sites": int(len(inside_fp)),
+                "ring_sites": int(len(ring_fp)),
+                "low_periods": int(len(low)),
+                "n_periods": int(len(ins)),
+                "low_list": ", ".join(period_labels(low["period_start"], freq=freq)),
+                "chart": png_data_url(charts[zid]) if zid in charts else "",
+                "map": png_data_url(maps[zid]) if zid in maps else "",
+                "map_period": map_periods.get(zid, ""),
+                "sites": sites,
+                "n_sites": int(len(zfp)),
+                "sites_truncated": len(zfp) > len(sites),
+            }
+        )
+    dates = (
+        pd.concat([activity["period_start"], activity["period_end"]])
+        if len(activity)
+        else pd.Series([])
+    )
+    return (
+        _env()
+        .get_template("bulletin.html.j2")
+        .render(
+            title=title,
+            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            version=__version__,
+            period_name=_PERIOD_NAMES.get(freq, freq),
+            first_date=_date(dates.min()) if len(dates) else "–",
+            last_date=_date(dates.max()) if len(dates) else "–",
+            last_period=last_period,
+            ring_km=f"{ring_width_m / 1000:g}",
+            min_coverage_pct=f"{min_coverage * 100:g}",
+            zones=zrows,
+        )
+    )
+
+
+def _norm_cubes(zones: list[Any], cube: Any, items: Any, *, ring_width_m: float) -> dict[str, Any]:
+    """Cubes per zone id: a given cube (or dict), else lazily loaded from items."""
+    out: dict[str, Any] = {}
+    if cube is not None:
+        if isinstance(cube, Mapping) and not hasattr(
+            cube, "data_vars"
+        ):  # a Dataset is a Mapping too
+            out.update({str(k): v for k, v in cube.items()})
+        else:
+            out.update({str(z.id): cube for z in zones})
+    if items is not None:
+        from kpgeo.cube import load_cube
+
+        per_zone = items if isinstance(items, Mapping) else {str(z.id): items for z in zones}
+        for zone in zones:
+            zid = str(zone.id)
+            if zid in out or zid not in per_zone:
+                continue
+            out[zid] = load_cube(
+                per_zone[zid],
+                aoi=zone.geometry.union(zone.ring(ring_width_m)),
+                bands=["red", "green", "blue"],
+            )
+    return out
+
+
+def write_report(
+    out_dir: str | os.PathLike,
+    *,
+    footprints: Any,
+    coverage: pd.DataFrame | None = None,
+    zones: Iterable[Any] | None = None,
+    cube: Any = None,
+    items: Any = None,
+    period: str = "QS",
+    ring_width_m: float = 5000.0,
+    min_coverage: float = 0.3,
+    compare_date: Any = None,
+    offline: bool = False,
+    title: str = "kpgeo monitoring run",
+    overwrite: bool = True,
+) -> dict[str, Path]:
+    """Write time series, web map, static maps and bulletin of a run into ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir
+        Output directory (created).
+    footprints
+        GeoDataFrame of :func:`kpgeo.footprints.extract_footprints` (any CRS).
+    coverage
+        :func:`kpgeo.timeseries.clear_coverage` output (regions named by
+        :func:`kpgeo.timeseries.zone_regions`); computed from the cubes when
+        None and imagery is given.
+    zones
+        Zones to report; default: :func:`kpgeo.zones.get_zone` of each zone id
+        in ``footprints``.
+    cube, items
+        Imagery for true-colour composites (and coverage): a cube, a dict zone
+        id -> cube, an ItemCollection path, or a dict zone id -> path. Optional:
+        without it maps have no imagery background.
+    period
+        Time-series period (``"QS"`` quarters, ``"MS"``, ``"YS"``).
+    ring_width_m, min_coverage
+        See :func:`kpgeo.timeseries.zone_activity`.
+    compare_date
+        Split of the before/after composites; default: start of the last period.
+    offline
+        Self-contained web map (no internet needed).
+    title
+        Run title (plain text, escaped).
+    overwrite
+        When False, refuse to replace existing outputs (:class:`OutputExistsError`).
+
+    Returns
+    -------
+    dict
+        Output file name -> path.
+    """
+    from kpgeo.io import atomic_path, ensure_out_dir
+    from kpgeo.staticmap import figure_png, plot_zone_map, true_colour
+    from kpgeo.timeseries import (
+        clear_coverage,
+        norm_freq,
+        plot_activity,
+        write_timeseries,
+        zone_activity,
+        zone_regions,
+    )
+    from kpgeo.webmap import composite_overlays, write_map
+
+    freq = norm_freq(period)
+    out = ensure_out_dir(out_dir, overwrite=overwrite, expect=REPORT_OUTPUTS)
+    if zones is None:
+        from kpgeo.zones import get_zone
+
+        ids = sorted(footprints["zone"].astype(str).unique()) if len(footprints) else []
+        if not ids:
+            raise ConfigError("no footprints and no zones given: pass zones= (CLI: --zone)")
+        zones = [get_zone(i) for i in ids]
+    zones = list(zones)
+    cubes = _norm_cubes(zones, cube, items, ring_width_m=ring_width_m)
+
+    if coverage is None and cubes:
+        frames = [
+            clear_coverage(c, zone_regions([z], ring_width_m=ring_width_m))
+            for z in zones
+            if (c := cubes.get(str(z.id))) is not None
+        ]
+        coverage = pd.concat(frames, ignore_index=True) if frames else None
+    if coverage is None:
+        log.warning("no clear-coverage table: cloud gaps cannot be told from inactivity")
+
+    activity = zone_activity(
+        footprints,
+        coverage,
+        freq=freq,
+        zones=zones,
+        ring_width_m=ring_width_m,
+        min_coverage=min_coverage,
+    )
+    outputs: dict[str, Path] = {}
+    outputs |= {f"timeseries.{k}": v for k, v in write_timeseries(activity, out).items()}
+
+    charts = {
+        str(z.id): figure_png(plot_activity(activity, zone=str(z.id), title=str(z.name)))
+        for z in zones
+    }
+    # timeseries.png: the charts of all zones stacked (one figure)
+    outputs["timeseries.png"] = _write_stacked(
+        out / "timeseries.png", [charts[str(z.id)] for z in zones]
+    )
+
+    split = (
+        pd.Timestamp(compare_date) if compare_date is not None else activity["period_start"].max()
+    )
+    overlays, maps, map_periods = [], {}, {}
+    for zone in zones:
+        zid = str(zone.id)
+        zcube = cubes.get(zid)
+        background = None
+        if zcube is not None and all(b in zcube for b in ("red", "green", "blue")):
+            overlays += composite_overlays(zcube, split_date=split)
+            try:
+                background = true_colour(zcube, start=split)
+                map_periods[zid] = f"{split:%Y-%m-%d} onwards"
+            except NoDataError:
+                background = None
+        fig = plot_zone_map(
+            footprints,
+            zone,
+            background=background,
+            freq=freq,
+            ring_width_m=ring_width_m,
+            period=(activity["period_start"].min(), activity["period_end"].max()),
+        )
+        maps[zid] = figure_png(fig)
+        name = f"map_{zone_file_stem(zid)}.png"
+        with atomic_path(out / name) as tmp:
+            Path(tmp).write_bytes(maps[zid])
+        outputs[name] = out / name
+
+    outputs["map.html"] = write_map(
+        out / "map.html",
+        footprints,
+        zones=zones,
+        activity=activity,
+        overlays=overlays,
+        freq=freq,
+        ring_width_m=ring_width_m,
+        offline=offline,
+        title=title,
+    )
+    page = render_bulletin(
+        zones=zones,
+        footprints=footprints,
+        activity=activity,
+        charts=charts,
+        maps=maps,
+        map_periods=map_periods,
+        freq=freq,
+        ring_width_m=ring_width_m,
+        min_coverage=min_coverage,
+        title=title,
+    )
+    with atomic_path(out / "bulletin.html") as tmp:
+        Path(tmp).write_text(page, encoding="utf-8")
+    outputs["bulletin.html"] = out / "bulletin.html"
+    return outputs
+
+
+def _write_stacked(path: Path, pngs: list[bytes]) -> Path:
+    """PNG charts stacked vertically into one PNG."""
+    import io
+
+    import numpy as np
+    from matplotlib.image import imread, imsave
+
+    from kpgeo.io import atomic_path
+
+    imgs = [imread(io.BytesIO(png)) for png in pngs]
+    width = max(i.shape[1] for i in imgs)
+    padded = [
+        np.pad(i, ((0, 0), (0, width - i.shape[1]), (0, 0)), constant_values=1.0) for i in imgs
+    ]
+    with atomic_path(path) as tmp:
+        imsave(tmp, np.concatenate(padded, axis=0), format="png")
+    return path

@@ -1,0 +1,75 @@
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kpgeo.cli import main
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    from kpgeo.simulate import simulate_scene
+
+    return simulate_scene(tmp_path_factory.mktemp("sim") / "s", shape=(64, 64), n_dates=24,
+                          preset="default", seed=1)
+
+
+@pytest.fixture(scope="module")
+def aoi_file(scene, tmp_path_factory):
+    import geopandas as gpd
+    import shapely
+
+    items = json.loads(scene.items_path.read_text())
+    bbox = items["features"][0]["bbox"]
+    path = tmp_path_factory.mktemp("aoi") / "aoi.geojson"
+    gpd.GeoDataFrame(geometry=[shapely.box(*bbox)], crs=4326).to_file(path)
+    return path
+
+
+def test_detect_writes_outputs(scene, aoi_file, tmp_path):
+    import geopandas as gpd
+    import rasterio
+
+    out = tmp_path / "out"
+    runner = CliRunner()
+    res = runner.invoke(main, ["detect", "--items", str(scene.items_path), "--aoi", str(aoi_file),
+                               "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    gj = json.loads((out / "footprints.geojson").read_text())
+    assert gj["features"], "expected footprints on a scene with mining"
+    props = gj["features"][0]["properties"]
+    assert len(props["first_detected"]) == 10 and props["first_detected"][4] == "-"
+    assert props["area_ha"] > 0
+    gdf = gpd.read_file(out / "footprints.geojson")
+    assert gdf.crs.to_epsg() == 4326
+    pq = gpd.read_parquet(out / "footprints.parquet")
+    assert len(pq) == len(gdf) and pq.crs is not None
+    for name in ("first_detected", "last_active", "confidence", "state"):
+        with rasterio.open(out / f"{name}.tif") as src:
+            assert src.crs is not None
+            assert src.driver == "GTiff" and src.overviews(1) is not None
+            arr = src.read(1)
+    with rasterio.open(out / "first_detected.tif") as src:
+        fd = src.read(1)
+        assert src.dtypes[0] == "int32" and src.nodata == -1
+    assert (fd[fd != -1] > 17000).all()  # days since 1970 in 2019-2020
+
+    # refuses to overwrite, then evaluates
+    res = runner.invoke(main, ["detect", "--items", str(scene.items_path), "--aoi", str(aoi_file),
+                               "--out", str(out), "--no-progress"])
+    assert res.exit_code == 1 and "overwrite" in res.output
+    metrics = tmp_path / "m.json"
+    res = runner.invoke(main, ["evaluate", "--truth", str(scene.truth_path), "--footprints",
+                               str(out / "footprints.geojson"), "--labels",
+                               str(scene.labels_path), "--out", str(metrics)])
+    assert res.exit_code == 0, res.output
+    m = json.loads(metrics.read_text())
+    assert {"object", "pixel", "area", "latency", "false_alarm"} <= set(m)
+    assert 0 <= m["pixel"]["specificity"] <= 1
+
+
+def test_detect_needs_zone_or_aoi(scene, tmp_path):
+    res = CliRunner().invoke(main, ["detect", "--items", str(scene.items_path),
+                                    "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+import shapely
+import xarray as xr
+
+from kpgeo.errors import ConfigError
+from kpgeo.footprints import FOOTPRINT_COLUMNS, change_rasters, extract_footprints
+
+
+def make_change(state, *, x0=500000.0, y0=400000.0, res=10.0, crs="EPSG:32634"):
+    from odc.geo.geobox import GeoBox
+    from odc.geo.xr import xr_coords
+
+    h, w = state.shape
+    gbox = GeoBox.from_bbox((x0, y0, x0 + res * w, y0 + res * h), crs=crs, resolution=res)
+    coords = xr_coords(gbox, crs_coord_name="spatial_ref")
+    det = np.isin(state, [1, 2, 3, 4])
+    first = np.where(det, np.datetime64("2019-06-01", "ns"), np.datetime64("NaT", "ns"))
+    return xr.Dataset(
+        {
+            "state": (("y", "x"), state.astype("uint8")),
+            "confidence": (("y", "x"), np.where(det, 0.8, 0.0).astype("float32")),
+            "first_detected": (("y", "x"), first),
+            "last_active": (("y", "x"), first),
+            "water": (("y", "x"), det & (np.arange(w)[None, :] % 2 == 0)),
+            "mean_ndvi": (("y", "x"), np.full(state.shape, 0.1, "float32")),
+            "mean_mndwi": (("y", "x"), np.full(state.shape, -0.2, "float32")),
+            "mean_bsi": (("y", "x"), np.full(state.shape, 0.1, "float32")),
+        },
+        coords=coords,
+    ), gbox
+
+
+def test_mmu_areas_attributes():
+    st = np.zeros((40, 40), "uint8")
+    st[5:15, 5:15] = 2  # 100 px = 1 ha
+    st[30:32, 30:32] = 1  # 4 px = 0.04 ha, below a 0.05 ha MMU
+    st[25:28, 5:8] = 4  # 9 px = 0.09 ha
+    ch, _ = make_change(st)
+    gdf = extract_footprints(ch, min_area_ha=0.05, closing_radius=0)
+    assert list(gdf.columns) == FOOTPRINT_COLUMNS
+    assert len(gdf) == 2
+    assert sorted(gdf["area_ha"].round(4)) == [0.09, 1.0]
+    big = gdf.loc[gdf["area_ha"].idxmax()]
+    assert big["state"] == "active"
+    assert gdf.loc[gdf["area_ha"].idxmin(), "state"] == "revegetating"
+    assert big["water_fraction"] == pytest.approx(0.5)
+    assert str(big["first_detected"])[:10] == "2019-06-01"
+    assert gdf.crs.to_epsg() == 32634
+    assert gdf["inside_zone"].all() and gdf["zone"].isna().all()
+    # a larger MMU drops the small object
+    assert len(extract_footprints(ch, min_area_ha=0.1, closing_radius=0)) == 1
+
+
+def test_signed_distance_to_zone_boundary():
+    from pyproj import Transformer
+
+    st = np.zeros((40, 40), "uint8")
+    st[5:9, 5:9] = 2   # upper-left block
+    st[30:34, 30:34] = 2  # lower-right block
+    ch, gbox = make_change(st)
+    # zone = left half of the scene, in EPSG:4326
+    tr = Transformer.from_crs(32634, 4326, always_xy=True)
+    zone_utm = shapely.box(500000, 400000, 500200, 400400)
+    zone = shapely.ops.transform(tr.transform, zone_utm)
+    gdf = extract_footprints(ch, zone=zone, min_area_ha=0.0, closing_radius=0)
+    left = gdf[gdf.geometry.centroid.x < 500200].iloc[0]
+    right = gdf[gdf.geometry.centroid.x > 500200].iloc[0]
+    assert left["inside_zone"] and not right["inside_zone"]
+    # left block centroid x = 500070 -> 70 m from the zone's west edge (closest)
+    assert left["distance_to_boundary_m"] == pytest.approx(-70, abs=1.0)
+    # right block centroid x = 500320 -> 120 m east of the boundary
+    assert right["distance_to_boundary_m"] == pytest.approx(120, abs=1.0)
+
+
+def test_empty_and_bad_params():
+    ch, _ = make_change(np.zeros((10, 10), "uint8"))
+    gdf = extract_footprints(ch)
+    assert len(gdf) == 0 and list(gdf.columns) == FOOTPRINT_COLUMNS
+    with pytest.raises(ConfigError):
+        extract_footprints(ch, min_area_ha=-1)
+    with pytest.raises(ConfigError):
+        extract_footprints(ch, min_confidence=2)
+    with pytest.raises(ConfigError):
+        extract_footprints(ch.drop_vars("state"))
+
+
+def test_change_rasters_encoding():
+    st = np.zeros((10, 10), "uint8")
+    st[2:5, 2:5] = 2
+    ch, _ = make_change(st)
+    r = change_rasters(ch)
+    fd = r["first_detected"].values
+    assert fd.dtype == np.int32
+    assert fd[3, 3] == (np.datetime64("2019-06-01") - np.datetime64("1970-01-01")).astype(int)
+    assert fd[0, 0] == -1
+    assert "spatial_ref" in r["state"].coords

@@ -1,0 +1,109 @@
+"""End-to-end monitoring run: outputs, resume after interruption, incremental re-runs."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from kpgeo.cli import main
+from kpgeo.pipeline import ZONE_OUTPUTS, load_config, run_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    from kpgeo.simulate import simulate_scene
+
+    out = tmp_path_factory.mktemp("scene")
+    return simulate_scene(out, zone="caf-boda", shape=(96, 96), n_dates=14, preset="clean", seed=3)
+
+
+@pytest.fixture
+def config_file(tmp_path, scene):
+    path = tmp_path / "run.toml"
+    path.write_text(
+        f"""
+[run]
+name = "test run"
+ring_width_m = 1000
+min_area_ha = 0.05
+[[zones]]
+zone = "Boda"
+items = "{scene.items_path}"
+"""
+    )
+    return path
+
+
+def test_run_writes_zone_and_run_outputs(tmp_path, config_file):
+    out = tmp_path / "out"
+    result = run_pipeline(load_config(config_file), out, report=False)
+    zone_dir = out / "zones" / "caf-boda"
+    for name in ZONE_OUTPUTS + ("done.json",):
+        assert (zone_dir / name).is_file(), name
+    summary = result["zones"][0]
+    assert summary["n_dates"] == 14
+    assert 0 < summary["zone_clear_fraction_mean"] <= 1
+    fps = gpd.read_file(out / "footprints.geojson")
+    assert fps.crs.to_epsg() == 4326
+    assert len(fps) == summary["footprints"]
+    coverage = pd.read_csv(out / "coverage.csv")
+    assert set(coverage["region"]) == {"caf-boda", "caf-boda:ring"}
+    assert not list(out.rglob("*.tmp*")), "temporary files left behind"
+
+
+def test_rerun_skips_finished_zone_and_redoes_changed_imagery(tmp_path, config_file, scene):
+    out = tmp_path / "out"
+    config = load_config(config_file)
+    run_pipeline(config, out, report=False)
+    stamp = out / "zones" / "caf-boda" / "done.json"
+    first = json.loads(stamp.read_text())
+
+    again = run_pipeline(config, out, report=False)
+    assert again["zones"][0].get("skipped") is True
+
+    # new imagery for a date (here: a rewritten asset) invalidates the zone
+    asset = scene.asset_path(0, "red")
+    os.utime(asset, ns=(asset.stat().st_atime_ns, asset.stat().st_mtime_ns + 10**9))
+    redone = run_pipeline(config, out, report=False)
+    assert not redone["zones"][0].get("skipped")
+    assert json.loads(stamp.read_text())["fingerprint"] != first["fingerprint"]
+
+
+def test_interrupted_zone_is_resumed(tmp_path, config_file):
+    out = tmp_path / "out"
+    config = load_config(config_file)
+    run_pipeline(config, out, report=False)
+    zone_dir = out / "zones" / "caf-boda"
+    # an interruption before the stamp: outputs may be partial, done.json absent
+    (zone_dir / "done.json").unlink()
+    (zone_dir / "state.tif").unlink()
+    resumed = run_pipeline(config, out, report=False)
+    assert not resumed["zones"][0].get("skipped")
+    assert (zone_dir / "state.tif").is_file() and (zone_dir / "done.json").is_file()
+
+
+def test_cli_run_and_summary(tmp_path, config_file, scene):
+    runner = CliRunner()
+    out = tmp_path / "cli-out"
+    result = runner.invoke(main, ["run", str(config_file), "--out", str(out), "--no-report"])
+    assert result.exit_code == 0, result.output
+    assert "Boda (caf-boda)" in result.output and "dates      : 14" in result.output
+    result = runner.invoke(main, ["summary", "--items", str(scene.items_path), "--zone", "caf-boda", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["n_dates"] == 14 and summary["crs"].startswith("EPSG:326")
+
+
+def test_cli_run_bad_config_is_one_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[zones]]\nzone='atlantis'\nitems='x.json'\n")
+    result = CliRunner().invoke(main, ["run", str(bad), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert "bad.toml" in result.output and "Traceback" not in result.output

@@ -1,0 +1,221 @@
+"""Per-zone activity time series: numbers agree with footprints, coverage and simulator truth."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _report_data import (  # noqa: E402
+    CLOUDY,
+    DATES,
+    RING_M,
+    make_cube,
+    make_footprints,
+    make_zone,
+)
+
+from kpgeo.errors import ConfigError  # noqa: E402
+from kpgeo.timeseries import (  # noqa: E402
+    ACTIVITY_COLUMNS,
+    clear_coverage,
+    plot_activity,
+    write_timeseries,
+    zone_activity,
+    zone_regions,
+)
+
+
+@pytest.fixture(scope="module")
+def zone():
+    return make_zone()
+
+
+@pytest.fixture(scope="module")
+def coverage(zone):
+    return clear_coverage(make_cube(), zone_regions([zone], ring_width_m=RING_M))
+
+
+def test_clear_coverage_matches_mask_and_stays_lazy(zone, coverage):
+    # make_cube's `red` raises if computed: clear_coverage must only reduce `clear`
+    assert list(coverage.columns[:3]) == ["date", "region", "clear_fraction"]
+    assert set(coverage["region"]) == {"test-zone", "test-zone:ring"}
+    assert coverage["clear_fraction"].between(0, 1).all()
+    z = coverage[coverage["region"] == "test-zone"].set_index("date")["clear_fraction"]
+    for i, d in enumerate(DATES):
+        # zone = columns 40..159; cloudy dates are clear only in columns 0..69 -> 30/120
+        expected = 0.25 if i in CLOUDY else 1.0
+        assert z.loc[d] == pytest.approx(expected, abs=1e-9)
+    ring = coverage[coverage["region"] == "test-zone:ring"].set_index("date")["clear_fraction"]
+    assert (ring.iloc[sorted(CLOUDY)] < 0.5).all() and (
+        ring.drop(ring.index[sorted(CLOUDY)]) == 1
+    ).all()
+    # the zone has 120 x 120 pixels of 10 m
+    assert coverage.loc[coverage["region"] == "test-zone", "n_pixels"].iloc[0] == 120 * 120
+
+
+def test_clear_coverage_accepts_geodataframe_and_rejects_bad_input(zone):
+    import geopandas as gpd
+
+    gdf = gpd.GeoDataFrame({"name": ["a"]}, geometry=[zone.geometry], crs=4326).to_crs(3857)
+    cov = clear_coverage(make_cube(), gdf)
+    assert set(cov["region"]) == {"a"} and len(cov) == len(DATES)
+    with pytest.raises(ConfigError, match="clear"):
+        clear_coverage(make_cube().drop_vars("clear"), {"a": zone.geometry})
+    with pytest.raises(ConfigError, match="regions"):
+        clear_coverage(make_cube(), [zone.geometry])
+
+
+def test_cumulative_area_agrees_with_footprints(zone, coverage):
+    fp = make_footprints()
+    act = zone_activity(fp, coverage, zones=[zone], ring_width_m=RING_M, mask_low_coverage=False)
+    for region, inside in (("zone", True), ("ring", False)):
+        r = act[act["region"] == region].sort_values("period_start")
+        cum = r["cumulative_area_ha"].to_numpy()
+        assert np.all(np.diff(cum) >= -1e-9), "cumulative area must never decrease"
+        union_ha = shapely.union_all(fp[fp["inside_zone"] == inside].geometry.to_numpy()).area / 1e4
+        assert cum[-1] == pytest.approx(union_ha, rel=0.01)
+        assert r["new_area_ha"].sum() == pytest.approx(cum[-1], rel=1e-9)
+        assert r["new_sites"].sum() == (fp["inside_zone"] == inside).sum()
+    # the two overlapping footprints are counted once (union, not sum)
+    inside_sum = fp.loc[fp["inside_zone"], "area_ha"].sum()
+    final_inside = act[act["region"] == "zone"]["cumulative_area_ha"].iloc[-1]
+    assert final_inside < inside_sum - 0.1
+    # quarterly periods by default
+    assert list(act[act["region"] == "zone"]["period_start"]) == list(
+        pd.to_datetime(["2020-01-01", "2020-04-01", "2020-07-01", "2020-10-01"])
+    )
+
+
+def test_active_and_water_areas(zone, coverage):
+    fp = make_footprints()
+    act = zone_activity(fp, coverage, zones=[zone], ring_width_m=RING_M, mask_low_coverage=False)
+    q1 = act[(act["region"] == "zone")].iloc[0]
+    # Q1: fp-000 and fp-001 both first detected and active
+    assert q1["active_sites"] == 2 and q1["active_area_ha"] == pytest.approx(1.0 + 0.4)
+    q4 = act[(act["region"] == "zone")].iloc[-1]
+    # Q4 active: everything with last_active >= 2020-10-01 (fp-001 and fp-006 stopped earlier)
+    assert q4["active_sites"] == 5
+    assert q4["water_area_ha"] == pytest.approx(0.72 * 0.4)
+
+
+def test_cloudy_period_is_missing_data_not_less_mining(zone, coverage):
+    fp = make_footprints()
+    act = zone_activity(fp, coverage, zones=[zone], ring_width_m=RING_M, min_coverage=0.3)
+    z = act[act["region"] == "zone"].set_index("period_start")
+    q2 = z.loc[pd.Timestamp("2020-04-01")]
+    assert q2["low_coverage"] and q2["clear_fraction"] == pytest.approx(0.25)
+    for col in ACTIVITY_COLUMNS:
+        assert np.isnan(q2[col])
+    assert not q2[["cumulative_area_ha"]].isna().any()  # state is kept
+    assert not z.drop(pd.Timestamp("2020-04-01"))["low_coverage"].any()
+    # a lower threshold accepts the same period
+    act2 = zone_activity(fp, coverage, zones=[zone], ring_width_m=RING_M, min_coverage=0.2)
+    assert not act2["low_coverage"].any()
+    # no coverage at all: nothing flagged, coverage NaN
+    act3 = zone_activity(fp, None, zones=[zone], ring_width_m=RING_M)
+    assert act3["clear_fraction"].isna().all() and not act3["low_coverage"].any()
+
+
+def test_footprints_in_4326_and_monthly(zone, coverage):
+    fp = make_footprints(crs="EPSG:4326")
+    act = zone_activity(
+        fp, coverage, zones=[zone], ring_width_m=RING_M, freq="MS", mask_low_coverage=False
+    )
+    z = act[act["region"] == "zone"]
+    assert len(z) == 11  # Jan..Nov 2020
+    union_ha = (
+        shapely.union_all(make_footprints()[lambda d: d["inside_zone"]].geometry.to_numpy()).area
+        / 1e4
+    )
+    assert z["cumulative_area_ha"].iloc[-1] == pytest.approx(union_ha, rel=0.01)
+
+
+def test_bad_inputs(zone, coverage):
+    fp = make_footprints()
+    with pytest.raises(ConfigError, match="first_detected"):
+        zone_activity(fp.drop(columns="first_detected"), coverage)
+    with pytest.raises(ConfigError, match="freq"):
+        zone_activity(fp, coverage, freq="fortnightly")
+    with pytest.raises(ConfigError, match="min_coverage"):
+        zone_activity(fp, coverage, min_coverage=2)
+
+
+def test_write_and_plot(tmp_path, zone, coverage):
+    act = zone_activity(make_footprints(), coverage, zones=[zone], ring_width_m=RING_M)
+    paths = write_timeseries(act, tmp_path)
+    back = pd.read_parquet(paths["parquet"])
+    pd.testing.assert_frame_equal(back, act, check_dtype=False)
+    csv = pd.read_csv(paths["csv"])
+    assert csv["period_start"].iloc[0] == "2020-01-01" and len(csv) == len(act)
+    assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporary file
+    fig = plot_activity(act, title="Berbérati $x$ <b>")
+    from kpgeo.staticmap import figure_png
+
+    png = figure_png(fig)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    with pytest.raises(ConfigError, match="zone"):
+        plot_activity(pd.concat([act, act.assign(zone="other")]))
+
+
+# --------------------------------------------------------------------------- simulator truth
+@pytest.mark.slow
+def test_time_series_against_simulator_truth(tmp_path):
+    """Truth mining polygons as footprints -> final cumulative equals the truth label raster.
+
+    The simulator's truth polygons are the maximal extents of its mining sites
+    and ``truth_labels.tif`` their 10 m rasterisation on the scene grid; the time
+    series must reproduce that area. Tolerance 5 %: the raster counts whole
+    10 m pixels whose centre falls in a polygon, so a site of area A and
+    perimeter P differs by up to about P x 5 m (a few % for 1-13 ha sites).
+    """
+    import geopandas as gpd
+    import rasterio
+    from shapely.geometry import box
+
+    from kpgeo.simulate import simulate_scene
+    from kpgeo.zones import get_zone
+
+    scene = simulate_scene(
+        tmp_path / "sim", zone="caf-berberati", shape=(160, 160), n_dates=12, seed=1
+    )
+    zone = get_zone("caf-berberati")
+    with rasterio.open(scene.labels_path) as src:
+        labels = src.read(1)
+        bounds, crs = src.bounds, src.crs
+    truth = gpd.read_file(scene.truth_path).to_crs(crs)
+    mining = truth[truth["class"] == "mining"].copy()
+    assert len(mining) >= 1
+    mining["geometry"] = mining.geometry.intersection(box(*bounds))
+    fp = gpd.GeoDataFrame(
+        {
+            "id": mining["site_id"],
+            "zone": zone.id,
+            "first_detected": pd.to_datetime(mining["start_date"]),
+            "last_active": pd.to_datetime(mining["end_date"]).fillna(pd.Timestamp(scene.dates[-1])),
+            "inside_zone": mining["inside_zone"].astype(bool),
+            "area_ha": mining.geometry.area / 1e4,
+        },
+        geometry=mining.geometry.to_numpy(),
+        crs=crs,
+    )
+    act = zone_activity(
+        fp, None, zones=[zone], mask_low_coverage=False, start=scene.dates[0], end=scene.dates[-1]
+    )
+    final = act.sort_values("period_start").groupby("region")["cumulative_area_ha"].last().sum()
+    truth_ha = float((labels == 1).sum()) * 0.01
+    assert final == pytest.approx(truth_ha, rel=0.05)
+    # each site is new exactly in the period of its truth start date
+    for _, site in fp.iterrows():
+        region = "zone" if site["inside_zone"] else "ring"
+        r = act[act["region"] == region]
+        hit = r[
+            (r["period_start"] <= site["first_detected"])
+            & (r["period_end"] >= site["first_detected"].normalize())
+        ]
+        assert len(hit) == 1 and hit["new_area_ha"].iloc[0] >= site["area_ha"] - 1e-6
