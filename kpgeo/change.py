@@ -135,10 +135,23 @@ class ChangeParams:
         Consecutive mining-like clear observations needed for a detection.
     recovery_tolerance : float
         NDVI within this of the baseline counts as recovered.
+    recovery_share : float
+        ... or within this share of the run's mean NDVI drop, whichever is larger
+        (dry-season vegetation is browner than a wet-season baseline).
     recovery_days : float
         A candidate whose NDVI is back within ``recovery_tolerance`` of the
         baseline within this many days of the break is transient (farm crop
         regrowth, burn, short flood) and rejected.
+    regrowth_days : float
+        A candidate whose NDVI is back within ``recovery_tolerance`` of the
+        baseline within this many days of the break is rejected too (crop
+        canopy, dry-season grass greening up, flood gone); an abandoned pit
+        revegetates over a year or more and is kept.
+    seasonal_margin : float
+        A recurring (seasonal) candidate is kept anyway when its mean NDVI is
+        lower than the other year's same-season anomaly by more than this
+        (new deep pit water or bare gravel in a floodplain that was only
+        partly inundated).
     season_days : float
         A candidate is seasonal (flood, dry-season grass) and rejected when at
         least two mining-like observations occur one year (+/- this many days)
@@ -165,6 +178,9 @@ class ChangeParams:
     persistence: int = 3
     recovery_tolerance: float = 0.1
     recovery_days: float = 200.0
+    recovery_share: float = 0.35
+    regrowth_days: float = 330.0
+    seasonal_margin: float = 0.2
     season_days: float = 60.0
     recent_obs: int = 3
     new_days: float = 180.0
@@ -190,6 +206,9 @@ class ChangeParams:
             "water_threshold": (-1.0, 1.0),
             "recovery_tolerance": (0.0, 2.0),
             "recovery_days": (0.0, 36_500.0),
+            "recovery_share": (0.0, 1.0),
+            "regrowth_days": (0.0, 36_500.0),
+            "seasonal_margin": (0.0, 2.0),
             "new_days": (0.0, 36_500.0),
             "reveg_fraction": (0.0, 1.0),
         }
@@ -218,12 +237,13 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
     """Per-pixel temporal decision on (N, T) float32 arrays; returns (N, _N_OUT) float64."""
     (min_clear, n_base, q, min_drop, z_thr, mad_floor, bare_ndvi, bare_red, bare_ndbi,
      blue_red, w_thr, persist, rec_tol, rec_days, recent, new_days, reveg_frac,
-     season_tol) = p
+     season_tol, rec_share, regrow_days, stronger_by) = p
     n_pix, n_t = ndvi.shape
     out = np.full((n_pix, _N_OUT), np.nan)
     idx = np.empty(n_t, np.int64)
     anom = np.zeros(n_t, np.bool_)
     isw = np.zeros(n_t, np.bool_)
+    weak = np.zeros(n_t, np.bool_)
     t_end = tdays[n_t - 1]
     for i in range(n_pix):
         m = 0
@@ -262,6 +282,15 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
             if bare and bl == bl:
                 bare = bl <= blue_red * red[i, t]
             anom[k] = (drop >= thr) and (bare or water)
+            # weak water-like evidence (flood margins: partly flooded, wet soil), used only
+            # to recognise a recurring seasonal anomaly, never to detect
+            weak[k] = anom[k] or ((drop >= thr) and (wat[i, t] > w_thr - 0.15))
+        # lowest normal baseline observation: the pixel's own low season (dry-season
+        # grass below a wet-season baseline counts as recovered)
+        b_low = base
+        for k in range(n_base):
+            if not anom[k] and ndvi[i, idx[k]] < b_low:
+                b_low = ndvi[i, idx[k]]
         # persistence + recovery
         start = -1
         k = 0
@@ -275,34 +304,67 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
             if r - k < persist:
                 k = r
                 continue
-            # candidate break at k: first recovery (NDVI back near the baseline) after the run
+            # candidate break at k: first recovery after the run, i.e. NDVI back within
+            # max(rec_tol, rec_share * drop) of the baseline (relative, so that a dry-season
+            # recovery below a wet-season baseline still counts)
             t0 = tdays[idx[k]]
             t1 = tdays[idx[r - 1]]
+            run_drop = 0.0
+            n_wrun = 0
+            for j in range(k, r):
+                run_drop += base - ndvi[i, idx[j]]
+                if isw[j]:
+                    n_wrun += 1
+            run_drop /= (r - k)
+            rec_lvl = max(base - 0.5 * run_drop,
+                          min(base - max(rec_tol, rec_share * run_drop), b_low))
             rec_at = -1
             for j in range(r, m):
-                if ndvi[i, idx[j]] >= base - rec_tol:
+                if ndvi[i, idx[j]] >= rec_lvl and not anom[j]:
                     rec_at = j
                     break
             if rec_at >= 0 and tdays[idx[rec_at]] - t0 <= rec_days:
                 k = rec_at + 1  # transient: burn, crop regrowth, short flood
                 continue
+            # full regrowth (back within rec_tol of the baseline) within regrow_days: a
+            # farm's crop, a dry-season grass layer greening up, a flood gone for good
+            full_at = -1
+            for j in range(r, m):
+                if ndvi[i, idx[j]] >= base - rec_tol and not anom[j]:
+                    full_at = j
+                    break
+            if full_at >= 0 and tdays[idx[full_at]] - t0 <= regrow_days:
+                k = full_at + 1
+                continue
             # seasonal: the same anomaly one year earlier, or one year later after a recovery
+            # (a flood recurs at the same time of year; a water run needs one such
+            # observation, a bare run two)
+            need = 1 if 2 * n_wrun >= (r - k) else 2
+            # ... unless the run is markedly stronger than the other year's anomaly (a
+            # pit dug into a floodplain that was only partly inundated the year before)
+            run_ndvi = base - run_drop
             n_season = 0
+            s_season = 0.0
             for j in range(k):
-                dt = t0 - tdays[idx[j]]
-                if anom[j] and dt >= 365.25 - season_tol and \
-                        tdays[idx[j]] <= t1 - 365.25 + season_tol:
+                tj = tdays[idx[j]]
+                if weak[j] and tj >= t0 - 365.25 - season_tol and \
+                        tj <= t1 - 365.25 + season_tol:
                     n_season += 1
+                    s_season += ndvi[i, idx[j]]
             if rec_at >= 0:
                 n_after = 0
+                s_after = 0.0
                 for j in range(rec_at + 1, m):
                     tj = tdays[idx[j]]
-                    if anom[j] and tj >= t0 + 365.25 - season_tol and \
+                    if weak[j] and tj >= t0 + 365.25 - season_tol and \
                             tj <= t1 + 365.25 + season_tol:
                         n_after += 1
+                        s_after += ndvi[i, idx[j]]
                 if n_after > n_season:
                     n_season = n_after
-            if n_season >= 2:
+                    s_season = s_after
+            stronger = n_season > 0 and run_ndvi < s_season / n_season - stronger_by
+            if n_season >= need and not stronger:
                 k = r
                 continue
             start = k
@@ -391,7 +453,8 @@ def _param_tuple(params: ChangeParams) -> tuple:
             float(p.max_blue_red), float(p.water_threshold), int(p.persistence),
             float(p.recovery_tolerance), float(p.recovery_days),
             int(p.recent_obs), float(p.new_days), float(p.reveg_fraction),
-            float(p.season_days))
+            float(p.season_days), float(p.recovery_share), float(p.regrowth_days),
+            float(p.seasonal_margin))
 
 
 def detect_pixels(

@@ -65,6 +65,8 @@ def evaluate_footprints(
     dates: Any = None,
     iou_threshold: float = 0.25,
     overlap_threshold: float = 0.5,
+    baseline_obs: int | None = None,
+    confirm_obs: int | None = None,
 ) -> dict[str, Any]:
     """Compare footprints with truth polygons (and optionally label rasters).
 
@@ -86,6 +88,13 @@ def evaluate_footprints(
         Acquisition date of each ``cloud`` band.
     iou_threshold, overlap_threshold : float
         Matching rule (see the module docstring).
+    baseline_obs, confirm_obs : int, optional
+        Don't-care protocol (needs ``labels``, ``cloud`` and ``dates``): a
+        site with fewer than ``baseline_obs`` clear observations before its
+        start is *pre-existing*, one with fewer than ``confirm_obs`` clear
+        observations from its start to the last date is *pending*; both are
+        excluded from recall, precision and the pixel metrics (see the
+        module docstring). ``None`` disables the rule.
 
     Returns
     -------
@@ -126,10 +135,43 @@ def evaluate_footprints(
     fps = footprints.to_crs(metric_crs).reset_index(drop=True)
     fps = fps[~fps.geometry.is_empty & fps.geometry.notna()].reset_index(drop=True)
 
-    mining_union = shapely.union_all(sites.geometry.values) if len(sites) else shapely.Polygon()
+    # don't-care sites: pre-existing (no clean baseline) and pending (too late to confirm)
+    starts = pd.to_datetime(sites["start_date"]) if "start_date" in sites else \
+        pd.Series(pd.NaT, index=sites.index)
+    dates_idx = pd.to_datetime(list(dates)) if dates is not None else None
+    clear_site = None
+    if cloud is not None and labels is not None and dates is not None:
+        clear_site = _site_clear_dates(sites, cloud, labels)
+    status = np.array(["new"] * len(sites), dtype=object)
+    n_before = np.full(len(sites), -1)
+    n_after = np.full(len(sites), -1)
+    if clear_site is not None:
+        for i in range(len(sites)):
+            if pd.isna(starts.iloc[i]):
+                continue
+            before = np.asarray(dates_idx < starts.iloc[i])
+            n_before[i] = int(np.sum(clear_site[i] & before))
+            n_after[i] = int(np.sum(clear_site[i] & ~before))
+            if baseline_obs is not None and n_before[i] < baseline_obs:
+                status[i] = "pre-existing"
+            elif confirm_obs is not None and n_after[i] < confirm_obs:
+                status[i] = "pending"
+    elif baseline_obs is not None or confirm_obs is not None:
+        raise ConfigError("The don't-care protocol (baseline_obs/confirm_obs) needs labels, "
+                          "cloud and dates.")
+    care = status == "new"
+
+    def union(mask):
+        g = sites.geometry.values[mask]
+        return shapely.union_all(g) if len(g) else shapely.Polygon()
+
+    care_union, dc_union = union(care), union(~care)
     fp_area = fps.geometry.area.to_numpy()
-    inside = fps.geometry.intersection(mining_union).area.to_numpy() if len(fps) else np.zeros(0)
-    tp_fp = (inside >= overlap_threshold * fp_area) & (fp_area > 0)
+    in_care = fps.geometry.intersection(care_union).area.to_numpy() if len(fps) else np.zeros(0)
+    in_dc = fps.geometry.intersection(dc_union).area.to_numpy() if len(fps) else np.zeros(0)
+    on_mining = ((in_care + in_dc) >= overlap_threshold * fp_area) & (fp_area > 0)
+    dont_care_fp = on_mining & (in_dc > in_care)
+    tp_fp = on_mining & ~dont_care_fp
 
     first = pd.to_datetime(fps["first_detected"]) if "first_detected" in fps else \
         pd.Series(pd.NaT, index=fps.index)
@@ -141,58 +183,66 @@ def evaluate_footprints(
         if tree is None:
             break
         cand = tree.query(site, predicate="intersects")
-        cand = [j for j in cand if tp_fp[j]]
+        cand = [j for j in cand if on_mining[j]]
         if not cand:
             ious[i] = 0.0
             continue
         fu = shapely.union_all(fps.geometry.values[cand])
         inter = site.intersection(fu).area
-        union = site.union(fu).area
-        ious[i] = inter / union if union else 0.0
+        union_a = site.union(fu).area
+        ious[i] = inter / union_a if union_a else 0.0
         cover = _safe_div(inter, site.area)
         detected[i] = ious[i] >= iou_threshold or cover >= overlap_threshold
         if detected[i]:
             det_date[i] = first.iloc[cand].min()
 
-    n_fp = len(fps)
-    precision = _safe_div(tp_fp.sum(), n_fp) if n_fp else (1.0 if len(sites) == 0 else 0.0)
-    recall = _safe_div(detected.sum(), len(sites)) if len(sites) else float("nan")
+    n_fp = int(len(fps) - dont_care_fp.sum())
+    n_care = int(care.sum())
+    n_det = int((detected & care).sum())
+    precision = _safe_div(tp_fp.sum(), n_fp) if n_fp else (1.0 if n_care == 0 else 0.0)
+    recall = _safe_div(n_det, n_care) if n_care else float("nan")
     res: dict[str, Any] = {
         "matching_rule": (f"footprint TP if >= {overlap_threshold:.0%} of its area inside truth "
                           f"mining; site detected if TP footprints reach IoU >= {iou_threshold} "
                           f"or cover >= {overlap_threshold:.0%} of the site"),
+        "protocol": {"baseline_obs": baseline_obs, "confirm_obs": confirm_obs},
         "object": {
-            "n_truth": int(len(sites)),
-            "n_detected": int(n_fp),
+            "n_truth": n_care,
+            "n_detected": n_fp,
             "tp_footprints": int(tp_fp.sum()),
             "fp_footprints": int(n_fp - tp_fp.sum()),
-            "detected_sites": int(detected.sum()),
+            "detected_sites": n_det,
             "precision": precision,
             "recall": recall,
-            "f1": _f1(precision, recall) if len(sites) else float("nan"),
+            "f1": _f1(precision, recall) if n_care else float("nan"),
+            "n_pre_existing": int((status == "pre-existing").sum()),
+            "n_pending": int((status == "pending").sum()),
+            "pre_existing_detected": int((detected & (status == "pre-existing")).sum()),
+            "dont_care_footprints": int(dont_care_fp.sum()),
         },
+        "sites": [
+            {"site_id": sites["site_id"].iloc[i] if "site_id" in sites else i,
+             "status": str(status[i]), "detected": bool(detected[i]),
+             "iou": float(ious[i]) if np.isfinite(ious[i]) else 0.0,
+             "clear_before": int(n_before[i]), "clear_after": int(n_after[i])}
+            for i in range(len(sites))
+        ],
     }
     truth_ha = float(sites.geometry.area.sum() / 1e4)
     det_ha = float(fp_area.sum() / 1e4)
     res["area"] = {
         "truth_ha": truth_ha,
         "detected_ha": det_ha,
-        "tp_detected_ha": float(fp_area[tp_fp].sum() / 1e4),
+        "tp_detected_ha": float(fp_area[on_mining].sum() / 1e4),
         "relative_error": _safe_div(det_ha - truth_ha, truth_ha),
     }
 
-    # latency
-    starts = pd.to_datetime(sites["start_date"]) if "start_date" in sites else \
-        pd.Series(pd.NaT, index=sites.index)
+    # latency (sites that count only)
     lat_days = []
     lat_obs = []
     per_site = []
-    clear_site = None
-    if cloud is not None and labels is not None and dates is not None:
-        clear_site = _site_clear_dates(sites, cloud, labels)
-    dates_idx = pd.to_datetime(list(dates)) if dates is not None else None
     for i in range(len(sites)):
-        if not detected[i] or pd.isna(starts.iloc[i]) or pd.isna(det_date[i]):
+        if not care[i] or not detected[i] or pd.isna(starts.iloc[i]) or pd.isna(det_date[i]):
             continue
         d = (pd.Timestamp(det_date[i]) - pd.Timestamp(starts.iloc[i])).days
         entry = {"site_id": sites["site_id"].iloc[i] if "site_id" in sites else i, "days": d}
@@ -211,10 +261,16 @@ def evaluate_footprints(
         "median_days": float(np.median(lat_days)) if lat_days else float("nan"),
         "mean_days": float(np.mean(lat_days)) if lat_days else float("nan"),
         "median_clear_obs": float(np.median(lat_obs)) if lat_obs else float("nan"),
+        "days_all": [float(v) for v in lat_days],
+        "clear_obs_all": [float(v) for v in lat_obs],
         "sites": per_site,
     }
     if labels is not None:
-        res.update(_pixel_metrics(fps, labels, cloud=cloud, dates=dates_idx))
+        dc_mask = None
+        if (~care).any():
+            dc_mask = _rasterize(sites.geometry.values[~care], np.ones(int((~care).sum())),
+                                 labels) > 0
+        res.update(_pixel_metrics(fps, labels, cloud=cloud, dates=dates_idx, ignore=dc_mask))
     return res
 
 
@@ -243,17 +299,22 @@ def _site_clear_dates(sites: Any, cloud: Any, labels: Any) -> list[np.ndarray]:
     return out
 
 
-def _pixel_metrics(fps: Any, labels: Any, *, cloud: Any, dates: Any) -> dict[str, Any]:
+def _pixel_metrics(fps: Any, labels: Any, *, cloud: Any, dates: Any,
+                   ignore: Any = None) -> dict[str, Any]:
     import pandas as pd
 
     lab = np.asarray(labels.values).squeeze()
     fid = _rasterize(fps.geometry.values, np.arange(1, len(fps) + 1), labels)
+    valid = np.ones(lab.shape, bool) if ignore is None else ~np.asarray(ignore, bool)
+    if ignore is not None:  # don't-care sites: neither positive nor negative
+        fid = np.where(valid, fid, 0)
+        lab = np.where(valid, lab, 0)
     pred = fid > 0
     truth = lab == 1
     tp = int((pred & truth).sum())
     fp = int((pred & ~truth).sum())
     fn = int((~pred & truth).sum())
-    tn = int((~pred & ~truth).sum())
+    tn = int((~pred & ~truth & valid).sum())
     px_ha = abs(labels.rio.transform().a * labels.rio.transform().e) / 1e4
     precision = _safe_div(tp, tp + fp) if tp + fp else 1.0
     recall = _safe_div(tp, tp + fn)
@@ -322,6 +383,8 @@ def evaluate_files(
     dates: Any = None,
     iou_threshold: float = 0.25,
     overlap_threshold: float = 0.5,
+    baseline_obs: int | None = None,
+    confirm_obs: int | None = None,
 ) -> dict[str, Any]:
     """File-level :func:`evaluate_footprints` (GeoJSON/GeoParquet + GeoTIFFs).
 
@@ -358,5 +421,9 @@ def evaluate_files(
             dates = sorted(np.datetime64(f["properties"]["datetime"][:10]) for f in feats)
         if dates is None or len(dates) != cl.shape[0]:
             cl, dates = None, None
+    if cl is None and (baseline_obs is not None or confirm_obs is not None):
+        raise ConfigError("The don't-care protocol needs truth_cloud.tif with its dates "
+                          f"(none usable next to {labels}).")
     return evaluate_footprints(truth_gdf, fps, labels=lab, cloud=cl, dates=dates,
-                               iou_threshold=iou_threshold, overlap_threshold=overlap_threshold)
+                               iou_threshold=iou_threshold, overlap_threshold=overlap_threshold,
+                               baseline_obs=baseline_obs, confirm_obs=confirm_obs)

@@ -417,13 +417,13 @@ def make_map(
     ]
     bind = (
         "function (feature, layer) {{ layer.bindPopup(feature.properties.popup_html, "
-        "{{maxWidth: {w}}}); }}"
+        "{{maxWidth: {w}, maxHeight: {h}}}); }}"
     )
     folium.GeoJson(
         _to_feature_collection(zgdf, zprops),
         name="Zones",
         style_function=lambda f: _ZONE_STYLE,
-        on_each_feature=folium.JsCode(bind.format(w=480)),
+        on_each_feature=folium.JsCode(bind.format(w=480, h=520)),
     ).add_to(m)
     # footprints, one layer per first-detected period
     fp = footprints
@@ -462,7 +462,7 @@ def make_map(
             folium.GeoJson(
                 _to_feature_collection(sel, props),
                 style_function=lambda f, s=style: s,
-                on_each_feature=folium.JsCode(bind.format(w=320)),
+                on_each_feature=folium.JsCode(bind.format(w=320, h=400)),
             ).add_to(fg)
             fg.add_to(m)
             layer_names.append(fg.get_name())

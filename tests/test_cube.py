@@ -416,3 +416,22 @@ def test_simulator_integration(tmp_path):
     assert ds.odc.geobox.shape == (64, 64)
     assert ds.attrs["mask_scheme"] == "scl"
     check_clear(ds)
+
+
+def test_blocks_are_read_one_at_a_time(s2_scene):
+    """Memory follows the chunk, not the cube: few block reads are held at once."""
+    from dask.callbacks import Callback
+
+    class Held(Callback):
+        peak = 0
+
+        def _posttask(self, key, result, dsk, state, id):
+            held = [k for k in state["cache"] if isinstance(k, tuple) and "kpgeo-read" in k[0]]
+            self.peak = max(self.peak, len(held))
+
+    ds = load_cube(s2_scene.items_path, chunks={"y": 16, "x": 16})
+    assert ds.red.data.numblocks == (1, 2, 3)
+    held = Held()
+    with held, dask.config.set(scheduler="sync"):
+        (ds.nir - ds.red).mean("time").compute()
+    assert 1 <= held.peak <= 2

@@ -36,7 +36,7 @@ def _day(value):
 
 
 def _stack(scene):
-    """(time, band, y, x) reflectance (NaN at nodata), truth cloud (time, y, x), SCL (time, y2, x2)."""
+    """(t, band, y, x) reflectance (NaN at nodata), truth cloud (t, y, x), SCL (t, y2, x2)."""
     refl, scl = [], []
     for i in range(len(scene.dates)):
         bands = []
@@ -136,7 +136,7 @@ def test_items_load_with_pystac_and_assets_match(truth_scene):
         assert 0 <= props["eo:cloud_cover"] <= 100
         assert props["proj:code"] == scene.crs == f"EPSG:{props['proj:epsg']}"
         assert set(item.assets) == {*BANDS, "scl"}
-        for key, asset in item.assets.items():
+        for key in item.assets:
             rel = d["assets"][key]["href"]
             assert not rel.startswith("/")  # relative to items.json
             href = scene.items_path.parent / rel
@@ -254,7 +254,7 @@ def test_burn_scars_are_dark_and_recover(truth_scene):
             continue
         s, e = _day(props["start_date"]), _day(props["end_date"]) or _day("2100-01-01")
 
-        def ok(i):
+        def ok(i, m=m, ring=ring):
             return (cloud[i][m] == 0).mean() > 0.9 and (cloud[i][ring] == 0).mean() > 0.9
 
         pre = [i for i in range(len(days)) if s - 40 <= days[i] < s and ok(i)]
@@ -263,7 +263,7 @@ def test_burn_scars_are_dark_and_recover(truth_scene):
         if not (pre and fresh and later):
             continue
 
-        def gap(i, idx):  # how much darker / lower the scar is than the savanna around it
+        def gap(i, idx, m=m, ring=ring):  # how much darker / lower the scar is than around it
             return np.nanmedian(idx[i][ring]) - np.nanmedian(idx[i][m])
 
         for idx, min_drop in ((refl[:, 3], 0.04), (nbr, 0.08)):

@@ -112,7 +112,7 @@ def _check_bbox(bbox) -> tuple[float, float, float, float]:
 
 
 def _zone_center(zone, seed: int) -> tuple[float, float]:
-    """A point on the zone boundary (chosen by ``seed``), so the scene straddles it."""
+    """Pick a point on the zone boundary (by ``seed``), so the scene straddles it."""
     from kpgeo.simulate.noise import mix_key
 
     geom = zone.geometry
@@ -347,11 +347,9 @@ def _bbox_shape(bbox, resolution: float) -> tuple[int, int]:
 
 
 def _project(geom, epsg: int):
-    from pyproj import Transformer
-    from shapely.ops import transform
+    from kpgeo.simulate.grid import reproject_geom
 
-    tr = Transformer.from_crs(4326, epsg, always_xy=True)
-    return transform(tr.transform, geom)
+    return reproject_geom(geom, 4326, epsg)
 
 
 def _remove_scene(out: Path) -> None:

@@ -78,7 +78,9 @@ def plan_atmosphere(grid: SceneGrid, cal: Calendar, params: SimParams, seed: int
             cf = float(np.clip(cf, 0.0, 0.98))
         scale = rng.uniform(1200.0, 4000.0) / res
         ck = mix_key(seed, 302, i)
-        thr = fbm_quantile(ck, grid.shape, scale, 1 - cf, octaves=_OCT, persistence=0.55) if cf > 0.005 else None
+        thr = None
+        if cf > 0.005:
+            thr = fbm_quantile(ck, grid.shape, scale, 1 - cf, octaves=_OCT, persistence=0.55)
         cirrus = rng.uniform() < params.cirrus_probability
         cik = mix_key(seed, 303, i)
         cscale = rng.uniform(3000.0, 8000.0) / res
@@ -98,7 +100,8 @@ def plan_atmosphere(grid: SceneGrid, cal: Calendar, params: SimParams, seed: int
             h, w = grid.shape
             proj = [np.cos(a) * c + np.sin(a) * r for r, c in ((0, 0), (0, w), (h, 0), (h, w))]
             lo, hi = min(proj), max(proj)
-            swath = (float(np.cos(a)), float(np.sin(a)), float(hi - rng.uniform(0.1, 0.45) * (hi - lo)))
+            cut = float(hi - rng.uniform(0.1, 0.45) * (hi - lo))
+            swath = (float(np.cos(a)), float(np.sin(a)), cut)
         out.append(DateAtmosphere(
             index=i,
             cloud_fraction=cf,

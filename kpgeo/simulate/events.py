@@ -168,7 +168,8 @@ def _rect(rng, cx, cy, area_m2):
     ang = rng.uniform(0, np.pi)
     corners = np.array([[-a, -b], [a, -b], [a, b], [-a, b]]) * rng.uniform(0.93, 1.07, (4, 2))
     c, s = np.cos(ang), np.sin(ang)
-    pts = np.c_[cx + corners[:, 0] * c - corners[:, 1] * s, cy + corners[:, 0] * s + corners[:, 1] * c]
+    pts = np.c_[cx + corners[:, 0] * c - corners[:, 1] * s,
+                cy + corners[:, 0] * s + corners[:, 1] * c]
     return Polygon(pts)
 
 
@@ -190,7 +191,6 @@ def plan_events(grid: SceneGrid, cal: Calendar, land, params: SimParams, seed: i
     area_100km2 = scene_ha / 10_000.0
     first, last = int(cal.days[0]), int(cal.days[-1])
     span = max(last - first, 1)
-    res = grid.resolution
     rivers_main = [g for g in land.main_rivers if g.intersects(scene)]
     rivers_trib = [g for g in land.tributaries if g.intersects(scene)]
     all_rivers = unary_union(list(land.main_rivers) + list(land.tributaries))
@@ -250,7 +250,8 @@ def plan_events(grid: SceneGrid, cal: Calendar, land, params: SimParams, seed: i
             tx, ty = pb.x - pc.x, pb.y - pc.y
             nrm = np.hypot(tx, ty) or 1.0
             nx, ny = -ty / nrm, tx / nrm
-            off = rng.choice([-1, 1]) * (hw + np.sqrt(a / np.pi) * 0.6 + abs(rng.normal(0, spread_w)))
+            off = rng.choice([-1, 1]) * (hw + np.sqrt(a / np.pi) * 0.6
+                                         + abs(rng.normal(0, spread_w)))
             if pits and rng.uniform() < 0.15:
                 off = rng.normal(0, hw)  # working the river bed itself
             cx, cy = pa.x + nx * off, pa.y + ny * off

@@ -76,17 +76,22 @@ class SceneGrid:
 
     def to_lonlat(self, geom: Any) -> Any:
         """Reproject a shapely geometry from the grid CRS to EPSG:4326."""
-        from pyproj import Transformer
-        from shapely.ops import transform
-
-        tr = Transformer.from_crs(self.epsg, 4326, always_xy=True)
-        return transform(tr.transform, geom)
+        return reproject_geom(geom, self.epsg, 4326)
 
     def footprint_lonlat(self):
         """Scene footprint polygon in EPSG:4326."""
         from shapely.geometry import box
 
         return self.to_lonlat(box(*self.bounds).segmentize(self.resolution * 64))
+
+
+def reproject_geom(geom: Any, src_epsg: int, dst_epsg: int) -> Any:
+    """Reproject a shapely geometry between two EPSG codes (x/y = lon/lat order)."""
+    import shapely
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs(src_epsg, dst_epsg, always_xy=True)
+    return shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
 
 
 def make_grid(

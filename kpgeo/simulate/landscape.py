@@ -148,7 +148,10 @@ def plan_landscape(grid: SceneGrid, seed: int) -> LandscapePlan:
     roads.append(LineString(list(bwd.coords)[::-1] + list(fwd.coords)[1:]))
     for i, c in enumerate(centres):
         others = centres[:i] if i else []
-        target = min(others, key=c.distance) if others else roads[0].interpolate(roads[0].project(c))
+        if others:
+            target = min(others, key=c.distance)
+        else:
+            target = roads[0].interpolate(roads[0].project(c))
         mid = ((c.x + target.x) / 2 + rng.normal(0, 60), (c.y + target.y) / 2 + rng.normal(0, 60))
         roads.append(LineString([(c.x, c.y), mid, (target.x, target.y)]))
 
@@ -208,7 +211,7 @@ def landscape_tile(plan: LandscapePlan, grid: SceneGrid, row0: int, col0: int,
     sl = (slice(halo, halo + h), slice(halo, halo + w))
     d_main = _distance(mains, ptr, (ph, pw), res)[sl]
     d_trib = _distance(tribs, ptr, (ph, pw), res)[sl]
-    d_road = _distance(roads, ptr, (ph, pw), res)[sl] if roads else np.full(shape, HALO_M, np.float32)
+    d_road = _distance(roads, ptr, (ph, pw), res)[sl]
     return _fields(plan, grid, row0, col0, shape, d_main, d_trib, d_road, win)
 
 

@@ -298,7 +298,7 @@ def stac_items(out: Path, inp: SceneInputs, stats: dict) -> dict:
 
 
 def _swath_polygon(grid: SceneGrid, swath):
-    """The valid half-plane of a swath edge, as a polygon in the scene CRS."""
+    """Return the valid half-plane of a swath edge as a polygon in the scene CRS."""
     from shapely.geometry import Polygon
 
     a, b, c = swath  # valid where a*col + b*row <= c (pixel units)
