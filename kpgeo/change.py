@@ -119,6 +119,9 @@ class ChangeParams:
         Minimum NDVI loss below the baseline for a mining-like observation.
     z_threshold : float
         Robust z-score (drop / (1.4826 MAD)) required besides ``min_ndvi_drop``.
+    max_threshold : float
+        Upper bound of the z-score part of the drop threshold (a baseline that
+        already contains the disturbance has a huge MAD).
     mad_floor : float
         Lower bound of the baseline NDVI MAD.
     bare_max_ndvi, bare_min_red, bare_min_ndbi : float
@@ -180,7 +183,8 @@ class ChangeParams:
     recovery_days: float = 200.0
     recovery_share: float = 0.35
     regrowth_days: float = 330.0
-    seasonal_margin: float = 0.2
+    seasonal_margin: float = 0.15
+    max_threshold: float = 0.3
     season_days: float = 60.0
     recent_obs: int = 3
     new_days: float = 180.0
@@ -209,6 +213,7 @@ class ChangeParams:
             "recovery_share": (0.0, 1.0),
             "regrowth_days": (0.0, 36_500.0),
             "seasonal_margin": (0.0, 2.0),
+            "max_threshold": (0.0, 2.0),
             "new_days": (0.0, 36_500.0),
             "reveg_fraction": (0.0, 1.0),
         }
@@ -237,7 +242,7 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
     """Per-pixel temporal decision on (N, T) float32 arrays; returns (N, _N_OUT) float64."""
     (min_clear, n_base, q, min_drop, z_thr, mad_floor, bare_ndvi, bare_red, bare_ndbi,
      blue_red, w_thr, persist, rec_tol, rec_days, recent, new_days, reveg_frac,
-     season_tol, rec_share, regrow_days, stronger_by) = p
+     season_tol, rec_share, regrow_days, stronger_by, max_thr) = p
     n_pix, n_t = ndvi.shape
     out = np.full((n_pix, _N_OUT), np.nan)
     idx = np.empty(n_t, np.int64)
@@ -266,7 +271,9 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
         mad = np.median(np.abs(b - np.median(b)))
         if mad < mad_floor:
             mad = mad_floor
-        thr = max(min_drop, z_thr * 1.4826 * mad)
+        # the z-score term adapts the threshold to a noisy or strongly seasonal pixel; it is
+        # capped so that a baseline contaminated by the disturbance itself cannot hide it
+        thr = max(min_drop, min(z_thr * 1.4826 * mad, max_thr))
         base_water = base_w > w_thr
         for k in range(m):
             t = idx[k]
@@ -284,7 +291,7 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
             anom[k] = (drop >= thr) and (bare or water)
             # weak water-like evidence (flood margins: partly flooded, wet soil), used only
             # to recognise a recurring seasonal anomaly, never to detect
-            weak[k] = anom[k] or ((drop >= thr) and (wat[i, t] > w_thr - 0.15))
+            weak[k] = (anom[k] and water) or ((drop >= thr) and (wat[i, t] > w_thr - 0.15))
         # lowest normal baseline observation: the pixel's own low season (dry-season
         # grass below a wet-season baseline counts as recovered)
         b_low = base
@@ -339,7 +346,8 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
             # seasonal: the same anomaly one year earlier, or one year later after a recovery
             # (a flood recurs at the same time of year; a water run needs one such
             # observation, a bare run two)
-            need = 1 if 2 * n_wrun >= (r - k) else 2
+            water_run = 2 * n_wrun >= (r - k)
+            need = 1 if water_run else 2
             # ... unless the run is markedly stronger than the other year's anomaly (a
             # pit dug into a floodplain that was only partly inundated the year before)
             run_ndvi = base - run_drop
@@ -347,7 +355,8 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
             s_season = 0.0
             for j in range(k):
                 tj = tdays[idx[j]]
-                if weak[j] and tj >= t0 - 365.25 - season_tol and \
+                same = weak[j] if water_run else (anom[j] and not isw[j])
+                if same and tj >= t0 - 365.25 - season_tol and \
                         tj <= t1 - 365.25 + season_tol:
                     n_season += 1
                     s_season += ndvi[i, idx[j]]
@@ -356,7 +365,8 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
                 s_after = 0.0
                 for j in range(rec_at + 1, m):
                     tj = tdays[idx[j]]
-                    if weak[j] and tj >= t0 + 365.25 - season_tol and \
+                    same = weak[j] if water_run else (anom[j] and not isw[j])
+                    if same and tj >= t0 + 365.25 - season_tol and \
                             tj <= t1 + 365.25 + season_tol:
                         n_after += 1
                         s_after += ndvi[i, idx[j]]
@@ -454,7 +464,7 @@ def _param_tuple(params: ChangeParams) -> tuple:
             float(p.recovery_tolerance), float(p.recovery_days),
             int(p.recent_obs), float(p.new_days), float(p.reveg_fraction),
             float(p.season_days), float(p.recovery_share), float(p.regrowth_days),
-            float(p.seasonal_margin))
+            float(p.seasonal_margin), float(p.max_threshold))
 
 
 def detect_pixels(

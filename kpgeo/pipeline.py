@@ -29,6 +29,7 @@ leaves either the previous file or the new one, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -42,7 +43,15 @@ from kpgeo._version import __version__
 from kpgeo.errors import ConfigError, KpgeoError
 from kpgeo.zones import Zone, load_aoi
 
-__all__ = ["ZoneJob", "RunConfig", "load_config", "run_zone", "run_pipeline", "ZONE_OUTPUTS"]
+__all__ = [
+    "ZoneJob",
+    "RunConfig",
+    "load_config",
+    "run_zone",
+    "run_pipeline",
+    "dask_scheduler",
+    "ZONE_OUTPUTS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +169,47 @@ def load_config(path: str | os.PathLike) -> RunConfig:
         if isinstance(exc, ConfigError):
             raise ConfigError(f"{path}: {exc}") from exc
         raise ConfigError(f"{path}: bad value in [run] ({exc})") from exc
+
+
+@contextlib.contextmanager
+def dask_scheduler(spec: str | None = None) -> Any:
+    """Run the enclosed dask computations on the scheduler named by ``spec``.
+
+    Parameters
+    ----------
+    spec
+        ``None`` or ``"threads"`` (default: threads in this process),
+        ``"local"`` (a :class:`distributed.LocalCluster` of one single-threaded
+        worker process per core), or the address of a running Dask scheduler
+        (``"tcp://host:8786"``), so a run can use a cluster with a shared store.
+        Tasks receive file paths, never open datasets, so they run on any worker
+        that sees the same files.
+    """
+    if spec in (None, "", "threads"):
+        import dask
+
+        with dask.config.set(scheduler="threads"):
+            yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ConfigError(
+            f"scheduler {spec!r} needs dask.distributed: pip install 'kpgeo[distributed]'"
+        ) from exc
+    if spec == "local":
+        with LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            yield client
+    elif "://" in spec:
+        try:
+            client = Client(spec, timeout="20s")
+        except OSError as exc:
+            raise ConfigError(f"cannot reach the Dask scheduler at {spec}: {exc}") from exc
+        with client:
+            yield client
+    else:
+        raise ConfigError(f"unknown scheduler {spec!r}; use 'threads', 'local' or a 'tcp://host:port' address")
 
 
 def _change_params(config: RunConfig) -> Any:

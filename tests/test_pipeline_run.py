@@ -107,3 +107,27 @@ def test_cli_run_bad_config_is_one_line(tmp_path):
     result = CliRunner().invoke(main, ["run", str(bad), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1
     assert "bad.toml" in result.output and "Traceback" not in result.output
+
+
+def test_run_on_a_process_cluster_matches_threads(tmp_path, config_file):
+    """Tasks carry paths, not open datasets: the run works on worker processes."""
+    pytest.importorskip("distributed")
+    from kpgeo.pipeline import dask_scheduler
+
+    config = load_config(config_file)
+    threads = run_pipeline(config, tmp_path / "threads", report=False)
+    with dask_scheduler("local"):
+        cluster = run_pipeline(config, tmp_path / "cluster", report=False)
+    a = gpd.read_parquet(tmp_path / "threads" / "footprints.parquet")
+    b = gpd.read_parquet(tmp_path / "cluster" / "footprints.parquet")
+    assert len(a) == len(b) == threads["zones"][0]["footprints"] == cluster["zones"][0]["footprints"]
+    assert a["area_ha"].sum() == pytest.approx(b["area_ha"].sum())
+
+
+def test_unknown_scheduler_is_a_config_error():
+    from kpgeo.errors import ConfigError
+    from kpgeo.pipeline import dask_scheduler
+
+    with pytest.raises(ConfigError, match="unknown scheduler"):
+        with dask_scheduler("carrier-pigeon"):
+            pass

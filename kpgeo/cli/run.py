@@ -13,18 +13,23 @@ import click
 @click.option("--no-report", is_flag=True, help="Skip time series, maps and bulletin.")
 @click.option("--offline", is_flag=True, default=None,
               help="Self-contained web map that works without internet (overrides the config).")
-def run(config_path: str, out_dir: str, force: bool, no_report: bool, offline: bool | None) -> None:
+@click.option("--scheduler", default=None, metavar="SPEC",
+              help="Dask scheduler: 'threads' (default), 'local' (one worker process per core) "
+                   "or a scheduler address such as tcp://host:8786.")
+def run(config_path: str, out_dir: str, force: bool, no_report: bool, offline: bool | None,
+        scheduler: str | None) -> None:
     """Run every zone of CONFIG_PATH (see pipelines/*.toml); finished zones are resumed, not redone."""
     import dataclasses
     from pathlib import Path
 
-    from kpgeo.pipeline import load_config, run_pipeline
+    from kpgeo.pipeline import dask_scheduler, load_config, run_pipeline
     from kpgeo.summary import format_summary
 
     config = load_config(config_path)
     if offline:
         config = dataclasses.replace(config, offline_map=True)
-    result = run_pipeline(config, out_dir, force=force, report=not no_report)
+    with dask_scheduler(scheduler):
+        result = run_pipeline(config, out_dir, force=force, report=not no_report)
     for summary in result["zones"]:
         click.echo(format_summary(summary) + ("\n  (up to date: skipped)" if summary.get("skipped") else ""))
     outputs = result["outputs"]
