@@ -11,6 +11,7 @@ a north arrow (matplotlib, Agg canvas; no display needed).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,10 @@ def true_colour(
         med = med.coarsen(y=factor, x=factor, boundary="trim").mean()
         if ref is not None and "spatial_ref" not in med.coords:
             med = med.assign_coords(spatial_ref=ref)
-    rgb = med.to_array("band").transpose("y", "x", "band").compute()
+    with warnings.catch_warnings():
+        # pixels never clear in the window have an all-NaN median: transparent, not an error
+        warnings.filterwarnings("ignore", message="All-NaN slice encountered", category=RuntimeWarning)
+        rgb = med.to_array("band").transpose("y", "x", "band").compute()
     lo, hi = stretch
     vals = rgb.values.astype("float32")
     valid = np.all(np.isfinite(vals), axis=-1)

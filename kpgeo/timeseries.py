@@ -484,7 +484,7 @@ def plot_activity(
     """Plot one zone's activity: new area bars, cumulative line, coverage shading.
 
     Inside-zone new area is drawn as solid bars, ring (outside) new area as
-    lighter bars; the cumulative footprint is a line on the same axis; clear
+    lighter bars; the cumulative footprint is a line on a second y axis (right); clear
     coverage is drawn on a lower axis, and low-coverage periods are hatched grey
     on both, so a cloud gap reads as missing data.
 

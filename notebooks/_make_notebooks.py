@@ -29,7 +29,7 @@ from pathlib import Path
 
 
 def find_sample_tiles(start=None):
-    """The repository's ``sample_tiles/`` folder.
+    """Return the repository's ``sample_tiles/`` folder.
 
     ``$KPGEO_SAMPLE_TILES`` when set, else the first ``sample_tiles/`` found in
     the current folder or one of its parents (so the notebook runs from
@@ -72,7 +72,9 @@ def show_rgb(ax, rgb, title=None):
 def draw_outline(ax, geometry, crs, *, geometry_crs="EPSG:4326", **style):
     """Outline geometries (lon/lat by default) on axes drawn in ``crs``, keeping the view."""
     view = ax.get_xlim(), ax.get_ylim(), ax.get_xlabel(), ax.get_ylabel()
-    series = geometry if isinstance(geometry, gpd.GeoSeries) else gpd.GeoSeries([geometry], crs=geometry_crs)
+    series = geometry
+    if not isinstance(series, gpd.GeoSeries):
+        series = gpd.GeoSeries([geometry], crs=geometry_crs)
     style = {"color": "white", "linewidth": 1.5, "linestyle": "--"} | style
     series.to_crs(crs).boundary.plot(ax=ax, **style)
     ax.set_xlim(view[0])
@@ -92,7 +94,7 @@ and Côte d'Ivoire for artisanal diamond mining, from multi-date Sentinel-2 L2A
 imagery. This notebook walks the first two boxes of the data flow:
 
 ```
-zones + STAC items ──► lazy cube ──► change ──► footprints ──► time series ──► maps / bulletin
+zones + STAC items ─► lazy cube ─► change ─► footprints ─► time series ─► maps/bulletin
 ```
 
 1. the zones: a table with their KP status and area, and a map of the zones with the
@@ -114,6 +116,7 @@ import numpy as np
 import pandas as pd
 import rioxarray
 import shapely
+from odc.geo.geom import Geometry
 
 from kpgeo.cube import check_clear, load_cube
 from kpgeo.indices import compute_indices
@@ -136,9 +139,9 @@ Areas are geodesic (WGS 84 ellipsoid), in hectares.'''),
 zones = list_zones()
 table = zones_frame(zones)
 table["area_km2"] = table["area_ha"] / 100
-table[["id", "name", "country", "admin_level", "kp_status", "kp_status_date", "area_ha", "area_km2"]].round(
-    {"area_ha": 0, "area_km2": 1}
-)'''),
+columns = ["id", "name", "country", "admin_level", "kp_status", "kp_status_date",
+           "area_ha", "area_km2"]
+table[columns].round({"area_ha": 0, "area_km2": 1})'''),
     ("code", '''\
 # Each zone measures itself in its local UTM zone; a zone is looked up by id or name.
 berberati = get_zone("Berberati")  # accents and case do not matter
@@ -156,10 +159,10 @@ rings = gpd.GeoDataFrame(
 )
 
 # Footprint of each sample scene: the grid of its (lazy) cube, back in lon/lat.
-scene_items = {p.name: p / "items.json" for p in sorted(SAMPLE_TILES.iterdir()) if (p / "items.json").is_file()}
-scene_extents = {
-    name: load_cube(path).odc.geobox.extent.to_crs("EPSG:4326").geom for name, path in scene_items.items()
-}
+scene_items = {p.name: p / "items.json" for p in sorted(SAMPLE_TILES.iterdir())
+               if (p / "items.json").is_file()}
+scene_extents = {name: load_cube(path).odc.geobox.extent.to_crs("EPSG:4326").geom
+                 for name, path in scene_items.items()}
 scenes = gpd.GeoDataFrame(
     {"scene": list(scene_extents), "country": [get_zone(n).country for n in scene_extents]},
     geometry=list(scene_extents.values()),
@@ -168,7 +171,7 @@ scenes = gpd.GeoDataFrame(
 
 countries = sorted(table["country"].unique())
 fig, axes = plt.subplots(1, len(countries), figsize=(6 * len(countries), 6))
-for ax, country in zip(np.atleast_1d(axes), countries):
+for ax, country in zip(np.atleast_1d(axes), countries, strict=True):
     utm = next(z.utm_crs for z in zones if z.country == country)
     zs = table[table["country"] == country].to_crs(utm)
     rings[rings["country"] == country].to_crs(utm).plot(
@@ -254,7 +257,7 @@ panels = [
      f"{cloudy_date:%Y-%m-%d}, clear {zone_cov[cloudy_date]:.0%} (masked = white)"),
 ]
 fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
-for ax, (rgb, title) in zip(axes, panels):
+for ax, (rgb, title) in zip(axes, panels, strict=False):  # the 4th panel is the mask
     show_rgb(ax, rgb, title)
     draw_outline(ax, zone.geometry, cube.odc.crs)
 clear = cube.clear.sel(time=cloudy_date).compute()
@@ -270,12 +273,13 @@ fig.tight_layout()'''),
 `compute_indices` adds NDVI, MNDWI, BSI, NBR and brightness to the (still lazy) cube.
 We follow NDVI at a pixel that becomes a mine (from `truth_mining_start.tif`), inside the
 largest farm clearing and burn scar of the scene truth (`truth.geojson`), and at a
-background pixel far from all events, and average it over the largest mining site. Cloudy observations are `NaN` and are
-simply absent from the curves; the dotted line marks each event's true start date.
+background pixel far from all events, and average it over the largest mining site. Cloudy
+observations are `NaN` and are simply absent from the curves; the dotted line marks each
+event's true start date.
 Mining strips the vegetation for good; a farm or a burn greens up again.'''),
     ("code", '''\
 indices = compute_indices(cube)
-# The sample cube is small (256 x 256 px x 24 dates): compute NDVI once, then pick pixels from memory.
+# The sample cube is small (256 x 256 px x 24 dates): compute NDVI once, pick pixels from memory.
 ndvi_all = indices.ndvi.compute()
 
 truth = gpd.read_file(scene / "truth.geojson").to_crs(cube.odc.crs)
@@ -289,10 +293,12 @@ rows, cols = np.nonzero(mining_start.values > 0)
 days = mining_start.values[rows, cols]
 i = np.argsort(days)[len(days) // 2]
 start = pd.Timestamp("1970-01-01") + pd.Timedelta(days=int(days[i]))
-points["mining pixel"] = (shapely.Point(mining_start.x.values[cols[i]], mining_start.y.values[rows[i]]), start)
+pixel = shapely.Point(mining_start.x.values[cols[i]], mining_start.y.values[rows[i]])
+points["mining pixel"] = (pixel, start)
 
 # the largest farm clearing and burn scar of the truth
-for _, r in truth[truth["class"] != "mining"].sort_values("area_ha").groupby("class").tail(1).iterrows():
+largest = truth[truth["class"] != "mining"].sort_values("area_ha").groupby("class").tail(1)
+for _, r in largest.iterrows():
     points[f"{r['class']} {r['site_id']}"] = (r.geometry.representative_point(), r["start_date"])
 
 # a background pixel in the AOI, far from every event
@@ -304,7 +310,7 @@ far = candidates[ok].distance(truth.union_all()).idxmax()
 points["background"] = (candidates[far], None)
 
 fig, ax = plt.subplots(figsize=(10, 4))
-for (label, (pt, start)), colour in zip(points.items(), plt.cm.tab10.colors):
+for (label, (pt, start)), colour in zip(points.items(), plt.cm.tab10.colors, strict=False):
     series = ndvi_all.sel(x=pt.x, y=pt.y, method="nearest").compute().dropna("time")
     ax.plot(series.time, series, "o-", ms=3, color=colour, label=label)
     if start is not None:
@@ -312,11 +318,10 @@ for (label, (pt, start)), colour in zip(points.items(), plt.cm.tab10.colors):
 
 # area average over the largest mining site (pixels whose centre falls inside it)
 site = truth[truth["class"] == "mining"].sort_values("area_ha").iloc[-1]
-from odc.geo.geom import Geometry
-
 site_ndvi = ndvi_all.odc.mask(Geometry(site.geometry, crs=cube.odc.crs)).mean(["y", "x"]).compute()
 site_ndvi = site_ndvi.dropna("time")
-ax.plot(site_ndvi.time, site_ndvi, "k-", linewidth=2.5, alpha=0.6, label=f"mean over {site['site_id']}")
+ax.plot(site_ndvi.time, site_ndvi, "k-", linewidth=2.5, alpha=0.6,
+        label=f"mean over {site['site_id']}")
 ax.set_ylabel("NDVI")
 ax.set_title(f"{zone.name}: NDVI of clear observations")
 ax.legend(fontsize=8, ncol=3, loc="lower left")
@@ -368,9 +373,10 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.colors import ListedColormap
 from IPython.display import display
+from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
+from odc.geo.geom import Geometry
 
 from kpgeo.change import STATE_NAMES, ChangeParams
 from kpgeo.cube import load_cube
@@ -384,7 +390,8 @@ from kpgeo.zones import get_zone
 # The run settings of the sample pipeline: ring width, minimum mapping unit, change parameters.
 config = load_config(REPO / "pipelines" / "sample_tiles.toml")
 RING_WIDTH_M, MIN_AREA_HA = config.ring_width_m, config.min_area_ha
-print(f"ring {RING_WIDTH_M:g} m, minimum mapping unit {MIN_AREA_HA:g} ha, overrides {config.change or 'none'}")
+print(f"ring {RING_WIDTH_M:g} m, minimum mapping unit {MIN_AREA_HA:g} ha, "
+      f"ChangeParams overrides: {config.change or 'none'}")
 # A pixel with no clear observation in a composite's date window is left transparent;
 # numpy's "All-NaN slice" warning about it is expected.
 warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)'''),
@@ -440,7 +447,8 @@ extent = (left, right, bottom, top)
 first_days = (change.first_detected.values - np.datetime64("1970-01-01")) / np.timedelta64(1, "D")
 
 state_codes = sorted(STATE_NAMES)
-state_colours = {0: "#f0f0f0", 1: "#d7301f", 2: "#fc8d59", 3: "#7b3294", 4: "#1a9641", 255: "#969696"}
+state_colours = {0: "#f0f0f0", 1: "#d7301f", 2: "#fc8d59", 3: "#7b3294", 4: "#1a9641",
+                 255: "#969696"}
 state_index = np.searchsorted(state_codes, change.state.values)
 state_cmap = ListedColormap([state_colours[c] for c in state_codes])
 
@@ -454,8 +462,8 @@ axes[0].set_title("first_detected")
 axes[1].imshow(state_index, extent=extent, cmap=state_cmap, vmin=-0.5, vmax=len(state_codes) - 0.5,
                interpolation="nearest")
 present = set(np.unique(change.state.values).tolist())
-axes[1].legend(handles=[Patch(color=state_colours[c], label=STATE_NAMES[c]) for c in state_codes if c in present],
-               loc="lower left", fontsize=7, framealpha=0.9)
+patches = [Patch(color=state_colours[c], label=STATE_NAMES[c]) for c in state_codes if c in present]
+axes[1].legend(handles=patches, loc="lower left", fontsize=7, framealpha=0.9)
 axes[1].set_title("state")
 
 im = axes[2].imshow(change.confidence.values, extent=extent, cmap="magma", vmin=0, vmax=1,
@@ -476,7 +484,8 @@ The report-ready static map of the zone (`kpgeo.staticmap.plot_zone_map`): footp
 coloured by the quarter they were first detected, over a true-colour composite.'''),
     ("code", '''\
 background = true_colour(cube)
-plot_zone_map(footprints, zone, background=background, ring_width_m=RING_WIDTH_M, freq=config.period)'''),
+plot_zone_map(footprints, zone, background=background, ring_width_m=RING_WIDTH_M,
+              freq=config.period)'''),
     ("md", '''\
 ## Before / after the largest footprint
 
@@ -490,8 +499,8 @@ detected = pd.Timestamp(big["first_detected"])
 x0, y0, x1, y1 = big.geometry.buffer(150).bounds
 crop = {"x": slice(x0, x1), "y": slice(y1, y0)}  # y decreases down the rows
 window = cube.sel(**crop).load()  # a few dozen pixels: read them once, into memory
-print(f"{big['id']}: {big['area_ha']:.2f} ha, first detected {detected:%Y-%m-%d}, state {big['state']}, "
-      f"inside zone: {bool(big['inside_zone'])}")
+print(f"{big['id']}: {big['area_ha']:.2f} ha, first detected {detected:%Y-%m-%d}, "
+      f"state {big['state']}, inside zone: {bool(big['inside_zone'])}")
 
 before = true_colour(window, end=detected - pd.Timedelta(days=1), max_size=None)
 after = true_colour(window, start=detected, max_size=None)
@@ -499,9 +508,8 @@ fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
 for ax, rgb, title in [(axes[0], before, f"before {detected:%Y-%m-%d}"),
                        (axes[1], after, f"from {detected:%Y-%m-%d} on")]:
     show_rgb(ax, rgb, title)
-    draw_outline(ax, big.geometry, cube.odc.crs, geometry_crs=footprints.crs, color="yellow", linestyle="-")
-
-from odc.geo.geom import Geometry
+    draw_outline(ax, big.geometry, cube.odc.crs, geometry_crs=footprints.crs, color="yellow",
+                 linestyle="-")
 
 inside = ndvi(window.red, window.nir).odc.mask(Geometry(big.geometry, crs=cube.odc.crs))
 series = inside.mean(["y", "x"]).compute().dropna("time")
@@ -516,10 +524,11 @@ times = pd.DatetimeIndex(window.time.values)
 k = int(times.searchsorted(detected))
 strip = times[max(0, k - 4): k + 4]
 fig, axes = plt.subplots(1, len(strip), figsize=(2.2 * len(strip), 2.6))
-for ax, t in zip(np.atleast_1d(axes), strip):
-    show_rgb(ax, true_colour(window, start=t, end=t, max_size=None), f"{t:%Y-%m-%d}" + (" *" if t == detected else ""))
-    draw_outline(ax, big.geometry, cube.odc.crs, geometry_crs=footprints.crs, color="yellow", linewidth=0.8,
-                 linestyle="-")
+for ax, t in zip(np.atleast_1d(axes), strip, strict=True):
+    title = f"{t:%Y-%m-%d}" + (" *" if t.normalize() == detected.normalize() else "")
+    show_rgb(ax, true_colour(window, start=t, end=t, max_size=None), title)
+    draw_outline(ax, big.geometry, cube.odc.crs, geometry_crs=footprints.crs, color="yellow",
+                 linewidth=0.8, linestyle="-")
 fig.suptitle("dates around the first detection (*)", y=1.02)
 fig.tight_layout()'''),
     ("md", '''\
@@ -536,7 +545,8 @@ confounder.'''),
     ("code", '''\
 detection_dir = OUT / "detect" / zone.id
 written = write_detection(change, footprints, detection_dir, overwrite=True)
-print("\\n".join(f"{name:22s} {path.stat().st_size / 1024:8.1f} KiB" for name, path in written.items()))
+for name, path in written.items():
+    print(f"{name:22s} {path.stat().st_size / 1024:8.1f} KiB")
 
 scores = evaluate_files(scene / "truth.geojson", written["footprints.geojson"],
                         labels=scene / "truth_labels.tif")
@@ -567,8 +577,9 @@ truth = gpd.read_file(scene / "truth.geojson").to_crs(cube.odc.crs)
 fig, ax = plt.subplots(figsize=(7, 7))
 show_rgb(ax, true_colour(cube, start=cube.time.values[-6]), "truth (green) vs detection (red)")
 footprints.plot(ax=ax, facecolor="red", edgecolor="red", alpha=0.45, linewidth=0.5)
-draw_outline(ax, truth.geometry[truth["class"] == "mining"], cube.odc.crs, color="lime", linestyle="-")
-draw_outline(ax, truth.geometry[truth["class"] != "mining"], cube.odc.crs, linewidth=1, linestyle=":")
+mining = truth["class"] == "mining"
+draw_outline(ax, truth.geometry[mining], cube.odc.crs, color="lime", linestyle="-")
+draw_outline(ax, truth.geometry[~mining], cube.odc.crs, linewidth=1, linestyle=":")
 for _, row in truth.iterrows():
     p = row.geometry.representative_point()
     ax.annotate(row["site_id"], (p.x, p.y), color="white", fontsize=8, ha="center")
@@ -617,7 +628,8 @@ from kpgeo.webmap import composite_overlays, make_map
 config = load_config(REPO / "pipelines" / "sample_tiles.toml")
 zones = [job.zone for job in config.jobs]
 print(config.name, "|", ", ".join(f"{z.id} ({z.name})" for z in zones))
-print(f"ring {config.ring_width_m:g} m, minimum mapping unit {config.min_area_ha:g} ha, period {config.period}")
+print(f"ring {config.ring_width_m:g} m, minimum mapping unit {config.min_area_ha:g} ha, "
+      f"period {config.period}")
 # A pixel with no clear observation in a composite's date window is left transparent;
 # numpy's "All-NaN slice" warning about it is expected.
 warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)'''),
@@ -658,7 +670,8 @@ activity = zone_activity(footprints, coverage, zones=zones, freq=config.period,
                          ring_width_m=config.ring_width_m)
 show = ["zone", "region", "period_start", "new_area_ha", "cumulative_area_ha", "active_area_ha",
         "new_sites", "active_sites", "clear_fraction", "n_dates", "low_coverage"]
-activity[show].round({c: 2 for c in ("new_area_ha", "cumulative_area_ha", "active_area_ha", "clear_fraction")})'''),
+areas = ["new_area_ha", "cumulative_area_ha", "active_area_ha", "clear_fraction"]
+activity[show].round(dict.fromkeys(areas, 2))'''),
     ("code", '''\
 totals = activity.groupby(["zone", "region"]).agg(
     new_area_ha=("new_area_ha", "sum"),
@@ -677,7 +690,8 @@ for zone in zones:
 Monthly periods resolve the timing better but show why kpgeo reports quarters by
 default: in the wet season many months have almost no clear view.'''),
     ("code", '''\
-monthly = zone_activity(footprints, coverage, zones=zones, freq="MS", ring_width_m=config.ring_width_m)
+monthly = zone_activity(footprints, coverage, zones=zones, freq="MS",
+                        ring_width_m=config.ring_width_m)
 print("low-coverage months:",
       monthly[monthly["region"] == "zone"].groupby("zone")["low_coverage"].sum().to_dict())
 plot_activity(monthly, zone=zones[0].id, title=f"{zones[0].name}: monthly activity")'''),
@@ -709,8 +723,9 @@ it adds true-colour backgrounds and before/after overlays.'''),
     ("code", '''\
 report_dir = OUT / "report"
 t0 = time.perf_counter()
-written = write_report(report_dir, footprints=footprints, coverage=coverage, zones=zones, cube=cubes,
-                       period=config.period, ring_width_m=config.ring_width_m, title=config.name)
+written = write_report(report_dir, footprints=footprints, coverage=coverage, zones=zones,
+                       cube=cubes, period=config.period, ring_width_m=config.ring_width_m,
+                       title=config.name)
 print(f"written in {time.perf_counter() - t0:.1f} s to {report_dir}")
 pd.DataFrame(
     [(name, round(path.stat().st_size / 1024, 1)) for name, path in written.items()],
@@ -732,10 +747,11 @@ NOTEBOOKS = {
 
 
 def build(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
-    """A notebook (no outputs) from ``(kind, source)`` pairs."""
+    """Build a notebook (no outputs) from ``(kind, source)`` pairs."""
     nb = new_notebook()
     nb.metadata = {
-        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
+                       "name": "python3"},
         "language_info": {"name": "python"},
     }
     for i, (kind, source) in enumerate(cells):
@@ -746,7 +762,7 @@ def build(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
 
 
 def render(cells: list[tuple[str, str]]) -> str:
-    """The ``.ipynb`` text of a notebook."""
+    """Return the ``.ipynb`` text of a notebook."""
     return nbformat.writes(build(cells)) + "\n"
 
 

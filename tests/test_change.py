@@ -198,3 +198,58 @@ def test_insufficient_data_state_and_warning():
 def test_missing_band_error():
     with pytest.raises(MissingBandError):
         detect_changes(make_cube().drop_vars("swir16"))
+
+
+# --------------------------------------------------------------------------- seasonal confounders
+# monthly observations over two years starting in January (dry season Dec-Apr)
+WETGRASS = dict(blue=0.032, green=0.068, red=0.045, nir=0.33, swir16=0.2, swir22=0.095)
+DRYGRASS = dict(blue=0.072, green=0.1, red=0.14, nir=0.26, swir16=0.34, swir22=0.24)
+
+
+def mix(a, b, f):
+    """Linear mixture ``(1 - f) a + f b`` of two spectra."""
+    return {k: (1 - f) * a[k] + f * b[k] for k in BANDS}
+
+
+FLOOD = mix(WETGRASS, dict(blue=0.07, green=0.09, red=0.1, nir=0.055, swir16=0.016,
+                           swir22=0.009), 0.8)
+DEEP = mix(WATER, VEG, 0.1)  # a pit: open water with 10 % vegetated edge
+
+
+def test_seasonal_flood_recurring_each_wet_season_rejected():
+    seq = ([VEG] * 6 + [FLOOD] * 5 + [VEG]) * 2  # Jul-Nov flooded, both years
+    assert state(run_series(seq)) == 0
+
+
+def test_flood_seen_once_then_pit_dug_in_the_floodplain_detected():
+    # year 1: seasonal flood; year 2: a deep water pit from June to the end
+    seq = [VEG] * 6 + [FLOOD] * 5 + [VEG] * 6 + [DEEP] * 7
+    out = run_series(seq)
+    assert state(out) in (1, 2)
+    assert out[0] == 17 * 30.0
+
+
+def test_same_flood_next_year_without_stronger_signal_rejected():
+    seq = [VEG] * 6 + [FLOOD] * 5 + [VEG] * 6 + [FLOOD] * 7
+    assert state(run_series(seq)) == 0
+
+
+def test_dry_season_grass_below_wet_baseline_rejected():
+    # baseline in the wet season, then a long dry season that looks bare, then green-up
+    seq = [WETGRASS] * 5 + [DRYGRASS] * 6 + [WETGRASS] * 6 + [DRYGRASS] * 5
+    assert state(run_series(seq)) == 0
+
+
+def test_abandoned_pit_revegetating_slowly_is_still_mining():
+    # 8 months of bare gravel, then slow regrowth over a year (never fully back)
+    reveg = [mix(GRAVEL, VEG, f) for f in np.linspace(0.15, 0.75, 10)]
+    seq = [VEG] * 6 + [GRAVEL] * 8 + reveg
+    out = run_series(seq)
+    assert state(out) in (STATE_CODES["inactive"], STATE_CODES["revegetating"])
+    assert out[0] == 6 * 30.0
+
+
+def test_baseline_contaminated_by_the_pit_still_detected():
+    # the pit opens inside the baseline window: a huge MAD must not hide it
+    seq = [VEG, VEG, GRAVEL, GRAVEL] + [GRAVEL] * 12
+    assert state(run_series(seq)) in (1, 2)

@@ -72,6 +72,56 @@ def test_pixel_metrics_and_confounders():
     assert m["false_alarm"]["farm"]["fraction_of_detected"] == pytest.approx(4 / 24)
 
 
+def test_dont_care_protocol_pre_existing_and_pending():
+    import rioxarray  # noqa: F401
+    import xarray as xr
+    from odc.geo.geobox import GeoBox
+    from odc.geo.xr import xr_coords
+
+    gbox = GeoBox.from_bbox((0, 0, 300, 100), crs=CRS, resolution=10)
+    lab = np.zeros((10, 30), "uint8")
+    lab[:, 0:10] = 1
+    lab[:, 20:30] = 1
+    labels = xr.DataArray(lab, dims=("y", "x"),
+                          coords=xr_coords(gbox, crs_coord_name="spatial_ref"))
+    labels = labels.rio.write_crs(CRS).rio.write_transform(gbox.transform)
+    dates = pd.date_range("2019-01-01", periods=10, freq="MS")
+    cloud = xr.DataArray(np.zeros((10, 10, 30), "uint8"), dims=("band", "y", "x"))
+    cloud[1:3, :, 0:10] = 1  # site a: cloudy on Feb and Mar
+    truth = gdf([
+        # a starts in April: only Jan clear before it -> pre-existing with baseline_obs=2
+        {"class": "mining", "site_id": "a", "start_date": "2019-04-01",
+         "geometry": shapely.box(0, 0, 100, 100)},
+        # b starts in October: one clear date from its start -> pending with confirm_obs=2
+        {"class": "mining", "site_id": "b", "start_date": "2019-10-01",
+         "geometry": shapely.box(200, 0, 300, 100)},
+        {"class": "mining", "site_id": "c", "start_date": "2019-05-01",
+         "geometry": shapely.box(100, 0, 110, 10)},
+    ])
+    fps = gdf([
+        {"first_detected": pd.Timestamp("2019-05-01"), "geometry": shapely.box(0, 0, 100, 100)},
+        {"first_detected": pd.Timestamp("2019-10-01"), "geometry": shapely.box(200, 0, 300, 100)},
+        {"first_detected": pd.Timestamp("2019-06-01"), "geometry": shapely.box(100, 50, 200, 100)},
+    ])
+    plain = evaluate_footprints(truth, fps, labels=labels, cloud=cloud, dates=dates)
+    assert plain["object"]["n_truth"] == 3 and plain["object"]["n_pre_existing"] == 0
+    m = evaluate_footprints(truth, fps, labels=labels, cloud=cloud, dates=dates,
+                            baseline_obs=2, confirm_obs=2)
+    o = m["object"]
+    status = {s["site_id"]: s["status"] for s in m["sites"]}
+    assert status == {"a": "pre-existing", "b": "pending", "c": "new"}
+    assert (o["n_pre_existing"], o["n_pending"], o["pre_existing_detected"]) == (1, 1, 1)
+    # footprints on a and b are neither TP nor FP; the third one is a false positive
+    assert (o["n_truth"], o["n_detected"], o["tp_footprints"], o["dont_care_footprints"]) == \
+        (1, 1, 0, 2)
+    assert o["recall"] == 0.0 and o["precision"] == 0.0
+    # don't-care pixels are out of the pixel confusion counts
+    p = m["pixel"]
+    assert p["tp"] == 0 and p["tp"] + p["fp"] + p["fn"] + p["tn"] == 300 - 200
+    with pytest.raises(ConfigError, match="don't-care"):
+        evaluate_footprints(truth, fps, baseline_obs=2)
+
+
 def test_bad_thresholds():
     t = gdf([{"class": "mining", "geometry": shapely.box(0, 0, 1, 1)}])
     with pytest.raises(ConfigError):
