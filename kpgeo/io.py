@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from kpgeo.errors import OutputExistsError
+from kpgeo.errors import ConfigError, OutputExistsError
 
 __all__ = [
     "atomic_path",
@@ -28,6 +28,7 @@ __all__ = [
     "write_json",
     "write_table",
     "to_iso_date",
+    "to_utc_naive",
 ]
 
 
@@ -49,9 +50,13 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
     """
     final = Path(path)
     if final.exists() and not overwrite:
-        raise OutputExistsError(f"{final} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+        raise OutputExistsError(
+            f"{final} exists; pass overwrite=True (CLI: --overwrite) to replace it"
+        )
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp" + final.suffix, dir=final.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{final.name}.", suffix=".tmp" + final.suffix, dir=final.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -66,7 +71,9 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
             tmp.unlink()
 
 
-def ensure_out_dir(out_dir: str | os.PathLike, *, overwrite: bool = False, expect: tuple[str, ...] = ()) -> Path:
+def ensure_out_dir(
+    out_dir: str | os.PathLike, *, overwrite: bool = False, expect: tuple[str, ...] = ()
+) -> Path:
     """Create ``out_dir``; refuse if any of the ``expect``-ed outputs already exist.
 
     Raises
@@ -128,6 +135,37 @@ def to_iso_date(value: Any) -> str | None:
     return ts.strftime("%Y-%m-%d")
 
 
+def to_utc_naive(values: Any, *, what: str = "dates") -> Any:
+    """Parse date-like values into a naive-UTC ``datetime64[ns]`` Series.
+
+    Timezone-aware values are converted to UTC; naive values are taken as UTC;
+    missing values (None, NaN, NaT) stay NaT.
+
+    Parameters
+    ----------
+    values
+        Anything :func:`pandas.to_datetime` accepts (strings, datetimes, arrays).
+    what
+        Description used in the error message (e.g. ``"first_detected in footprints.parquet"``).
+
+    Raises
+    ------
+    ConfigError
+        When a non-missing value cannot be parsed as a date.
+    """
+    import pandas as pd
+
+    from kpgeo.errors import ConfigError
+
+    raw = pd.Series(values)
+    parsed = pd.to_datetime(raw, utc=True, errors="coerce", format="mixed")
+    bad = parsed.isna() & raw.notna()
+    if bad.any():
+        examples = ", ".join(repr(v) for v in raw[bad].head(3))
+        raise ConfigError(f"{int(bad.sum())} unparseable value(s) in {what}: {examples}")
+    return parsed.dt.tz_localize(None).astype("datetime64[ns]")
+
+
 def write_vector(gdf: Any, path: str | os.PathLike) -> Path:
     """Write a GeoDataFrame atomically: ``.geojson`` (EPSG:4326, ISO dates) or ``.parquet`` (GeoParquet)."""
     path = Path(path)
@@ -139,9 +177,11 @@ def write_vector(gdf: Any, path: str | os.PathLike) -> Path:
         elif suffix in {".parquet", ".geoparquet"}:
             gdf.to_parquet(tmp, index=False)
         elif suffix == ".gpkg":
-            _iso_columns(gdf).to_file(tmp, driver="GPKG", engine="pyogrio")
+            _iso_columns(gdf).to_file(tmp, driver="GPKG", layer=path.stem, engine="pyogrio")
         else:
-            raise ValueError(f"unsupported vector format {suffix!r} for {path}; use .geojson, .parquet or .gpkg")
+            raise ConfigError(
+                f"unsupported vector format {suffix!r} for {path}; use .geojson, .parquet or .gpkg"
+            )
     return path
 
 
@@ -154,7 +194,9 @@ def write_table(df: Any, path: str | os.PathLike) -> Path:
         elif path.suffix.lower() == ".parquet":
             df.to_parquet(tmp, index=False)
         else:
-            raise ValueError(f"unsupported table format {path.suffix!r} for {path}; use .csv or .parquet")
+            raise ConfigError(
+                f"unsupported table format {path.suffix!r} for {path}; use .csv or .parquet"
+            )
     return path
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from kpgeo._version import __version__
-from kpgeo.errors import ConfigError, KpgeoError
+from kpgeo.errors import ConfigError, KpgeoError, NoDataError
 from kpgeo.zones import Zone, load_aoi
 
 __all__ = [
@@ -98,16 +98,60 @@ class RunConfig:
     def __post_init__(self) -> None:
         if not self.jobs:
             raise ConfigError("a run needs at least one zone ([[zones]] table)")
+        ids = [job.zone.id for job in self.jobs]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ConfigError(f"zone(s) listed more than once in the run: {', '.join(repeated)}")
         if not 0 < self.ring_width_m <= 100_000:
-            raise ConfigError(f"ring_width_m must be in (0, 100000] metres, got {self.ring_width_m!r}")
+            raise ConfigError(
+                f"ring_width_m must be in (0, 100000] metres, got {self.ring_width_m!r}"
+            )
         if not 0 <= self.min_area_ha <= 100:
             raise ConfigError(f"min_area_ha must be in [0, 100] hectares, got {self.min_area_ha!r}")
         if self.period not in {"MS", "QS", "YS", "M", "Q", "Y"}:
-            raise ConfigError(f"period must be one of MS, QS, YS (month, quarter, year), got {self.period!r}")
+            raise ConfigError(
+                f"period must be one of MS, QS, YS (month, quarter, year), got {self.period!r}"
+            )
+        change_params(self.change)  # raises ConfigError for unknown or out-of-range fields
 
 
-_RUN_KEYS = {"name", "ring_width_m", "min_area_ha", "period", "offline_map"}
-_ZONE_KEYS = {"zone", "aoi", "items"}
+def change_params(overrides: dict[str, Any]) -> Any:
+    """Build :class:`kpgeo.change.ChangeParams` from a dict of overrides, validated."""
+    from kpgeo.change import ChangeParams
+
+    try:
+        return ChangeParams(**overrides)
+    except TypeError as exc:
+        raise ConfigError(f"bad [change] parameters: {exc}") from exc
+
+
+_RUN_KEYS = {
+    "name": str,
+    "ring_width_m": (int, float),
+    "min_area_ha": (int, float),
+    "period": str,
+    "offline_map": bool,
+}
+_ZONE_KEYS = {"zone": str, "aoi": str, "items": str}
+
+
+def _check_table(table: Any, types: dict[str, Any], where: str) -> dict[str, Any]:
+    """Check a TOML table has only known keys, each of the expected type."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table of key = value pairs, got {table!r}")
+    unknown = sorted(set(table) - set(types))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid: {sorted(types)}")
+    for key, value in table.items():
+        expected = types[key]
+        if isinstance(value, bool) and expected != bool or not isinstance(value, expected):
+            names = " or ".join(
+                t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,))
+            )
+            raise ConfigError(f"{where}: {key} must be a {names}, got {value!r}")
+        if isinstance(value, str) and not value.strip():
+            raise ConfigError(f"{where}: {key} is empty")
+    return table
 
 
 def load_config(path: str | os.PathLike) -> RunConfig:
@@ -118,8 +162,9 @@ def load_config(path: str | os.PathLike) -> RunConfig:
     Raises
     ------
     ConfigError
-        Unreadable TOML, unknown keys, missing items files, wrong types or ranges;
-        the message names the file and the key.
+        Unreadable TOML, unknown keys, wrong types or ranges, missing items files,
+        unknown zones, repeated zones, bad ``[change]`` parameters; the message
+        names the file and the key.
     """
     path = Path(path)
     try:
@@ -130,45 +175,45 @@ def load_config(path: str | os.PathLike) -> RunConfig:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
     unknown = set(raw) - {"run", "zones", "change"}
     if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {sorted(unknown)}; expected [run], [[zones]], [change]")
-    run = raw.get("run", {})
-    bad = set(run) - _RUN_KEYS
-    if bad:
-        raise ConfigError(f"{path}: unknown key(s) {sorted(bad)} in [run]; valid: {sorted(_RUN_KEYS)}")
+        raise ConfigError(
+            f"{path}: unknown section(s) {sorted(unknown)}; expected [run], [[zones]], [change]"
+        )
+    run = _check_table(raw.get("run", {}), _RUN_KEYS, f"{path}: [run]")
     zones = raw.get("zones", [])
     if not isinstance(zones, list) or not zones:
-        raise ConfigError(f"{path}: no [[zones]] entries; add at least one with zone= (or aoi=) and items=")
+        raise ConfigError(
+            f"{path}: no [[zones]] entries; add at least one with zone= (or aoi=) and items="
+        )
     jobs = []
     for i, entry in enumerate(zones, 1):
         where = f"{path}: [[zones]] entry {i}"
-        bad = set(entry) - _ZONE_KEYS
-        if bad:
-            raise ConfigError(f"{where}: unknown key(s) {sorted(bad)}; valid: {sorted(_ZONE_KEYS)}")
+        _check_table(entry, _ZONE_KEYS, where)
         if "items" not in entry or ("zone" in entry) == ("aoi" in entry):
             raise ConfigError(f"{where}: needs items= and exactly one of zone= or aoi=")
         items = (path.parent / entry["items"]).resolve()
         if not items.is_file():
             raise ConfigError(f"{where}: items file {items} does not exist")
-        aoi = entry.get("zone") or (path.parent / entry["aoi"])
+        aoi = entry["zone"] if "zone" in entry else path.parent / entry["aoi"]
         try:
             zone = load_aoi(aoi)
         except KpgeoError as exc:
             raise ConfigError(f"{where}: {exc}") from exc
         jobs.append(ZoneJob(zone=zone, items=items))
+    change = raw.get("change", {})
+    if not isinstance(change, dict):
+        raise ConfigError(f"{path}: [change] must be a table of ChangeParams fields")
     try:
         return RunConfig(
             jobs=tuple(jobs),
-            name=str(run.get("name", path.stem)),
+            name=run.get("name", path.stem),
             ring_width_m=float(run.get("ring_width_m", 5000.0)),
             min_area_ha=float(run.get("min_area_ha", 0.1)),
-            period=str(run.get("period", "QS")),
-            offline_map=bool(run.get("offline_map", False)),
-            change=dict(raw.get("change", {})),
+            period=run.get("period", "QS"),
+            offline_map=run.get("offline_map", False),
+            change=dict(change),
         )
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise ConfigError(f"{path}: {exc}") from exc
-        raise ConfigError(f"{path}: bad value in [run] ({exc})") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
 
 
 @contextlib.contextmanager
@@ -198,8 +243,12 @@ def dask_scheduler(spec: str | None = None) -> Any:
             f"scheduler {spec!r} needs dask.distributed: pip install 'kpgeo[distributed]'"
         ) from exc
     if spec == "local":
-        with LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=None
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             yield client
     elif "://" in spec:
         try:
@@ -209,16 +258,9 @@ def dask_scheduler(spec: str | None = None) -> Any:
         with client:
             yield client
     else:
-        raise ConfigError(f"unknown scheduler {spec!r}; use 'threads', 'local' or a 'tcp://host:port' address")
-
-
-def _change_params(config: RunConfig) -> Any:
-    from kpgeo.change import ChangeParams
-
-    try:
-        return ChangeParams(**config.change)
-    except TypeError as exc:
-        raise ConfigError(f"bad [change] parameters: {exc}") from exc
+        raise ConfigError(
+            f"unknown scheduler {spec!r}; use 'threads', 'local' or a 'tcp://host:port' address"
+        )
 
 
 def _fingerprint(job: ZoneJob, config: RunConfig) -> str:
@@ -227,7 +269,8 @@ def _fingerprint(job: ZoneJob, config: RunConfig) -> str:
 
     digest = hashlib.sha256()
     for item in sorted(read_items(job.items), key=lambda it: it.id):
-        digest.update(item.id.encode())
+        # the item's metadata (dates, scaling, geometry, hrefs) and its files' size and mtime
+        digest.update(json.dumps(item.to_dict(), sort_keys=True, default=str).encode())
         for key in sorted(item.assets):
             href = item.assets[key].get_absolute_href() or item.assets[key].href
             try:
@@ -255,17 +298,39 @@ def _is_done(zone_dir: Path, fingerprint: str) -> bool:
         done = json.loads(stamp.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return done.get("fingerprint") == fingerprint and all((zone_dir / n).is_file() for n in ZONE_OUTPUTS)
+    return done.get("fingerprint") == fingerprint and all(
+        (zone_dir / n).is_file() for n in ZONE_OUTPUTS
+    )
 
 
-def run_zone(job: ZoneJob, config: RunConfig, out_dir: str | os.PathLike, *, force: bool = False) -> dict:
+def run_zone(
+    job: ZoneJob, *, config: RunConfig, out_dir: str | os.PathLike, force: bool = False
+) -> dict:
     """Process one zone into ``out_dir/zones/<zone-id>/``; skip it when already done.
+
+    Parameters
+    ----------
+    job
+        The zone and its imagery.
+    config
+        Run settings (ring width, minimum mapping unit, change parameters).
+    out_dir
+        Run output folder.
+    force
+        Recompute even when an up-to-date ``done.json`` stamp exists.
 
     Returns
     -------
     dict
         The zone summary (also in ``summary.json``), with ``"skipped": True``
         when an up-to-date result was found.
+
+    Raises
+    ------
+    NoDataError
+        No clear observation of the zone or its ring on any date (all cloud, or
+        imagery that misses the zone); nothing is stamped done, so the zone is
+        retried on the next run.
     """
     from kpgeo import io
     from kpgeo.cube import load_cube
@@ -285,20 +350,31 @@ def run_zone(job: ZoneJob, config: RunConfig, out_dir: str | os.PathLike, *, for
     watched = zone.geometry.union(zone.ring(config.ring_width_m))
     cube = load_cube(job.items, aoi=watched)
     coverage = clear_coverage(cube, zone_regions([zone], ring_width_m=config.ring_width_m))
+    if not (coverage["clear_fraction"].fillna(0) > 0).any():
+        raise NoDataError(
+            f"{zone.id}: no clear observation of the zone or its ring in {job.items} "
+            f"({cube.sizes['time']} dates, all cloudy or masked); nothing to detect"
+        )
     summary = cube_summary(cube, coverage, zone=zone)
     change, footprints = detect_footprints(
-        cube, zone, params=_change_params(config), min_area_ha=config.min_area_ha
+        cube, zone, params=change_params(config.change), min_area_ha=config.min_area_ha
     )
     write_detection(change, footprints, zone_dir, overwrite=True)
     io.write_table(coverage, zone_dir / "coverage.csv")
     summary |= {
         "footprints": int(len(footprints)),
-        "footprint_area_ha": round(float(footprints["area_ha"].sum()), 2) if len(footprints) else 0.0,
-        "footprints_outside_zone": int((~footprints["inside_zone"].astype(bool)).sum()) if len(footprints) else 0,
+        "footprint_area_ha": round(float(footprints["area_ha"].sum()), 2)
+        if len(footprints)
+        else 0.0,
+        "footprints_outside_zone": int((~footprints["inside_zone"].astype(bool)).sum())
+        if len(footprints)
+        else 0,
     }
     io.write_json(summary, zone_dir / "summary.json")
-    io.write_json({"fingerprint": fingerprint, "kpgeo": __version__, "config": _config_record(config)},
-                  zone_dir / DONE)
+    io.write_json(
+        {"fingerprint": fingerprint, "kpgeo": __version__, "config": _config_record(config)},
+        zone_dir / DONE,
+    )
     return summary
 
 
@@ -327,7 +403,14 @@ def run_pipeline(
     Returns
     -------
     dict
-        ``zones`` (list of zone summaries) and ``outputs`` (name -> path).
+        ``zones`` (list of zone summaries; a zone that failed has ``status: "failed"``
+        and an ``error`` message, and is retried by the next run) and ``outputs``
+        (name -> path).
+
+    Raises
+    ------
+    KpgeoError
+        When no zone could be processed (the error of the single zone, if one).
     """
     import geopandas as gpd
     import pandas as pd
@@ -337,15 +420,38 @@ def run_pipeline(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summaries = []
+    done_jobs = []
+    failures = []
     for job in config.jobs:
-        summaries.append(run_zone(job, config, out, force=force))
+        try:
+            summaries.append(run_zone(job, config=config, out_dir=out, force=force))
+            done_jobs.append(job)
+        except KpgeoError as exc:  # one zone's bad imagery must not stop the others
+            log.error("%s: %s", job.zone.id, exc)
+            failures.append(exc)
+            summaries.append(
+                {
+                    "zone": job.zone.id,
+                    "name": job.zone.name,
+                    "status": "failed",
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
+            )
+    if not done_jobs:
+        if len(failures) == 1:
+            raise failures[0]
+        raise KpgeoError("no zone of the run could be processed: " + "; ".join(map(str, failures)))
 
-    zone_dirs = [out / "zones" / job.zone.id for job in config.jobs]
-    footprints = pd.concat([gpd.read_parquet(d / "footprints.parquet").to_crs(4326) for d in zone_dirs],
-                           ignore_index=True)
+    zone_dirs = [out / "zones" / job.zone.id for job in done_jobs]
+    footprints = pd.concat(
+        [gpd.read_parquet(d / "footprints.parquet").to_crs(4326) for d in zone_dirs],
+        ignore_index=True,
+    )
     footprints = gpd.GeoDataFrame(footprints, geometry="geometry", crs="EPSG:4326")
-    coverage = pd.concat([pd.read_csv(d / "coverage.csv", parse_dates=["date"]) for d in zone_dirs],
-                         ignore_index=True)
+    coverage = pd.concat(
+        [pd.read_csv(d / "coverage.csv", parse_dates=["date"]) for d in zone_dirs],
+        ignore_index=True,
+    )
     outputs = {
         "footprints.geojson": io.write_vector(footprints, out / "footprints.geojson"),
         "footprints.parquet": io.write_vector(footprints, out / "footprints.parquet"),
@@ -358,8 +464,8 @@ def run_pipeline(
             out,
             footprints=footprints,
             coverage=coverage,
-            zones=[job.zone for job in config.jobs],
-            items={job.zone.id: job.items for job in config.jobs},
+            zones=[job.zone for job in done_jobs],
+            items={job.zone.id: job.items for job in done_jobs},
             period=config.period,
             ring_width_m=config.ring_width_m,
             offline=config.offline_map,

@@ -16,6 +16,7 @@ import pandas as pd
 from kpgeo.errors import CRSMismatchError
 from kpgeo.io import to_iso_date
 from kpgeo.timeseries import RING_SUFFIX
+from kpgeo.zones import geodesic_area_ha
 
 __all__ = ["cube_summary", "format_summary"]
 
@@ -41,9 +42,14 @@ def cube_summary(cube: Any, coverage: pd.DataFrame, *, zone: Any) -> dict[str, A
     """
     geobox = cube.odc.geobox
     if not geobox.crs.projected:
-        raise CRSMismatchError(f"cube for {zone.id} is in {geobox.crs}, not a projected CRS in metres")
-    res_x, res_y = abs(geobox.resolution.x), abs(geobox.resolution.y)
-    pixel_ha = res_x * res_y / 10_000.0
+        raise CRSMismatchError(
+            f"cube for {zone.id} is in {geobox.crs}, not a projected CRS in metres"
+        )
+    res_x = abs(geobox.resolution.x)
+    # true ground area of a pixel: geodesic area of the grid's extent / pixel count,
+    # so the figure is right whatever projected CRS the cube is in
+    extent_4326 = geobox.extent.to_crs("EPSG:4326", resolution=res_x * 16).geom
+    pixel_ha = geodesic_area_ha(extent_4326) / (geobox.shape[0] * geobox.shape[1])
     dates = pd.to_datetime(cube["time"].values)
     regions = {}
     for label, name in (("zone", zone.id), ("ring", zone.id + RING_SUFFIX)):
@@ -68,7 +74,11 @@ def cube_summary(cube: Any, coverage: pd.DataFrame, *, zone: Any) -> dict[str, A
         "crs": f"EPSG:{geobox.crs.epsg}" if geobox.crs.epsg else geobox.crs.to_wkt(),
         "resolution_m": res_x,
         "shape_yx": [int(n) for n in geobox.shape],
-        **{f"{label}_{key}": value for label, block in regions.items() for key, value in block.items()},
+        **{
+            f"{label}_{key}": value
+            for label, block in regions.items()
+            for key, value in block.items()
+        },
     }
 
 

@@ -38,6 +38,8 @@ __all__ = [
     "load_aoi",
     "zones_frame",
     "utm_crs_for",
+    "to_crs",
+    "geodesic_area_ha",
     "default_aoi_dir",
 ]
 
@@ -120,8 +122,23 @@ def geodesic_area_ha(geometry: BaseGeometry) -> float:
     return abs(area_m2) / 10_000.0
 
 
-def to_crs(geometry: BaseGeometry, src: Any, dst: Any) -> BaseGeometry:
-    """Reproject a shapely geometry from ``src`` to ``dst`` CRS."""
+def to_crs(
+    geometry: BaseGeometry, src: Any, dst: Any, *, max_segment: float | None = None
+) -> BaseGeometry:
+    """Reproject a shapely geometry from CRS ``src`` to CRS ``dst``.
+
+    Parameters
+    ----------
+    geometry
+        Geometry in ``src`` coordinates (x/y order, lon/lat for geographic CRSs).
+    src, dst
+        Anything :class:`pyproj.CRS` accepts (``"EPSG:4326"``, an EPSG int, a CRS).
+    max_segment
+        When set, densify edges to at most this length (in ``src`` units) first,
+        so that long straight edges (e.g. a raster footprint) bend correctly.
+    """
+    if max_segment:
+        geometry = shapely.segmentize(geometry, max_segment)
     transformer = Transformer.from_crs(src, dst, always_xy=True)
     return shapely.transform(geometry, transformer.transform, interleaved=False)
 
@@ -192,7 +209,9 @@ def _read_polygon_file(path: Path) -> tuple[dict[str, Any], BaseGeometry]:
     if gdf.empty:
         raise InvalidAOIError(f"{path}: the file holds no features")
     if gdf.crs is None:
-        raise InvalidAOIError(f"{path}: the file has no CRS; save it with one (GeoJSON is EPSG:4326)")
+        raise InvalidAOIError(
+            f"{path}: the file has no CRS; save it with one (GeoJSON is EPSG:4326)"
+        )
     gdf = gdf.to_crs(4326)
     invalid = ~gdf.geometry.is_valid
     if invalid.any():
@@ -208,7 +227,9 @@ def _read_polygon_file(path: Path) -> tuple[dict[str, Any], BaseGeometry]:
 def _load_dir(aoi_dir: str) -> tuple[Zone, ...]:
     folder = Path(aoi_dir)
     if not folder.is_dir():
-        raise ZoneError(f"zone folder {folder} does not exist (set KPGEO_AOI_DIR to a folder of GeoJSON files)")
+        raise ZoneError(
+            f"zone folder {folder} does not exist (set KPGEO_AOI_DIR to a folder of GeoJSON files)"
+        )
     zones = []
     for path in sorted(folder.glob("*.geojson")):
         props, geometry = _read_polygon_file(path)
@@ -248,7 +269,9 @@ def get_zone(key: str | Zone, *, aoi_dir: str | os.PathLike | None = None) -> Zo
     raise UnknownZoneError(f"unknown zone {key!r}; valid zone ids: {valid}")
 
 
-def load_aoi(aoi: str | os.PathLike | BaseGeometry | Zone | Any, *, name: str | None = None) -> Zone:
+def load_aoi(
+    aoi: str | os.PathLike | BaseGeometry | Zone | Any, *, name: str | None = None
+) -> Zone:
     """Turn a zone id/name, polygon file, shapely geometry or GeoDataFrame into a :class:`Zone`.
 
     Parameters
@@ -283,7 +306,9 @@ def load_aoi(aoi: str | os.PathLike | BaseGeometry | Zone | Any, *, name: str | 
             {"id": label, "name": label}, shapely.union_all(geoms.values), f"AOI {label!r}"
         )
     path = Path(os.fspath(aoi))
-    if path.suffix and (path.exists() or path.suffix.lower() in {".geojson", ".json", ".gpkg", ".shp"}):
+    if path.suffix and (
+        path.exists() or path.suffix.lower() in {".geojson", ".json", ".gpkg", ".shp"}
+    ):
         props, geometry = _read_polygon_file(path)
         if name:
             props["id"] = props["name"] = name
@@ -300,4 +325,3 @@ def zones_frame(zones: Iterable[Zone] | None = None) -> Any:
     zones = list(zones) if zones is not None else list_zones()
     frames = [z.to_geodataframe() for z in zones]
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs="EPSG:4326")
-

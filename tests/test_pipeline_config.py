@@ -22,7 +22,10 @@ def write(tmp_path, text):
 
 
 def test_valid_config_resolves_paths_and_zones(tmp_path, items_file):
-    cfg = load_config(write(tmp_path, """
+    cfg = load_config(
+        write(
+            tmp_path,
+            """
 [run]
 name = "test"
 ring_width_m = 2000
@@ -30,7 +33,9 @@ period = "MS"
 [[zones]]
 zone = "Berbérati"
 items = "items.json"
-"""))
+""",
+        )
+    )
     assert cfg.name == "test" and cfg.ring_width_m == 2000 and cfg.period == "MS"
     assert cfg.jobs[0].zone.id == "caf-berberati"
     assert cfg.jobs[0].items == items_file.resolve()
@@ -41,20 +46,49 @@ items = "items.json"
     [
         ("[run\nname=1", "not valid TOML"),
         ("[run]\nname='x'\n", "no \\[\\[zones\\]\\] entries"),
-        ("[run]\ncolour='red'\n[[zones]]\nzone='nola'\nitems='items.json'\n", "unknown key.*colour"),
-        ("[[zones]]\nzone='atlantis'\nitems='items.json'\n", "unknown zone 'atlantis'.*caf-berberati"),
+        (
+            "[run]\ncolour='red'\n[[zones]]\nzone='nola'\nitems='items.json'\n",
+            "unknown key.*colour",
+        ),
+        (
+            "[[zones]]\nzone='atlantis'\nitems='items.json'\n",
+            "unknown zone 'atlantis'.*caf-berberati",
+        ),
         ("[[zones]]\nzone='nola'\nitems='missing.json'\n", "missing.json does not exist"),
         ("[[zones]]\nitems='items.json'\n", "exactly one of zone= or aoi="),
         ("[run]\nring_width_m=-5\n[[zones]]\nzone='nola'\nitems='items.json'\n", "ring_width_m"),
-        ("[run]\nperiod='fortnight'\n[[zones]]\nzone='nola'\nitems='items.json'\n", "period must be"),
-        ("[run]\nmin_area_ha='big'\n[[zones]]\nzone='nola'\nitems='items.json'\n", "bad value"),
+        (
+            "[run]\nperiod='fortnight'\n[[zones]]\nzone='nola'\nitems='items.json'\n",
+            "period must be",
+        ),
+        (
+            "[run]\nmin_area_ha='big'\n[[zones]]\nzone='nola'\nitems='items.json'\n",
+            "min_area_ha must be a int or float",
+        ),
+        ("run = 5\n[[zones]]\nzone='nola'\nitems='items.json'\n", "\\[run\\] must be a table"),
+        ("[[zones]]\nzone=''\nitems='items.json'\n", "zone is empty"),
+        ("[[zones]]\nzone=5\nitems='items.json'\n", "zone must be a str"),
+        ("[[zones]]\nzone='nola'\nitems=5\n", "items must be a str"),
+        ("zones = ['nola']\n", "entry 1 must be a table"),
+        (
+            "[[zones]]\nzone='nola'\nitems='items.json'\n[[zones]]\nzone='Nola'\nitems='items.json'\n",
+            "more than once.*caf-nola",
+        ),
+        (
+            "[[zones]]\nzone='nola'\nitems='items.json'\n[change]\nno_such_knob=1\n",
+            "bad \\[change\\]",
+        ),
     ],
 )
 def test_bad_config_is_refused_with_file_name(tmp_path, items_file, text, message):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError, match=message) as err:
         load_config(path)
-    assert "run.toml" in str(err.value) or "ring_width_m" in str(err.value) or "period" in str(err.value)
+    assert (
+        "run.toml" in str(err.value)
+        or "ring_width_m" in str(err.value)
+        or "period" in str(err.value)
+    )
 
 
 def test_missing_config_file(tmp_path):

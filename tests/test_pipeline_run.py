@@ -95,7 +95,9 @@ def test_cli_run_and_summary(tmp_path, config_file, scene):
     result = runner.invoke(main, ["run", str(config_file), "--out", str(out), "--no-report"])
     assert result.exit_code == 0, result.output
     assert "Boda (caf-boda)" in result.output and "dates      : 14" in result.output
-    result = runner.invoke(main, ["summary", "--items", str(scene.items_path), "--zone", "caf-boda", "--json"])
+    result = runner.invoke(
+        main, ["summary", "--items", str(scene.items_path), "--zone", "caf-boda", "--json"]
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["n_dates"] == 14 and summary["crs"].startswith("EPSG:326")
@@ -120,7 +122,9 @@ def test_run_on_a_process_cluster_matches_threads(tmp_path, config_file):
         cluster = run_pipeline(config, tmp_path / "cluster", report=False)
     a = gpd.read_parquet(tmp_path / "threads" / "footprints.parquet")
     b = gpd.read_parquet(tmp_path / "cluster" / "footprints.parquet")
-    assert len(a) == len(b) == threads["zones"][0]["footprints"] == cluster["zones"][0]["footprints"]
+    assert (
+        len(a) == len(b) == threads["zones"][0]["footprints"] == cluster["zones"][0]["footprints"]
+    )
     assert a["area_ha"].sum() == pytest.approx(b["area_ha"].sum())
 
 
@@ -131,3 +135,60 @@ def test_unknown_scheduler_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown scheduler"):
         with dask_scheduler("carrier-pigeon"):
             pass
+
+
+def test_changed_item_metadata_invalidates_the_zone(tmp_path, scene):
+    """Editing items.json (here: the reflectance scale) must redo the zone, not skip it."""
+    import shutil
+
+    scene_copy = tmp_path / "scene"
+    shutil.copytree(scene.out_dir, scene_copy)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'[[zones]]\nzone = "caf-boda"\nitems = "{scene_copy / "items.json"}"\n')
+    out = tmp_path / "out"
+    run_pipeline(load_config(cfg), out, report=False)
+    items = json.loads((scene_copy / "items.json").read_text())
+    for feature in items["features"]:
+        for asset in feature["assets"].values():
+            for band in asset.get("raster:bands", []):
+                if "scale" in band:
+                    band["scale"] = band["scale"] * 2
+    (scene_copy / "items.json").write_text(json.dumps(items))
+    again = run_pipeline(load_config(cfg), out, report=False)
+    assert not again["zones"][0].get("skipped")
+
+
+def test_all_cloud_zone_fails_alone_and_is_retried(tmp_path, scene):
+    """An all-cloud zone gets a clear error, no done stamp, and the other zones still run."""
+    import shutil
+
+    import numpy as np
+    import rasterio
+
+    cloudy = tmp_path / "cloudy"
+    shutil.copytree(scene.out_dir, cloudy)
+    for scl in cloudy.glob("*/scl.tif"):
+        with rasterio.open(scl, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as dst:
+            dst.write(np.full((dst.height, dst.width), 9, dtype=dst.dtypes[0]), 1)
+    from kpgeo.zones import get_zone
+
+    boda = get_zone("caf-boda").to_geodataframe()
+    boda["id"] = boda["name"] = "boda-cloudy"
+    boda[["id", "name", "geometry"]].to_file(tmp_path / "boda-cloudy.geojson")
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(
+        f'[[zones]]\nzone = "caf-boda"\nitems = "{scene.items_path}"\n'
+        f'[[zones]]\naoi = "boda-cloudy.geojson"\nitems = "{cloudy / "items.json"}"\n'
+    )
+    out = tmp_path / "out"
+    result = run_pipeline(load_config(cfg), out, report=False)
+    by_zone = {s["zone"]: s for s in result["zones"]}
+    assert by_zone["boda-cloudy"]["status"] == "failed"
+    assert "NoDataError" in by_zone["boda-cloudy"]["error"]
+    assert "no clear observation" in by_zone["boda-cloudy"]["error"]
+    assert not (out / "zones" / "boda-cloudy" / "done.json").exists()
+    assert (out / "zones" / "caf-boda" / "done.json").exists()
+
+    cli = CliRunner().invoke(main, ["run", str(cfg), "--out", str(tmp_path / "cli"), "--no-report"])
+    assert cli.exit_code == 1
+    assert "boda-cloudy" in cli.output and "retried" in cli.output and "Traceback" not in cli.output

@@ -7,17 +7,38 @@ import click
 
 @click.command()
 @click.argument("config_path", type=click.Path(dir_okay=False))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Output folder (per-zone results in OUT/zones/<zone-id>/).")
-@click.option("--force", is_flag=True, help="Recompute zones even when their results are up to date.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Output folder (per-zone results in OUT/zones/<zone-id>/).",
+)
+@click.option(
+    "--force", is_flag=True, help="Recompute zones even when their results are up to date."
+)
 @click.option("--no-report", is_flag=True, help="Skip time series, maps and bulletin.")
-@click.option("--offline", is_flag=True, default=None,
-              help="Self-contained web map that works without internet (overrides the config).")
-@click.option("--scheduler", default=None, metavar="SPEC",
-              help="Dask scheduler: 'threads' (default), 'local' (one worker process per core) "
-                   "or a scheduler address such as tcp://host:8786.")
-def run(config_path: str, out_dir: str, force: bool, no_report: bool, offline: bool | None,
-        scheduler: str | None) -> None:
+@click.option(
+    "--offline",
+    is_flag=True,
+    default=None,
+    help="Self-contained web map that works without internet (overrides the config).",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="SPEC",
+    help="Dask scheduler: 'threads' (default), 'local' (one worker process per core) "
+    "or a scheduler address such as tcp://host:8786.",
+)
+def run(
+    config_path: str,
+    out_dir: str,
+    force: bool,
+    no_report: bool,
+    offline: bool | None,
+    scheduler: str | None,
+) -> None:
     """Run every zone of CONFIG_PATH (see pipelines/*.toml); finished zones are resumed, not redone."""
     import dataclasses
     from pathlib import Path
@@ -30,10 +51,22 @@ def run(config_path: str, out_dir: str, force: bool, no_report: bool, offline: b
         config = dataclasses.replace(config, offline_map=True)
     with dask_scheduler(scheduler):
         result = run_pipeline(config, out_dir, force=force, report=not no_report)
+    failed = [s for s in result["zones"] if s.get("status") == "failed"]
     for summary in result["zones"]:
-        click.echo(format_summary(summary) + ("\n  (up to date: skipped)" if summary.get("skipped") else ""))
+        if summary.get("status") == "failed":
+            click.echo(
+                f"{summary['name']} ({summary['zone']}): FAILED, {summary['error']}", err=True
+            )
+            continue
+        skipped = "\n  (up to date: skipped)" if summary.get("skipped") else ""
+        click.echo(format_summary(summary) + skipped)
     outputs = result["outputs"]
     click.echo(f"\nWrote {len(outputs)} run outputs to {Path(out_dir)}/")
     for name in ("bulletin.html", "map.html", "timeseries.csv"):
         if name in outputs:
             click.echo(f"  open {outputs[name]}")
+    if failed:
+        raise click.ClickException(
+            f"{len(failed)} zone(s) failed and will be retried by the next run: "
+            + ", ".join(s["zone"] for s in failed)
+        )
