@@ -34,9 +34,18 @@ def _simulate(workdir: Path, size: int, dates: int) -> Path:
     from kpgeo.simulate import simulate_scene
 
     t0 = time.perf_counter()
-    simulate_scene(workdir, center=(15.79, 4.26), shape=(size, size), n_dates=dates,
-                   preset="default", seed=0, tile_size=1024)
-    print(f"simulated {size}x{size} px x {dates} dates in {time.perf_counter() - t0:.0f} s -> {workdir}")
+    simulate_scene(
+        workdir,
+        center=(15.79, 4.26),
+        shape=(size, size),
+        n_dates=dates,
+        preset="default",
+        seed=0,
+        tile_size=1024,
+    )
+    print(
+        f"simulated {size}x{size} px x {dates} dates in {time.perf_counter() - t0:.0f} s -> {workdir}"
+    )
     return items
 
 
@@ -47,8 +56,12 @@ def _decode(items_path: str) -> dict:
 
     from kpgeo.items import read_items
 
-    hrefs = [a.get_absolute_href() for it in read_items(items_path) for a in it.assets.values()
-             if (a.get_absolute_href() or "").endswith(".tif")]
+    hrefs = [
+        a.get_absolute_href()
+        for it in read_items(items_path)
+        for a in it.assets.values()
+        if (a.get_absolute_href() or "").endswith(".tif")
+    ]
 
     def read(href: str) -> int:
         with rasterio.open(href) as src:
@@ -69,8 +82,12 @@ def _detect(items_path: str) -> dict:
     cube = load_cube(items_path)
     change = detect_changes(cube)
     footprints = extract_footprints(change)
-    return {"seconds": time.perf_counter() - t0, "footprints": int(len(footprints)),
-            "shape_yx": list(cube.odc.geobox.shape), "dates": int(cube.sizes["time"])}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "footprints": int(len(footprints)),
+        "shape_yx": list(cube.odc.geobox.shape),
+        "dates": int(cube.sizes["time"]),
+    }
 
 
 def _child(step: str, items_path: str) -> None:
@@ -80,8 +97,12 @@ def _child(step: str, items_path: str) -> None:
 
 
 def _run_child(step: str, items: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", step, str(items)],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", step, str(items)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -89,8 +110,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=2048, help="scene side in pixels (10 m)")
     parser.add_argument("--dates", type=int, default=24)
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="where the simulated scene is cached (default /tmp/kpgeo-bench-SIZE-DATES)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where the simulated scene is cached (default /tmp/kpgeo-bench-SIZE-DATES)",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -101,16 +126,20 @@ def main() -> None:
     decode = _run_child("decode", items)
     detect = _run_child("detect", items)
     km2 = args.size**2 * 100 / 1e6
-    print(f"\nscene: {args.size}x{args.size} px at 10 m = {km2:,.0f} km², {args.dates} dates, "
-          f"{decode['files']} files, {decode['decoded_mb']:,.0f} MB decoded, {os.cpu_count()} cores")
+    print(
+        f"\nscene: {args.size}x{args.size} px at 10 m = {km2:,.0f} km², {args.dates} dates, "
+        f"{decode['files']} files, {decode['decoded_mb']:,.0f} MB decoded, {os.cpu_count()} cores"
+    )
     print(f"{'step':<8} {'seconds':>9} {'peak RSS (MB)':>14}")
     for name, r in (("decode", decode), ("detect", detect)):
         print(f"{name:<8} {r['seconds']:>9.1f} {r['peak_rss_mb']:>14.0f}")
     ratio = detect["seconds"] / decode["seconds"]
     scale = 3000 / km2 * 60 / args.dates
     print(f"detect / decode time: {ratio:.2f}x; footprints: {detect['footprints']}")
-    print(f"linear extrapolation to 3,000 km² x 60 dates: decode {decode['seconds'] * scale / 60:.0f} min, "
-          f"detect {detect['seconds'] * scale / 60:.0f} min on this machine")
+    print(
+        f"linear extrapolation to 3,000 km² x 60 dates: decode {decode['seconds'] * scale / 60:.0f} min, "
+        f"detect {detect['seconds'] * scale / 60:.0f} min on this machine"
+    )
 
 
 if __name__ == "__main__":

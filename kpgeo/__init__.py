@@ -51,8 +51,21 @@ def show_versions() -> None:
 
     print(f"kpgeo      : {__version__}")
     print(f"python     : {platform.python_version()} ({platform.platform()})")
-    for pkg in ("numpy", "rasterio", "GDAL", "shapely", "pyproj", "geopandas", "xarray", "dask",
-                "odc-stac", "odc-geo", "pystac", "scikit-image", "folium"):
+    for pkg in (
+        "numpy",
+        "rasterio",
+        "GDAL",
+        "shapely",
+        "pyproj",
+        "geopandas",
+        "xarray",
+        "dask",
+        "odc-stac",
+        "odc-geo",
+        "pystac",
+        "scikit-image",
+        "folium",
+    ):
         try:
             print(f"{pkg:<11}: {version(pkg)}")
         except PackageNotFoundError:

@@ -21,23 +21,49 @@ persistence/recovery test**, each step explainable:
    falls inside the baseline window.
 3. *Per-observation anomaly* (robust z-score gated by physical thresholds):
    an observation is "mining-like" when NDVI dropped below the baseline by at
-   least ``max(min_ndvi_drop, z_threshold * 1.4826 * MAD)`` **and** the surface
+   least ``max(min_ndvi_drop, min(z_threshold * 1.4826 * MAD, max_threshold))``
+   **and** the surface
    is either bright bare ground (NDVI <= ``bare_max_ndvi``, red >=
    ``bare_min_red`` — excludes dark char, ash and shadow —, SWIR1 above NIR
    and, with a blue band, blue well below red — excludes flat-spectrum haze
-   and thin cloud that the mask missed) or new open water (water index > ``water_threshold`` where the
-   baseline was not water).
+   and thin cloud that the mask missed) or new open water (water index >
+   ``water_threshold`` where the baseline was not water).
 4. *Temporal decision*: a pixel is detected when ``persistence`` consecutive
    clear observations are mining-like (cloudy dates are skipped, not counted,
    so irregular/missing dates are handled natively). The break date
-   (``first_detected``) is the first observation of that run, as in CCDC. The
-   candidate is rejected as transient (burn, crop regrowth, short flood)
-   when NDVI comes back to within ``recovery_tolerance`` of the baseline
-   within ``recovery_days`` of the break (a farm is bare 1-3 months and
-   regrows a crop within a season; an abandoned mine revegetates over many
-   months), and as seasonal (flood, dry-season grass) when the same anomaly
-   occurs one year earlier, or one year later after a recovery. The search
-   then continues with the next run.
+   (``first_detected``) is the first observation of that run, as in CCDC.
+   Each candidate run is then tested against the three confounders that
+   also persist for a while; a rejected run is skipped and the search goes
+   on with the next one:
+
+   * *transient* (burn, farm, short flood): NDVI recovers within
+     ``recovery_days`` of the break, "recovered" meaning back above
+     ``max(base - drop/2, min(base - max(recovery_tolerance,
+     recovery_share * drop), b_low))`` where ``drop`` is the run's mean NDVI
+     loss and ``b_low`` the lowest normal baseline observation — the pixel's
+     own low season, so that a dry-season recovery under a wet-season
+     baseline counts without any calendar; or NDVI is fully back (within
+     ``recovery_tolerance`` of the baseline) within ``regrowth_days`` (a crop
+     canopy, dry-season grass greening up). A farm is bare for 1-3 months and
+     carries a crop 2-4 months later; a burn greens within weeks. An abandoned
+     pit cluster is different: it stays bare/wet for the months of digging
+     and revegetates over a year or more, so it is kept (state
+     ``inactive``/``revegetating``), never rejected as transient;
+   * *seasonal* (recurring flood, dry-season grass): the same kind of
+     anomaly (water-like for a water run — including the weak, partly flooded
+     margins; bare for a bare run) is seen one year earlier or, after a
+     recovery, one year later, within ``season_days`` of the run. One such
+     observation suffices for a water run (wet-season dates are cloudy), two
+     for a bare run. This uses only the pixel's own history: no hard-coded
+     months, so it works in either hemisphere and any wet-season timing;
+   * ... unless the run is *markedly stronger* than that other-year anomaly
+     (mean NDVI lower by more than ``seasonal_margin``): a pit dug into a
+     floodplain holds deeper, more open water or barer gravel than the
+     seasonal inundation of the grass around it.
+
+   The z-score part of the drop threshold adapts to noisy/seasonal pixels;
+   its cap (``max_threshold``) keeps a baseline that already contains a new
+   pit from hiding it.
 5. *State* at the last observation: ``active`` when at least half of the last
    ``recent_obs`` clear observations are mining-like (``new`` if the break is
    within ``new_days`` of the end of the series), ``revegetating`` when NDVI
@@ -140,11 +166,12 @@ class ChangeParams:
         NDVI within this of the baseline counts as recovered.
     recovery_share : float
         ... or within this share of the run's mean NDVI drop, whichever is larger
-        (dry-season vegetation is browner than a wet-season baseline).
+        (dry-season vegetation is browner than a wet-season baseline); the
+        pixel's lowest normal baseline observation also counts as recovered,
+        never less than half the drop regained (see the module docstring).
     recovery_days : float
-        A candidate whose NDVI is back within ``recovery_tolerance`` of the
-        baseline within this many days of the break is transient (farm crop
-        regrowth, burn, short flood) and rejected.
+        A candidate that recovers (as above) within this many days of the
+        break is transient (farm crop regrowth, burn, short flood) and rejected.
     regrowth_days : float
         A candidate whose NDVI is back within ``recovery_tolerance`` of the
         baseline within this many days of the break is rejected too (crop
@@ -156,9 +183,10 @@ class ChangeParams:
         (new deep pit water or bare gravel in a floodplain that was only
         partly inundated).
     season_days : float
-        A candidate is seasonal (flood, dry-season grass) and rejected when at
-        least two mining-like observations occur one year (+/- this many days)
-        before it, or one year after it following a recovery.
+        A candidate is seasonal (flood, dry-season grass) and rejected when the
+        same kind of anomaly (one water-like observation for a water run, two
+        bare ones for a bare run) occurs one year (+/- this many days) before
+        it, or one year after it following a recovery.
     recent_obs : int
         Last clear observations used to decide active vs inactive.
     new_days : float
@@ -220,12 +248,14 @@ class ChangeParams:
         for name, (lo, hi) in ints.items():
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
-                raise ConfigError(f"ChangeParams.{name} must be an integer in [{lo}, {hi}], got {v!r}.")
+                raise ConfigError(
+                    f"ChangeParams.{name} must be an integer in [{lo}, {hi}], got {v!r}.")
         for name, (lo, hi) in floats.items():
             v = getattr(self, name)
             ok = isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)
             if not ok or not math.isfinite(float(v)) or not lo <= float(v) <= hi:
-                raise ConfigError(f"ChangeParams.{name} must be a number in [{lo}, {hi}], got {v!r}.")
+                raise ConfigError(
+                    f"ChangeParams.{name} must be a number in [{lo}, {hi}], got {v!r}.")
         if self.baseline_obs > self.min_clear_obs:
             raise ConfigError(
                 f"ChangeParams.baseline_obs ({self.baseline_obs}) must not exceed "
@@ -238,7 +268,7 @@ class ChangeParams:
 
 
 # --------------------------------------------------------------------------- kernel
-def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no cover - compiled by numba
+def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no cover - numba
     """Per-pixel temporal decision on (N, T) float32 arrays; returns (N, _N_OUT) float64."""
     (min_clear, n_base, q, min_drop, z_thr, mad_floor, bare_ndvi, bare_red, bare_ndbi,
      blue_red, w_thr, persist, rec_tol, rec_days, recent, new_days, reveg_frac,
@@ -253,7 +283,8 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
     for i in range(n_pix):
         m = 0
         for t in range(n_t):
-            if (ndvi[i, t] == ndvi[i, t]) and (red[i, t] == red[i, t]) and (swir[i, t] == swir[i, t]):
+            if (ndvi[i, t] == ndvi[i, t]) and (red[i, t] == red[i, t]) and \
+                    (swir[i, t] == swir[i, t]):
                 idx[m] = t
                 m += 1
         out[i, 5] = m
@@ -378,6 +409,14 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
                 k = r
                 continue
             start = k
+            if n_season >= need:
+                # kept only because stronger than the seasonal anomaly: the break is the
+                # first observation that is itself stronger (the pit, not the flood onset)
+                lim = s_season / n_season - stronger_by
+                for j in range(k, r):
+                    if ndvi[i, idx[j]] < lim:
+                        start = j
+                        break
             break
         if start < 0:
             out[i, 3] = 0.0

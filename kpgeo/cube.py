@@ -14,19 +14,26 @@
    Sentinel-2; the 20 m SCL/SWIR are resampled nearest), snapped to the native
    pixel grid, over the AOI bounding box **intersected with the union of the
    item footprints** (a 9,000 km² zone and a 3 km scene give a 3 km cube);
-3. builds a dask graph with **one task per (time, y, x) block**; each task
-   calls :func:`odc.stac.load` (rasterio driver, nearest for masks) on that
-   block's geobox with only the items that touch it, then applies
-   scale/offset and masks. Blocks share no dependency, so memory follows the
-   chunk size, not the cube size (odc-stac's own dask mode shares one "open"
-   task per asset between all chunks, and the threaded scheduler then reads the
-   whole cube before reducing any chunk: ~1 GB instead of ~0.3 GB on a 2048² ×
-   12-date test). A reader wrapper turns a decode failure at compute time into
-   :class:`~kpgeo.errors.AssetReadError` naming the file;
-4. groups items of the same solar day (and same scaling) into one time step
-   (odc-stac's ``solar_day`` rule: first valid pixel wins), applies
-   scale/offset per time step, and masks clouds with the scheme of
-   :mod:`kpgeo.masks`.
+3. builds a dask graph with **one task per (time, y, x) block**
+   (:mod:`kpgeo._cube_read`); each task calls :func:`odc.stac.load` (rasterio
+   driver, nearest for masks) on that block's geobox with only the items that
+   touch it, then applies scale/offset and masks. Blocks share no dependency,
+   so memory follows the chunk size, not the cube size (odc-stac's own dask
+   mode shares one "open" task per asset between all chunks, and the threaded
+   scheduler then reads the whole cube before reducing any chunk: ~1 GB
+   instead of ~0.3 GB on a 2048² × 12-date test). A reader wrapper turns a
+   decode failure at compute time into :class:`~kpgeo.errors.AssetReadError`
+   naming the file;
+4. groups items into time steps by the key *(solar day, per-band scale and
+   offset)* (odc-stac's ``solar_day`` rule at the cube centre; within a step
+   the first valid pixel wins), applies scale/offset per time step, and masks
+   clouds with the scheme of :mod:`kpgeo.masks`. Items of one solar day with
+   *different* scaling (e.g. two processing baselines) therefore give two
+   time steps with the same date, because DN values can only be fused before
+   scaling.
+
+:func:`region_mask` rasterises a lon/lat geometry on a cube grid
+(pixel-centre rule); it builds ``aoi_mask`` and serves :mod:`kpgeo.timeseries`.
 
 :func:`check_clear` is the explicit, computing, "is there anything to see?"
 check; loading an all-cloud collection is not an error in itself.
@@ -44,13 +51,12 @@ from typing import Any
 
 import numpy as np
 
+from kpgeo._cube_read import BlockSpec, dask_arrays
 from kpgeo.errors import (
-    AssetReadError,
     ConfigError,
     CRSMismatchError,
     ImageryError,
     InvalidAOIError,
-    KpgeoError,
     KpgeoWarning,
     MissingBandError,
     NoDataError,
@@ -64,16 +70,17 @@ from kpgeo.items import (
     mask_band,
     norm_items,
 )
-from kpgeo.masks import clear_mask, get_mask_scheme
+from kpgeo.masks import get_mask_scheme
+from kpgeo.zones import to_crs
 
-__all__ = ["load_cube", "check_clear", "DEFAULT_CHUNKS"]
+__all__ = ["load_cube", "check_clear", "region_mask", "DEFAULT_CHUNKS"]
 
 # odc-loader warps 20 m bands from in-memory arrays that carry their transform
-# separately; rasterio then warns that the array "has no geotransform". The
-# warning is about odc's internal buffer, never about the user's data.
-warnings.filterwarnings(
-    "ignore", message="Dataset has no geotransform", module="rasterio.warp"
-)
+# separately; rasterio then warns that the array "has no geotransform" (about
+# odc's buffer, never the user's data). The filter is module-level and targeted
+# because warnings.catch_warnings() swaps process-global state and is not
+# thread-safe under dask's threaded scheduler, where these reads happen.
+warnings.filterwarnings("ignore", message="Dataset has no geotransform", module="rasterio.warp")
 
 #: Default dask chunks: the whole time axis per chunk (per-pixel change detection
 #: needs every date of a pixel in one block), 512 × 512 pixels in space.
@@ -121,7 +128,9 @@ def load_cube(
         silently repaired: repair them with :func:`shapely.make_valid` first.
     bands
         Reflectance bands in common names (``blue, green, red, nir, swir16,
-        swir22``). Default: every one of those present in all items.
+        swir22``). Default: every one of those present in all items; a band
+        some items lack is dropped with a :class:`~kpgeo.errors.KpgeoWarning`
+        naming the items.
     resolution
         Pixel size in target-CRS units. Default: the finest native resolution
         of the requested reflectance bands (10 m for Sentinel-2).
@@ -146,8 +155,10 @@ def load_cube(
         Lazy (dask) Dataset, dims ``(time, y, x)``: one ``float32`` variable per
         reflectance band (scale/offset applied, NaN where not clear), ``clear``
         (bool; inside AOI, valid, not masked), ``aoi_mask`` (bool, ``(y, x)``);
-        coordinates ``time`` (datetime64[ns], naive UTC, sorted, one per solar
-        day), ``y``/``x`` pixel centres and ``spatial_ref`` (``ds.odc.geobox``
+        coordinates ``time`` (datetime64[ns], naive UTC, sorted: one step per
+        solar day and scaling — items of one solar day with different
+        scale/offset give two steps with the same date; each step's time is
+        its earliest item's), ``y``/``x`` pixel centres and ``spatial_ref`` (``ds.odc.geobox``
         works); attrs ``mask_scheme``, ``platform``, ``collection``, ``bands``.
 
     Raises
@@ -171,14 +182,13 @@ def load_cube(
     >>> cube = load_cube("scene/items.json", get_zone("carnot"))  # doctest: +SKIP
     >>> cube.red.isel(time=0).compute()  # doctest: +SKIP
     """
-    import shapely
     import xarray as xr
     from odc.geo.xr import xr_coords
 
     item_list = norm_items(items)
     wanted = _norm_bands(bands)
     plans, scheme = _plan_items(item_list, wanted, mask_clouds)
-    band_list = wanted or _common_bands(plans)
+    band_list = wanted or _common_bands(plans, scheme)
     for plan in plans:  # drop bands not common to every item
         plan.assets = {b: k for b, k in plan.assets.items() if b in band_list or b == scheme}
     aoi_geom, aoi_utm = _norm_aoi(aoi)
@@ -199,7 +209,7 @@ def load_cube(
         meta = clones[0].assets[b].extra_fields["raster:bands"][0]
         dtypes[b] = np.dtype(first.headers[b].dtype).name
         nodata[b] = meta.get("nodata", np.nan)
-    spec = _BlockSpec(
+    spec = BlockSpec(
         clones=tuple(clones),
         feet=tuple(_footprints(plans, target)),
         keys=tuple(keys),
@@ -213,9 +223,9 @@ def load_cube(
             **({scheme: "nearest"} if scheme else {}),
         },
         gbox=gbox,
-        aoi_wkb=shapely.to_wkb(aoi_t) if aoi_t is not None else None,
+        aoi=aoi_t,
     )
-    arrays = _dask_arrays(spec, chunks_, scale, offset)
+    arrays = dask_arrays(spec, chunks_, scale, offset)
     coords = {"time": times, **xr_coords(gbox)}
     out = {}
     for b in band_list:
@@ -276,49 +286,40 @@ def check_clear(cube: Any) -> int:
     return n
 
 
-# --------------------------------------------------------------------------- reader
+def region_mask(geometry: Any, geobox: Any, *, crs: Any = "EPSG:4326") -> np.ndarray:
+    """Rasterise a geometry on a grid: True where the pixel centre is inside.
 
+    Parameters
+    ----------
+    geometry
+        Shapely (multi)polygon, in lon/lat unless ``crs`` says otherwise.
+    geobox
+        :class:`odc.geo.geobox.GeoBox` of the grid (e.g. ``cube.odc.geobox``,
+        or a slice of it such as ``gbox[y0:y1, x0:x1]``).
+    crs
+        CRS of ``geometry``; it is reprojected (edges densified) to the grid CRS.
 
-def _make_driver_classes() -> tuple[type, type]:
-    from odc.loader._rio import RioDriver, RioReader
+    Returns
+    -------
+    numpy.ndarray
+        ``bool`` array of ``geobox.shape`` (pixel-centre rule, as
+        :func:`rasterio.features.geometry_mask`).
+    """
+    import shapely
+    from odc.geo import CRS
+    from rasterio.features import geometry_mask
 
-    class SafeRioReader(RioReader):
-        """odc-stac rasterio reader that reports failures as AssetReadError naming the file."""
-
-        def read(self, cfg: Any, dst_geobox: Any, *, dst: Any = None, selection: Any = None) -> Any:
-            try:
-                return super().read(cfg, dst_geobox, dst=dst, selection=selection)
-            except KpgeoError:
-                raise
-            except Exception as exc:
-                raise AssetReadError(
-                    f"cannot read raster asset {self._src.uri}: corrupt, truncated or unreadable "
-                    f"({type(exc).__name__}: {exc})"
-                ) from exc
-
-    class SafeRioDriver(RioDriver):
-        """odc-stac ``RioDriver`` whose readers raise :class:`AssetReadError`."""
-
-        def open(self, src: Any, ctx: Any) -> Any:
-            return SafeRioReader(src, ctx)
-
-    SafeRioReader.__module__ = SafeRioDriver.__module__ = __name__
-    SafeRioReader.__qualname__ = "SafeRioReader"
-    SafeRioDriver.__qualname__ = "SafeRioDriver"
-    return SafeRioReader, SafeRioDriver
-
-
-SafeRioReader, SafeRioDriver = _make_driver_classes()
-
-
-class _KeyGroupby:
-    """Picklable odc-stac groupby callback returning precomputed keys by item index."""
-
-    def __init__(self, keys: Sequence[Any]) -> None:
-        self.keys = list(keys)
-
-    def __call__(self, item: Any, parsed: Any, idx: int) -> Any:
-        return self.keys[idx]
+    if geometry is None or geometry.is_empty:
+        return np.zeros(tuple(geobox.shape), bool)
+    if CRS(crs) != geobox.crs:
+        geometry = shapely.make_valid(
+            to_crs(geometry, CRS(crs).proj, geobox.crs.proj, max_segment=_densify_step(geometry))
+        )
+        if geometry.is_empty:
+            return np.zeros(tuple(geobox.shape), bool)
+    return geometry_mask(
+        [geometry], out_shape=tuple(geobox.shape), transform=geobox.transform, invert=True
+    )
 
 
 # --------------------------------------------------------------------------- planning
@@ -416,8 +417,26 @@ def _plan_items(
     return plans, scheme
 
 
-def _common_bands(plans: list[_ItemPlan]) -> list[str]:
-    return [b for b in REFLECTANCE_BANDS if all(b in p.assets for p in plans)]
+def _common_bands(plans: list[_ItemPlan], scheme: str | None) -> list[str]:
+    """Reflectance bands every item has; warn about bands only some items have."""
+    common, dropped = [], []
+    for b in REFLECTANCE_BANDS:
+        lacking = [p.item.id for p in plans if b not in p.assets]
+        if not lacking:
+            common.append(b)
+        elif len(lacking) < len(plans):
+            shown = ", ".join(repr(i) for i in lacking[:5])
+            more = f" and {len(lacking) - 5} more" if len(lacking) > 5 else ""
+            dropped.append(f"{b} (missing from item(s) {shown}{more})")
+    if dropped:
+        warnings.warn(
+            "band(s) not in every item are dropped from the cube: "
+            + "; ".join(dropped)
+            + "; pass bands=[...] to require them (items lacking one then fail)",
+            KpgeoWarning,
+            stacklevel=3,
+        )
+    return common
 
 
 def _norm_aoi(aoi: Any) -> tuple[Any, Any]:
@@ -492,34 +511,6 @@ def _native_grid(
     return res, xy_(fx, fy)
 
 
-def _rect(hdr: AssetHeader) -> Any:
-    import shapely
-
-    a, b, c, d, e, f = hdr.transform
-    h, w = hdr.shape
-    return shapely.Polygon(
-        [(c + a * x + b * y, f + d * x + e * y) for x, y in ((0, 0), (w, 0), (w, h), (0, h))]
-    )
-
-
-def _to_crs(geom: Any, src: Any, dst: Any) -> Any:
-    """Reproject a shapely geometry (edges densified first so they follow the projection)."""
-    import shapely
-    from pyproj import CRS as PyCRS
-    from pyproj import Transformer
-
-    src_crs, dst_crs = PyCRS.from_user_input(str(src)), PyCRS.from_user_input(str(dst))
-    if src_crs == dst_crs:
-        return geom
-    x0, y0, x1, y1 = geom.bounds
-    step = max(x1 - x0, y1 - y0) / 32
-    if step > 0:
-        geom = shapely.segmentize(geom, step)
-    tr = Transformer.from_crs(src_crs, dst_crs, always_xy=True)
-    out = shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
-    return shapely.make_valid(out)
-
-
 def _output_geobox(
     plans: list[_ItemPlan], target: Any, res: float, anchor: Any, aoi_geom: Any
 ) -> tuple[Any, Any, Any]:
@@ -532,10 +523,12 @@ def _output_geobox(
     aoi_t = None
     region = footprint
     if aoi_geom is not None:
-        aoi_t = _to_crs(aoi_geom, "EPSG:4326", target)
+        aoi_t = shapely.make_valid(
+            to_crs(aoi_geom, "EPSG:4326", target.proj, max_segment=_densify_step(aoi_geom))
+        )
         region = footprint.intersection(aoi_t)
         if region.is_empty or region.area <= 0:
-            fb = _to_crs(footprint, target, "EPSG:4326").bounds
+            fb = to_crs(footprint, target.proj, "EPSG:4326").bounds
             raise InvalidAOIError(
                 f"the AOI (lon/lat bounds {tuple(round(v, 4) for v in aoi_geom.bounds)}) does not "
                 f"overlap the imagery (lon/lat bounds {tuple(round(v, 4) for v in fb)}); "
@@ -567,7 +560,7 @@ def _norm_chunks(chunks: Mapping[str, int] | None) -> dict[str, int]:
 
 
 def _centre_lon(region: Any, target: Any) -> float:
-    c = _to_crs(region.centroid, target, "EPSG:4326")
+    c = to_crs(region.centroid, target.proj, "EPSG:4326")
     return float(c.x)
 
 
@@ -637,173 +630,48 @@ def _to_geojson_4326(plan: _ItemPlan) -> dict[str, Any]:
     import shapely
 
     hdr = next(iter(plan.headers.values()))
-    return shapely.geometry.mapping(_to_crs(_rect(hdr), hdr.crs_wkt, "EPSG:4326"))
+    return shapely.geometry.mapping(_raster_footprint(hdr, "EPSG:4326"))
 
 
-def _aoi_block(geom_wkb: bytes | None, transform: Any, block_info: Any = None) -> np.ndarray:
-    import shapely
+def _raster_footprint(hdr: AssetHeader, crs: Any) -> Any:
+    """Shapely footprint of an asset's pixel grid in ``crs`` (edges densified)."""
     from affine import Affine
-    from rasterio.features import geometry_mask
+    from odc.geo.geobox import GeoBox
 
-    info = block_info[None]
-    (y0, _), (x0, _) = info["array-location"]
-    shape = tuple(info["chunk-shape"])
-    if geom_wkb is None:
-        return np.ones(shape, bool)
-    a, b, c, d, e, f = tuple(transform)[:6]
-    t = Affine(a, b, c + a * x0 + b * y0, d, e, f + d * x0 + e * y0)
-    return geometry_mask([shapely.from_wkb(geom_wkb)], out_shape=shape, transform=t, invert=True)
+    return GeoBox(hdr.shape, Affine(*hdr.transform[:6]), hdr.crs_wkt).footprint(crs).geom
+
+
+def _densify_step(geom: Any) -> float | None:
+    """Edge length giving ~32 segments across a geometry (for reprojection)."""
+    x0, y0, x1, y1 = geom.bounds
+    return max(x1 - x0, y1 - y0) / 32 or None
+
+
+def _aoi_block(aoi: Any, gbox: Any, block_info: Any = None) -> np.ndarray:
+    (y0, y1), (x0, x1) = block_info[None]["array-location"]
+    return region_mask(aoi, gbox[y0:y1, x0:x1], crs=gbox.crs)
 
 
 def _aoi_mask(like: Any, gbox: Any, aoi_t: Any) -> Any:
     """Lazy (y, x) bool: pixel centre inside the AOI (all True without an AOI)."""
     import dask.array as da
-    import shapely
     import xarray as xr
 
-    wkb = shapely.to_wkb(aoi_t) if aoi_t is not None else None
-    arr = da.map_blocks(
-        _aoi_block,
-        wkb,
-        gbox.transform,
-        chunks=like.data.chunks[1:],
-        dtype=bool,
-        meta=np.empty((0, 0), bool),
-    )
+    if aoi_t is None:
+        arr = da.ones(tuple(gbox.shape), dtype=bool, chunks=like.data.chunks[1:])
+    else:
+        arr = da.map_blocks(
+            _aoi_block,
+            aoi_t,
+            gbox,
+            chunks=like.data.chunks[1:],
+            dtype=bool,
+            meta=np.empty((0, 0), bool),
+        )
     coords = {k: like.coords[k] for k in ("y", "x", "spatial_ref") if k in like.coords}
     mask = xr.DataArray(arr, dims=("y", "x"), coords=coords, name="aoi_mask")
     mask.attrs = {"long_name": "pixel centre inside the area of interest"}
     return mask
-
-
-# --------------------------------------------------------------------------- block reads
-
-
-@dataclass(frozen=True)
-class _BlockSpec:
-    """Everything one chunk task needs to read its block (no open datasets: paths only)."""
-
-    clones: tuple[Any, ...]
-    feet: tuple[Any, ...]  # item footprints in the target CRS (shapely)
-    keys: tuple[Any, ...]  # time-group key per item
-    group_keys: tuple[Any, ...]  # sorted unique keys = the time axis
-    bands: tuple[str, ...]
-    scheme: str | None
-    dtypes: dict[str, str]
-    nodata: dict[str, float]
-    resampling: dict[str, str]
-    gbox: Any
-    aoi_wkb: bytes | None
-
-
-def _read_block(spec: _BlockSpec, t0: int, t1: int, y0: int, y1: int, x0: int, x1: int) -> dict:
-    """Read one (time, y, x) block with odc.stac.load; return raw bands and the clear mask."""
-    import odc.stac
-    import shapely
-
-    sub = spec.gbox[y0:y1, x0:x1]
-    wanted = set(spec.group_keys[t0:t1])
-    box = shapely.box(*sub.boundingbox[:4])
-    idx = [i for i, k in enumerate(spec.keys) if k in wanted and spec.feet[i].intersects(box)]
-    names = [*spec.bands, *([spec.scheme] if spec.scheme else [])]
-    shape = (t1 - t0, y1 - y0, x1 - x0)
-    raw: dict[str, np.ndarray] = {}
-    if idx:
-        sub_keys = [spec.keys[i] for i in idx]
-        ds = odc.stac.load(
-            [spec.clones[i] for i in idx],
-            bands=names,
-            geobox=sub,
-            groupby=_KeyGroupby(sub_keys),
-            resampling=spec.resampling,
-            driver=SafeRioDriver(),
-            fail_on_error=True,
-        )
-        pos = [spec.group_keys.index(k) - t0 for k in sorted(set(sub_keys))]
-        for b in names:
-            if len(pos) == shape[0]:  # every date of the block has data here: no copy
-                raw[b] = ds[b].values
-            else:
-                raw[b] = np.full(shape, spec.nodata[b], dtype=spec.dtypes[b])
-                raw[b][pos] = ds[b].values
-            if raw[b].dtype != np.dtype(spec.dtypes[b]):
-                raw[b] = raw[b].astype(spec.dtypes[b])
-        del ds
-    else:
-        raw = {b: np.full(shape, spec.nodata[b], dtype=spec.dtypes[b]) for b in names}
-    clear = np.ones(shape, bool)
-    for b in spec.bands:
-        nd = spec.nodata[b]
-        clear &= ~np.isnan(raw[b]) if np.isnan(nd) else raw[b] != nd
-    if spec.aoi_wkb is not None:
-        loc = {"array-location": [(y0, y1), (x0, x1)], "chunk-shape": shape[1:]}
-        clear &= _aoi_block(spec.aoi_wkb, spec.gbox.transform, {None: loc})
-    if spec.scheme:
-        clear &= clear_mask(raw.pop(spec.scheme), spec.scheme)
-    return {"raw": raw, "clear": clear}
-
-
-def _finish_band(block: dict, band: str, scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    """DN → float32 reflectance (per-date scale/offset), NaN where not clear."""
-    out = block["raw"][band].astype(np.float32)
-    out *= scale[:, None, None]
-    out += offset[:, None, None]
-    out[~block["clear"]] = np.nan
-    return out
-
-
-def _get_clear(block: dict) -> np.ndarray:
-    return block["clear"]
-
-
-def _bounds(n: int, step: int) -> list[tuple[int, int]]:
-    step = n if step == -1 else max(1, min(step, n))
-    return [(i, min(i + step, n)) for i in range(0, n, step)]
-
-
-def _dask_arrays(
-    spec: _BlockSpec, chunks: dict[str, int], scale: np.ndarray, offset: np.ndarray
-) -> dict[str, Any]:
-    """Build one read task per (time, y, x) block and per-variable tasks on its result.
-
-    Each read task is a graph root with no shared dependency, so the scheduler
-    finishes a block before starting many others: memory follows the chunk
-    size, not the cube size. (odc-stac's own dask graph shares one "open" task
-    per asset among all spatial chunks, and the threaded scheduler then reads
-    the whole cube before reducing any chunk.)
-    """
-    import uuid
-
-    import dask.array as da
-    from dask.highlevelgraph import HighLevelGraph
-
-    nt = len(spec.group_keys)
-    ny, nx = spec.gbox.shape
-    tb, yb, xb = _bounds(nt, chunks["time"]), _bounds(ny, chunks["y"]), _bounds(nx, chunks["x"])
-    token = uuid.uuid4().hex
-    read_name = f"kpgeo-read-{token}"
-    layers: dict[str, dict] = {read_name: {}}
-    deps: dict[str, set] = {read_name: set()}
-    var_names = {b: f"kpgeo-{b}-{token}" for b in [*spec.bands, "clear"]}
-    for name in var_names.values():
-        layers[name] = {}
-        deps[name] = {read_name}
-    for it, (t0, t1) in enumerate(tb):
-        for iy, (y0, y1) in enumerate(yb):
-            for ix, (x0, x1) in enumerate(xb):
-                rkey = (read_name, it, iy, ix)
-                layers[read_name][rkey] = (_read_block, spec, t0, t1, y0, y1, x0, x1)
-                for i, b in enumerate(spec.bands):
-                    task = (_finish_band, rkey, b, scale[t0:t1, i], offset[t0:t1, i])
-                    layers[var_names[b]][(var_names[b], it, iy, ix)] = task
-                layers[var_names["clear"]][(var_names["clear"], it, iy, ix)] = (_get_clear, rkey)
-    hlg = HighLevelGraph(layers, deps)
-    dchunks = tuple(tuple(b - a for a, b in bounds) for bounds in (tb, yb, xb))
-    out = {}
-    for b, name in var_names.items():
-        dtype = bool if b == "clear" else np.float32
-        out[b] = da.Array(hlg, name, dchunks, dtype=dtype, meta=np.empty((0, 0, 0), dtype))
-    return out
 
 
 def _footprints(plans: list[_ItemPlan], target: Any) -> list[Any]:
@@ -812,13 +680,12 @@ def _footprints(plans: list[_ItemPlan], target: Any) -> list[Any]:
 
     feet = []
     for plan in plans:
-        rect = shapely.union_all(
-            [_to_crs(_rect(h), h.crs_wkt, target) for h in plan.headers.values()]
-        )
+        rect = shapely.union_all([_raster_footprint(h, target) for h in plan.headers.values()])
         if plan.item.geometry:
             try:
                 geo = shapely.make_valid(shapely.geometry.shape(plan.item.geometry))
-                clipped = rect.intersection(_to_crs(geo, "EPSG:4326", target))
+                geo_t = to_crs(geo, "EPSG:4326", target.proj, max_segment=_densify_step(geo))
+                clipped = rect.intersection(shapely.make_valid(geo_t))
                 if clipped.area > 0:
                     rect = clipped
             except Exception:  # a broken item geometry: fall back to the raster grid

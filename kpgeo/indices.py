@@ -66,7 +66,7 @@ def ndvi(red: Any, nir: Any) -> Any:
 
 
 def mndwi(green: Any, swir16: Any) -> Any:
-    """Modified Normalised Difference Water Index ``(green - swir16) / (green + swir16)``."""
+    """Return MNDWI ``(green - swir16) / (green + swir16)`` (Xu 2006)."""
     return normalized_difference(green, swir16)
 
 

@@ -24,7 +24,6 @@ Scale/offset convention: ``reflectance = DN * scale + offset``.
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -95,7 +94,13 @@ _REMOTE_SCHEMES = ("http", "https", "s3", "gs", "az", "abfs", "vsi")
 def read_items(path: str | os.PathLike) -> list[Any]:
     """Read a STAC ItemCollection (or a single Item) JSON file.
 
-    Relative asset hrefs are resolved against the file's folder.
+    Relative asset hrefs are resolved against the file's folder; ``file://``
+    URLs become local paths.
+
+    Parameters
+    ----------
+    path
+        ItemCollection (or Item) JSON file.
 
     Raises
     ------
@@ -138,6 +143,8 @@ def read_items(path: str | os.PathLike) -> list[Any]:
     base = path.resolve().parent
     for item in items:
         for asset in item.assets.values():
+            if asset.href.startswith("file://"):
+                asset.href = _local_path(asset.href)
             if not _is_remote(asset.href) and not os.path.isabs(asset.href):
                 asset.href = str((base / asset.href).resolve())
     return items
@@ -279,6 +286,13 @@ def band_scaling(item: Any, asset_key: str) -> tuple[float, float] | None:
     already removed the +1000 DN offset), else 0; else, for Landsat C2 L2,
     2.75e-5 and -0.2.
 
+    Parameters
+    ----------
+    item
+        :class:`pystac.Item` holding the asset.
+    asset_key
+        Provider asset key (e.g. ``"B04"`` or ``"red"``), as in ``item.assets``.
+
     Returns
     -------
     tuple or None
@@ -346,7 +360,12 @@ def _is_remote(href: str) -> bool:
 
 
 def _local_path(href: str) -> str:
-    return urlparse(href).path if href.startswith("file://") else href
+    """``file://`` URL → local path (percent-escapes decoded); other hrefs unchanged."""
+    if not href.startswith("file://"):
+        return href
+    from urllib.request import url2pathname
+
+    return url2pathname(urlparse(href).path)
 
 
 def _check_gtiff_blocks(src: Any, path: str) -> None:
@@ -435,6 +454,19 @@ def inspect_assets(
 ) -> list[AssetHeader]:
     """:func:`inspect_asset` over many hrefs in a shared pool of 8 threads (same order).
 
+    Parameters
+    ----------
+    hrefs
+        Local paths, ``file://`` URLs or URLs GDAL can open.
+    labels
+        Per-href description used in error messages (e.g. ``"item 'x' band red"``);
+        default none.
+
+    Returns
+    -------
+    list of AssetHeader
+        One header per href, in input order.
+
     Raises
     ------
     AssetReadError
@@ -454,28 +486,13 @@ def inspect_assets(
 # --------------------------------------------------------------------------- building items
 
 
-@functools.lru_cache(maxsize=32)
-def _to_lonlat(crs_wkt: str) -> Any:
-    from pyproj import CRS, Transformer
-
-    return Transformer.from_crs(CRS.from_wkt(crs_wkt), "EPSG:4326", always_xy=True)
-
-
 def _footprint_4326(header: AssetHeader) -> Any:
-    import shapely
+    """Lon/lat footprint of an asset's pixel grid (edges densified)."""
+    from affine import Affine
+    from odc.geo.geobox import GeoBox
 
-    a, b, c, d, e, f = header.transform
-    h, w = header.shape
-    corners = [(c + a * x + b * y, f + d * x + e * y) for x, y in ((0, 0), (w, 0), (w, h), (0, h))]
-    tr = _to_lonlat(header.crs_wkt)
-    # densify the edges so the polygon follows the projected rectangle
-    pts = []
-    for (x0, y0), (x1, y1) in zip(corners, corners[1:] + corners[:1], strict=True):
-        for k in range(10):
-            t = k / 10
-            pts.append((x0 + (x1 - x0) * t, y0 + (y1 - y0) * t))
-    lon, lat = tr.transform([p[0] for p in pts], [p[1] for p in pts])
-    return shapely.Polygon(list(zip(lon, lat, strict=True)))
+    gbox = GeoBox(header.shape, Affine(*header.transform[:6]), header.crs_wkt)
+    return gbox.footprint("EPSG:4326").geom
 
 
 def item_from_files(

@@ -144,7 +144,7 @@ def _check_table(table: Any, types: dict[str, Any], where: str) -> dict[str, Any
         raise ConfigError(f"{where}: unknown key(s) {unknown}; valid: {sorted(types)}")
     for key, value in table.items():
         expected = types[key]
-        if isinstance(value, bool) and expected != bool or not isinstance(value, expected):
+        if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
             names = " or ".join(
                 t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,))
             )

@@ -76,9 +76,20 @@ def _date(value: Any) -> str:
 def _sites(fp: Any) -> list[dict[str, Any]]:
     if not len(fp):
         return []
+    import shapely
+
+    from kpgeo.io import to_utc_naive
+    from kpgeo.zones import utm_crs_for
+
     fp = fp.to_crs(4326)
-    centroids = fp.to_crs(fp.estimate_utm_crs()).centroid.to_crs(4326)
-    first = pd.to_datetime(fp["first_detected"], utc=True, errors="coerce").dt.tz_localize(None)
+    utm = utm_crs_for(shapely.box(*fp.total_bounds))
+    centroids = fp.to_crs(utm).centroid.to_crs(4326)
+    first = to_utc_naive(fp["first_detected"], what="footprints first_detected")
+    last = (
+        to_utc_naive(fp["last_active"], what="footprints last_active")
+        if "last_active" in fp.columns
+        else pd.Series(pd.NaT, index=fp.index)
+    )
     order = first.sort_values(ascending=False, na_position="last").index
     rows = []
     for idx in order[:_MAX_SITES]:
@@ -88,9 +99,7 @@ def _sites(fp: Any) -> list[dict[str, Any]]:
             {
                 "id": str(row.get("id", idx)),
                 "first_detected": _date(first.loc[idx]),
-                "last_active": _date(
-                    pd.to_datetime(row.get("last_active"), utc=True, errors="coerce")
-                ),
+                "last_active": _date(last.loc[idx]),
                 "state": str(row.get("state", "–")),
                 "area_ha": _f(row.get("area_ha")),
                 "confidence": _f(row.get("confidence")),

@@ -20,7 +20,14 @@ import pandas as pd
 
 from kpgeo.errors import ConfigError, NoDataError
 
-__all__ = ["true_colour", "period_labels", "plot_zone_map", "write_zone_map", "figure_png"]
+__all__ = [
+    "true_colour",
+    "period_labels",
+    "period_colours",
+    "plot_zone_map",
+    "write_zone_map",
+    "figure_png",
+]
 
 _RGB = ("red", "green", "blue")
 
@@ -100,7 +107,7 @@ def true_colour(
             med = med.assign_coords(spatial_ref=ref)
     with warnings.catch_warnings():
         # pixels never clear in the window have an all-NaN median: transparent, not an error
-        warnings.filterwarnings("ignore", message="All-NaN slice encountered", category=RuntimeWarning)
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
         rgb = med.to_array("band").transpose("y", "x", "band").compute()
     lo, hi = stretch
     vals = rgb.values.astype("float32")
@@ -112,15 +119,51 @@ def true_colour(
 
 
 def period_labels(dates: Any, *, freq: str = "QS") -> pd.Series:
-    """Label dates by period, e.g. ``2020-Q3`` for quarters, ``2020-07`` for months."""
-    s = pd.to_datetime(pd.Series(dates))
+    """Label dates by period: ``2020Q3`` for quarters, ``2020-07`` months, ``2020`` years.
+
+    Parameters
+    ----------
+    dates
+        Date-likes (naive taken as UTC; missing values allowed).
+    freq
+        Period-start frequency (``"QS"``, ``"MS"``, ``"YS"`` or their aliases);
+        any other frequency labels each date as ``YYYY-MM-DD``.
+
+    Returns
+    -------
+    pandas.Series
+        One label per date (None where the date is missing).
+
+    Raises
+    ------
+    ConfigError
+        A value that is not a date.
+    """
+    from kpgeo.io import to_utc_naive
     from kpgeo.timeseries import norm_freq
+
+    s = to_utc_naive(dates, what="dates to label by period")
 
     pfreq = {"QS": "Q", "MS": "M", "YS": "Y"}.get(norm_freq(freq).split("-")[0], None)
     if pfreq is None:
         return s.dt.strftime("%Y-%m-%d")
     out = s.dt.to_period(pfreq).astype(str)
     return out.where(s.notna(), None)
+
+
+def period_colours(n: int) -> list[str]:
+    """``n`` hex colours (plasma ramp) for successive periods, shared by static and web maps.
+
+    Parameters
+    ----------
+    n
+        Number of periods.
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    cmap = colormaps["plasma"]
+    return [to_hex(cmap(0.1 + 0.8 * (i / max(n - 1, 1)))) for i in range(n)]
 
 
 def _mpl_text(text: Any) -> str:
@@ -145,7 +188,7 @@ def _nice_length(span_m: float) -> float:
     return float(exp)
 
 
-def _scale_bar(ax: Any, *, width_m: float) -> None:
+def _scale_bar(ax: Any) -> None:
     from matplotlib.patches import Rectangle
 
     x0, x1 = ax.get_xlim()
@@ -230,10 +273,11 @@ def plot_zone_map(
     matplotlib.figure.Figure
     """
     import geopandas as gpd
-    from matplotlib import colormaps
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
+
+    from kpgeo.io import to_utc_naive
 
     crs = zone.utm_crs
     zgdf = gpd.GeoSeries([zone.geometry], crs=4326).to_crs(crs)
@@ -246,7 +290,7 @@ def plot_zone_map(
     if len(fp):
         fp = fp.to_crs(crs)
         if period is not None and period[1] is not None:
-            first = pd.to_datetime(fp["first_detected"], utc=True).dt.tz_localize(None)
+            first = to_utc_naive(fp["first_detected"], what="footprints first_detected")
             fp = fp[first <= pd.Timestamp(period[1])]
 
     fig = Figure(figsize=figsize, dpi=100)
@@ -267,9 +311,7 @@ def plot_zone_map(
     if len(fp):
         labels = period_labels(fp["first_detected"], freq=freq).fillna("unknown")
         cats = sorted(labels.unique())
-        cmap = colormaps["plasma"]
-        for i, cat in enumerate(cats):
-            colour = cmap(0.1 + 0.8 * (i / max(len(cats) - 1, 1)))
+        for cat, colour in zip(cats, period_colours(len(cats)), strict=True):
             fp[labels.to_numpy() == cat].plot(
                 ax=ax, facecolor=colour, edgecolor="black", linewidth=0.4, alpha=0.85, zorder=3
             )
@@ -296,7 +338,7 @@ def plot_zone_map(
     ax.tick_params(labelsize=7)
     ax.set_xlabel(f"easting (m, {crs.name})", fontsize=7)
     ax.set_ylabel("northing (m)", fontsize=7)
-    _scale_bar(ax, width_m=maxx - minx)
+    _scale_bar(ax)
     _north_arrow(ax)
     ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.85)
     when = ""
@@ -309,7 +351,15 @@ def plot_zone_map(
 
 
 def figure_png(fig: Any, *, dpi: int = 100) -> bytes:
-    """Render a matplotlib figure to PNG bytes (Agg)."""
+    """Render a matplotlib figure to PNG bytes (Agg).
+
+    Parameters
+    ----------
+    fig
+        :class:`matplotlib.figure.Figure` (e.g. from :func:`plot_zone_map`).
+    dpi
+        Output resolution, dots per inch.
+    """
     import io
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -321,7 +371,22 @@ def figure_png(fig: Any, *, dpi: int = 100) -> bytes:
 
 
 def write_zone_map(path: str | os.PathLike, footprints: Any, zone: Any, **kwargs: Any) -> Path:
-    """Write :func:`plot_zone_map` as a PNG, atomically. Returns the path."""
+    """Write :func:`plot_zone_map` as a PNG, atomically. Returns the path.
+
+    Parameters
+    ----------
+    path
+        Output file; must end with ``.png``.
+    footprints, zone
+        As for :func:`plot_zone_map`.
+    **kwargs
+        Passed on to :func:`plot_zone_map` (``background``, ``period``, ``freq``, ...).
+
+    Raises
+    ------
+    ConfigError
+        When ``path`` does not end with ``.png``.
+    """
     from kpgeo.io import atomic_path
 
     if not str(path).lower().endswith(".png"):

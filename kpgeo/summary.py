@@ -90,14 +90,16 @@ def format_summary(summary: dict[str, Any]) -> str:
     """Human-readable block for one zone summary (the CLI prints it)."""
     lines = [
         f"{summary['name']} ({summary['zone']}), zone area {summary['zone_area_ha']:,.0f} ha",
-        f"  dates      : {summary['n_dates']} from {summary['first_date']} to {summary['last_date']}",
+        f"  dates      : {summary['n_dates']} from {summary['first_date']} "
+        f"to {summary['last_date']}",
         f"  grid       : {summary['shape_yx'][0]} x {summary['shape_yx'][1]} px at "
         f"{summary['resolution_m']:g} m, {summary['crs']}",
     ]
     for label in ("zone", "ring"):
         mean = summary[f"{label}_clear_fraction_mean"]
         lines.append(
-            f"  {'inside' if label == 'zone' else 'ring':<11}: imaged {summary[f'{label}_imaged_area_ha']:,.1f} ha, "
+            f"  {'inside' if label == 'zone' else 'ring':<11}: "
+            f"imaged {summary[f'{label}_imaged_area_ha']:,.1f} ha, "
             f"clear coverage mean {mean if mean is None else f'{mean:.0%}'} "
             f"({summary[f'{label}_dates_mostly_clear']} of {summary['n_dates']} dates >= 50% clear)"
         )

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from kpgeo.errors import ConfigError
+from kpgeo.io import to_utc_naive
 
 __all__ = [
     "RING_SUFFIX",
@@ -108,40 +109,20 @@ def _norm_regions(regions: Any) -> dict[str, Any]:
     )
 
 
-def _cube_grid(cube: Any) -> tuple[tuple[int, int], Any, Any]:
-    """Return (shape_yx, affine, crs) of a cube, via odc-geo or its coordinates."""
+def _cube_geobox(cube: Any) -> Any:
+    """Return the cube's odc-geo GeoBox (from its ``spatial_ref`` coordinate)."""
+    import odc.geo.xr  # noqa: F401  (registers .odc)
+
     try:
-        import odc.geo.xr  # noqa: F401  (registers .odc)
-
         gbox = cube.odc.geobox
-        if gbox is not None:
-            return tuple(gbox.shape), gbox.affine, gbox.crs
-    except (ImportError, AttributeError, ValueError):
-        pass
-    from affine import Affine
-    from pyproj import CRS
-
-    if "spatial_ref" not in cube.coords:
-        raise ConfigError("cube has no spatial_ref coordinate; build it with kpgeo.cube.load_cube")
-    crs = CRS.from_wkt(cube.spatial_ref.attrs["crs_wkt"])
-    x = cube["x"].values
-    y = cube["y"].values
-    dx = float(x[1] - x[0]) if x.size > 1 else 10.0
-    dy = float(y[1] - y[0]) if y.size > 1 else -10.0
-    affine = Affine(dx, 0.0, float(x[0]) - dx / 2, 0.0, dy, float(y[0]) - dy / 2)
-    return (y.size, x.size), affine, crs
-
-
-def _rasterise(geometry: Any, shape: tuple[int, int], affine: Any, crs: Any) -> np.ndarray:
-    """Boolean (y, x) mask of pixels whose centre lies in ``geometry`` (EPSG:4326)."""
-    from rasterio.features import geometry_mask
-
-    from kpgeo.zones import to_crs
-
-    if geometry is None or geometry.is_empty:
-        return np.zeros(shape, dtype=bool)
-    local = to_crs(geometry, "EPSG:4326", crs)
-    return geometry_mask([local], out_shape=shape, transform=affine, invert=True)
+    except (AttributeError, ValueError):
+        gbox = None
+    if gbox is None or gbox.crs is None:
+        raise ConfigError(
+            "cube has no georeference (no spatial_ref coordinate / odc geobox); "
+            "build it with kpgeo.cube.load_cube"
+        )
+    return gbox
 
 
 # --------------------------------------------------------------------------- coverage
@@ -184,14 +165,16 @@ def clear_coverage(cube: Any, regions: Any, *, clear_var: str = "clear") -> pd.D
             "load it with kpgeo.cube.load_cube"
         )
     named = _norm_regions(regions)
-    shape, affine, crs = _cube_grid(cube)
+    from kpgeo.cube import region_mask
+
+    gbox = _cube_geobox(cube)
     clear = cube[clear_var]
     if clear.dims[-2:] != ("y", "x"):
         clear = clear.transpose(..., "y", "x")
     sums = []
     counts = []
     for geom in named.values():
-        mask = _rasterise(geom, shape, affine, crs)
+        mask = region_mask(geom, gbox)
         counts.append(int(mask.sum()))
         m = xr.DataArray(mask, dims=("y", "x"))
         sums.append(clear.where(m, False).sum(("y", "x")))
@@ -224,11 +207,6 @@ def _check_footprints(footprints: Any) -> None:
             f"footprints lack column(s) {missing}; pass the GeoDataFrame from "
             "kpgeo.footprints.extract_footprints (or its footprints.parquet)"
         )
-
-
-def _naive_utc(values: Any) -> pd.Series:
-    s = pd.to_datetime(pd.Series(values), utc=True, errors="coerce")
-    return s.dt.tz_localize(None).astype("datetime64[ns]")
 
 
 _FREQ_ALIASES = {"M": "MS", "Q": "QS", "Y": "YS", "A": "YS", "AS": "YS", "QS-JAN": "QS"}
@@ -328,8 +306,10 @@ def zone_activity(
     if not isinstance(footprints, gpd.GeoDataFrame) or footprints.crs is None:
         raise ConfigError("footprints must be a GeoDataFrame with a CRS")
     fp = footprints.copy()
-    fp["first_detected"] = _naive_utc(fp["first_detected"]).to_numpy()
-    fp["last_active"] = _naive_utc(fp["last_active"]).to_numpy()
+    fp["first_detected"] = to_utc_naive(
+        fp["first_detected"], what="footprints first_detected"
+    ).to_numpy()
+    fp["last_active"] = to_utc_naive(fp["last_active"], what="footprints last_active").to_numpy()
     fp["last_active"] = fp["last_active"].fillna(fp["first_detected"])
     fp = fp[fp["first_detected"].notna()]
     fp["zone"] = fp["zone"].astype(str)
@@ -353,7 +333,7 @@ def zone_activity(
                 f"coverage lacks column(s) {sorted(missing)}; pass clear_coverage() output"
             )
         cov = coverage.copy()
-        cov["date"] = _naive_utc(cov["date"]).to_numpy()
+        cov["date"] = to_utc_naive(cov["date"], what="coverage date").to_numpy()
         cov["region"] = cov["region"].astype(str)
 
     dates = [fp["first_detected"], fp["last_active"]]
@@ -391,9 +371,11 @@ def _region_rows(zid, region, region_id, rfp, rcov, starts, ends, min_coverage) 
     import shapely
 
     rows = []
-    prev_union = None
     geoms = list(rfp.geometry) if len(rfp) else []
     first = rfp["first_detected"].to_numpy() if len(rfp) else np.array([], dtype="datetime64[ns]")
+    # footprints detected before the window are not "new" in its first period
+    before = [g for g, f in zip(geoms, first < np.datetime64(starts[0], "ns"), strict=True) if f]
+    prev_union = shapely.union_all(before) if before else None
     last = rfp["last_active"].to_numpy() if len(rfp) else np.array([], dtype="datetime64[ns]")
     areas = np.array([g.area for g in geoms]) / 10_000.0 if geoms else np.array([])
     water = rfp["water_fraction"].astype(float).fillna(0.0).to_numpy() if len(rfp) else np.array([])
@@ -454,6 +436,16 @@ def write_timeseries(
     """Write the activity table as ``<stem>.csv`` and ``<stem>.parquet``, atomically.
 
     Dates are written as ``YYYY-MM-DD`` in the CSV.
+
+    Parameters
+    ----------
+    activity
+        Table from :func:`zone_activity` (or any DataFrame; ``period_start``,
+        ``period_end`` and ``date`` columns are formatted as dates in the CSV).
+    out_dir
+        Output folder (created when missing).
+    stem
+        File name stem of both files.
 
     Returns
     -------

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -123,6 +122,16 @@ def composite_overlays(
     The medians of the clear observations before ``split_date`` and from it on
     are reprojected to EPSG:3857 (Leaflet's CRS, so the picture lines up
     exactly) and encoded as PNG data URLs.
+
+    Parameters
+    ----------
+    cube
+        Cube with ``red``, ``green``, ``blue`` and ``clear`` (see
+        :func:`kpgeo.staticmap.true_colour`).
+    split_date
+        First date of the "after" side; earlier dates form the "before" side.
+    start, end
+        Optional outer limits of the before and after windows.
 
     Returns
     -------
@@ -269,14 +278,6 @@ _LEGEND_JS = """
 """
 
 
-def _period_colours(n: int) -> list[str]:
-    from matplotlib import colormaps
-    from matplotlib.colors import to_hex
-
-    cmap = colormaps["plasma"]
-    return [to_hex(cmap(0.1 + 0.8 * (i / max(n - 1, 1)))) for i in range(n)]
-
-
 def _to_feature_collection(gdf: Any, props: list[dict[str, Any]]) -> dict[str, Any]:
     from shapely.geometry import mapping
 
@@ -328,7 +329,8 @@ def make_map(
     import geopandas as gpd
     from branca.element import Element, MacroElement, Template
 
-    from kpgeo.staticmap import figure_png, period_labels
+    from kpgeo.io import to_utc_naive
+    from kpgeo.staticmap import figure_png, period_colours, period_labels
     from kpgeo.timeseries import plot_activity
 
     if not zones:
@@ -432,10 +434,10 @@ def make_map(
     colours: list[str] = []
     if len(fp):
         fp = fp.to_crs(4326)
-        first = pd.to_datetime(fp["first_detected"], utc=True, errors="coerce").dt.tz_localize(None)
+        first = to_utc_naive(fp["first_detected"], what="footprints first_detected")
         per = period_labels(first, freq=freq).fillna("undated")
         labels = sorted(per.unique(), key=lambda s: (s == "undated", s))
-        colours = _period_colours(len(labels))
+        colours = period_colours(len(labels))
         for i, (lab, colour) in enumerate(zip(labels, colours, strict=True)):
             sel = fp[(per == lab).to_numpy()]
             props = []
@@ -528,7 +530,3 @@ def _check_offline(page: str, path: Any) -> None:
     )
     if bad:
         raise ConfigError(f"offline map {path} would still load external resources: {bad[:3]}")
-
-
-def _json(obj: Any) -> str:  # pragma: no cover - debugging helper
-    return json.dumps(obj, default=str)

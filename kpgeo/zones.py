@@ -164,7 +164,8 @@ def _validate_geometry(geometry: BaseGeometry | None, where: str) -> BaseGeometr
         raise InvalidAOIError(f"{where}: the area of interest is empty")
     if geometry.geom_type not in {"Polygon", "MultiPolygon"}:
         raise InvalidAOIError(
-            f"{where}: the area of interest must be a Polygon or MultiPolygon, got {geometry.geom_type}"
+            f"{where}: the area of interest must be a Polygon or MultiPolygon, "
+            f"got {geometry.geom_type}"
         )
     if not geometry.is_valid:
         reason = shapely.is_valid_reason(geometry)

@@ -21,6 +21,7 @@ from kpgeo.errors import (
     CRSMismatchError,
     ImageryError,
     InvalidAOIError,
+    KpgeoWarning,
     MissingBandError,
     NoDataError,
 )
@@ -370,7 +371,8 @@ def test_missing_band_lists_present_bands(s2_scene, tmp_path):
         MissingBandError, match=r"swir22.*present bands: blue, green, nir, red, scl"
     ):
         load_cube(items, bands=["red", "swir22"])
-    ds = load_cube(items)  # default: the bands every item has
+    with pytest.warns(KpgeoWarning, match=rf"swir22 \(missing from item\(s\) '{items[2].id}'\)"):
+        ds = load_cube(items)  # default: the bands every item has, others dropped loudly
     assert "swir22" not in ds and "swir16" in ds
     with pytest.raises(ConfigError, match="rededge"):
         load_cube(items, bands=["rededge"])
@@ -406,12 +408,10 @@ def test_write_items_roundtrip_loads_identically(s2_scene, tmp_path):
 
 
 def test_simulator_integration(tmp_path):
-    simulate = pytest.importorskip("kpgeo.simulate")
-    if not hasattr(simulate, "simulate_scene"):
-        pytest.skip("kpgeo.simulate.simulate_scene not available yet")
-    scene = simulate.simulate_scene(tmp_path / "sim", shape=(64, 64), n_dates=3, seed=1)
-    items_path = getattr(scene, "items_path", tmp_path / "sim" / "items.json")
-    ds = load_cube(items_path)
+    from kpgeo.simulate import simulate_scene
+
+    scene = simulate_scene(tmp_path / "sim", shape=(64, 64), n_dates=3, seed=1)
+    ds = load_cube(scene.items_path)
     assert ds.sizes["time"] == 3
     assert ds.odc.geobox.shape == (64, 64)
     assert ds.attrs["mask_scheme"] == "scl"
@@ -435,3 +435,51 @@ def test_blocks_are_read_one_at_a_time(s2_scene):
     with held, dask.config.set(scheduler="sync"):
         (ds.nir - ds.red).mean("time").compute()
     assert 1 <= held.peak <= 2
+
+
+def test_block_spec_is_one_graph_key(s2_scene):
+    """The item clones/footprints sit in the graph once, referenced by every read task."""
+    from kpgeo._cube_read import BlockSpec
+
+    ds = load_cube(s2_scene.items_path, chunks={"y": 16, "x": 16})
+    graph = dict(ds.red.data.__dask_graph__())
+    specs = [k for k, v in graph.items() if isinstance(v, BlockSpec)]
+    assert len(specs) == 1
+    reads = [k for k in graph if isinstance(k, tuple) and "kpgeo-read" in k[0]]
+    assert len(reads) == 6
+    for k in reads:
+        assert not any(isinstance(a, BlockSpec) for a in _task_args(graph[k]))
+    assert ds.red.isel(time=0).notnull().any().compute()
+
+
+def _task_args(task):
+    args = getattr(task, "args", None)
+    if args is not None:  # dask >= 2025 Task objects
+        return [getattr(a, "value", a) for a in args]
+    return list(task[1:])
+
+
+def test_region_mask_pixel_centres_and_reprojection(s2_scene):
+    from odc.geo.geobox import GeoBox
+
+    from kpgeo.cube import region_mask
+
+    ds = load_cube(s2_scene.items_path, bands=["red"])
+    gbox = ds.odc.geobox
+    # a box in grid coordinates covering columns 2..4 (centres) and rows 1..2
+    x0, y0 = gbox.transform * (2.0, 1.0)
+    x1, y1 = gbox.transform * (5.0, 3.0)
+    box = shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+    expect = np.zeros(gbox.shape, bool)
+    expect[1:3, 2:5] = True
+    np.testing.assert_array_equal(region_mask(box, gbox, crs=gbox.crs), expect)
+    # the same box given in lon/lat (densified, reprojected) selects the same pixels
+    tr = Transformer.from_crs(gbox.crs.proj, 4326, always_xy=True)
+    ll = shapely.transform(
+        box.buffer(-0.01 * gbox.resolution.x),
+        lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])),
+    )
+    np.testing.assert_array_equal(region_mask(ll, gbox), expect)
+    assert isinstance(gbox[1:3, 2:5], GeoBox)
+    np.testing.assert_array_equal(region_mask(box, gbox[1:3, 2:5], crs=gbox.crs), expect[1:3, 2:5])
+    assert not region_mask(shapely.Polygon(), gbox).any()

@@ -1,6 +1,5 @@
 import json
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -49,7 +48,7 @@ def test_detect_writes_outputs(scene, aoi_file, tmp_path):
         with rasterio.open(out / f"{name}.tif") as src:
             assert src.crs is not None
             assert src.driver == "GTiff" and src.overviews(1) is not None
-            arr = src.read(1)
+            assert src.read(1).shape == (src.height, src.width)
     with rasterio.open(out / "first_detected.tif") as src:
         fd = src.read(1)
         assert src.dtypes[0] == "int32" and src.nodata == -1
@@ -62,11 +61,15 @@ def test_detect_writes_outputs(scene, aoi_file, tmp_path):
     metrics = tmp_path / "m.json"
     res = runner.invoke(main, ["evaluate", "--truth", str(scene.truth_path), "--footprints",
                                str(out / "footprints.geojson"), "--labels",
-                               str(scene.labels_path), "--out", str(metrics)])
+                               str(scene.labels_path), "--out", str(metrics),
+                               "--baseline-obs", "4", "--confirm-obs", "3"])
     assert res.exit_code == 0, res.output
+    assert "don't-care" in res.output
     m = json.loads(metrics.read_text())
     assert {"object", "pixel", "area", "latency", "false_alarm"} <= set(m)
     assert 0 <= m["pixel"]["specificity"] <= 1
+    assert m["protocol"] == {"baseline_obs": 4, "confirm_obs": 3}
+    assert {s["status"] for s in m["sites"]} <= {"new", "pre-existing", "pending"}
 
 
 def test_detect_needs_zone_or_aoi(scene, tmp_path):

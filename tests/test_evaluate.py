@@ -53,7 +53,8 @@ def test_pixel_metrics_and_confounders():
     lab = np.zeros((10, 10), "uint8")
     lab[0:5, 0:5] = 1  # mining, top-left 25 px
     lab[5:10, 5:10] = 2  # farm, bottom-right 25 px
-    labels = xr.DataArray(lab, dims=("y", "x"), coords=xr_coords(gbox, crs_coord_name="spatial_ref"))
+    labels = xr.DataArray(lab, dims=("y", "x"),
+                          coords=xr_coords(gbox, crs_coord_name="spatial_ref"))
     labels = labels.rio.write_crs(CRS).rio.write_transform(gbox.transform)
     # truth polygon of the mining block (top-left in map coords: y from 50 to 100)
     truth = gdf([{"class": "mining", "site_id": "a", "start_date": "2019-01-01",
@@ -130,7 +131,7 @@ def test_bad_thresholds():
 
 # --------------------------------------------------------------------------- simulator accuracy
 def _naive_two_date(cube):
-    """Naive baseline: NDVI(first date) - NDVI(last date) > 0.2 (no persistence, no masking logic)."""
+    """Naive baseline: NDVI(first date) - NDVI(last date) > 0.2 (no persistence, no masking)."""
     import xarray as xr
 
     from kpgeo.indices import ndvi
@@ -152,29 +153,62 @@ def _naive_two_date(cube):
 
 @pytest.mark.slow
 def test_detector_beats_naive_two_date_baseline(tmp_path):
+    """Accuracy against simulator ground truth on two small scenes (default preset),
+    scored with the don't-care protocol of :mod:`kpgeo.evaluate`.
+
+    Thresholds come from the issue targets (object F1, specificity, farm/burn
+    false alarms, latency), slightly relaxed for 128 x 128 px scenes; the naive
+    first-vs-last-date NDVI difference must fail them.
+    """
     import warnings
 
     from kpgeo import io
+    from kpgeo.change import ChangeParams
     from kpgeo.cube import load_cube
     from kpgeo.evaluate import evaluate_files
     from kpgeo.footprints import detect_footprints, extract_footprints
     from kpgeo.simulate import simulate_scene
 
-    sc = simulate_scene(tmp_path / "s", shape=(96, 96), n_dates=24, preset="clean", seed=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cube = load_cube(sc.items_path)
-        _, fps = detect_footprints(cube)
-        naive = extract_footprints(_naive_two_date(cube))
-    scores = {}
-    for name, g in (("detector", fps), ("naive", naive)):
-        io.write_vector(g, tmp_path / f"{name}.geojson")
-        scores[name] = evaluate_files(sc.truth_path, tmp_path / f"{name}.geojson",
-                                      labels=sc.labels_path)
-    d, n = scores["detector"], scores["naive"]
-    # thresholds from the ground truth, not from earlier detector output
-    assert d["pixel"]["specificity"] >= 0.99
-    assert d["pixel"]["precision"] >= 0.6
-    assert d["object"]["recall"] >= 0.5
-    assert n["pixel"]["specificity"] < 0.99 or n["pixel"]["precision"] < 0.6 \
-        or n["object"]["recall"] < 0.5
+    p = ChangeParams()
+    tot = {k: {"tp": 0, "n": 0, "det": 0, "truth": 0, "fp_px": 0, "tn_px": 0, "fa": 0.0,
+               "ha": 0.0, "lat": []} for k in ("detector", "naive")}
+    for seed in (0, 3):  # seed 3 has two new sites; on seed 0 both are don't-care
+        sc = simulate_scene(tmp_path / f"s{seed}", shape=(128, 128), n_dates=24,
+                            preset="default", seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cube = load_cube(sc.items_path)
+            _, fps = detect_footprints(cube, params=p)
+            naive = extract_footprints(_naive_two_date(cube))
+        for name, g in (("detector", fps), ("naive", naive)):
+            path = tmp_path / f"{name}{seed}.geojson"
+            io.write_vector(g, path)
+            m = evaluate_files(sc.truth_path, path, labels=sc.labels_path,
+                               baseline_obs=p.baseline_obs, confirm_obs=p.persistence)
+            t, o = tot[name], m["object"]
+            t["tp"] += o["tp_footprints"]
+            t["n"] += o["n_detected"]
+            t["det"] += o["detected_sites"]
+            t["truth"] += o["n_truth"]
+            t["fp_px"] += m["pixel"]["fp"]
+            t["tn_px"] += m["pixel"]["tn"]
+            t["ha"] += m["area"]["detected_ha"]
+            t["fa"] += m["false_alarm"]["farm"]["ha"] + m["false_alarm"]["burn"]["ha"]
+            t["lat"] += m["latency"]["clear_obs_all"]
+
+    def scores(t):
+        prec = t["tp"] / t["n"] if t["n"] else 0.0
+        rec = t["det"] / t["truth"]
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        spec = t["tn_px"] / (t["tn_px"] + t["fp_px"])
+        fa = t["fa"] / t["ha"] if t["ha"] else 0.0
+        return f1, spec, fa
+
+    assert tot["detector"]["truth"] >= 2  # new sites to score
+    f1, spec, fa = scores(tot["detector"])
+    assert f1 >= 0.85
+    assert spec >= 0.995
+    assert fa < 0.05
+    assert np.median(tot["detector"]["lat"]) <= 1
+    nf1, nspec, nfa = scores(tot["naive"])
+    assert nf1 < 0.85 or nspec < 0.995 or nfa >= 0.05

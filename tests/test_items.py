@@ -194,6 +194,23 @@ def test_read_items_resolves_relative_hrefs(s2_scene):
     assert href == str(s2_scene.files[0]["red"])
 
 
+def test_read_items_file_urls_become_local_paths(s2_scene, tmp_path):
+    raw = json.loads(s2_scene.items_path.read_text())
+    src = s2_scene.files[0]["red"]
+    spaced = tmp_path / "a dir" / "red.tif"
+    spaced.parent.mkdir()
+    spaced.write_bytes(src.read_bytes())
+    raw["features"][0]["assets"]["red"]["href"] = spaced.as_uri()  # file:///.../a%20dir/red.tif
+    raw["features"][1]["assets"]["red"]["href"] = src.as_uri()
+    path = tmp_path / "elsewhere" / "items.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(raw))
+    items = read_items(path)
+    assert items[0].assets["red"].href == str(spaced)
+    assert items[1].assets["red"].href == str(src)
+    assert inspect_asset(items[0].assets["red"].href).shape == (30, 40)
+
+
 def test_read_items_errors(tmp_path):
     with pytest.raises(AssetReadError, match="nothere.json"):
         read_items(tmp_path / "nothere.json")

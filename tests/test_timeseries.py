@@ -219,3 +219,45 @@ def test_time_series_against_simulator_truth(tmp_path):
             & (r["period_end"] >= site["first_detected"].normalize())
         ]
         assert len(hit) == 1 and hit["new_area_ha"].iloc[0] >= site["area_ha"] - 1e-6
+
+
+def test_start_nets_first_period_against_earlier_detections(zone, coverage):
+    fp = make_footprints()
+    act = zone_activity(
+        fp,
+        coverage,
+        zones=[zone],
+        ring_width_m=RING_M,
+        start="2020-10-01",
+        mask_low_coverage=False,
+    )
+    q4 = act[act["region"] == "zone"].iloc[0]
+    assert q4["period_start"] == pd.Timestamp("2020-10-01")
+    inside = fp[fp["inside_zone"]]
+    before = shapely.union_all(inside[inside["first_detected"] < "2020-10-01"].geometry.to_numpy())
+    every = shapely.union_all(inside.geometry.to_numpy())
+    # fp-003 overlaps fp-002 (detected in July): only its uncovered part is new
+    assert q4["new_area_ha"] == pytest.approx(every.difference(before).area / 1e4, rel=1e-9)
+    assert (
+        q4["new_area_ha"] < inside[inside["first_detected"] >= "2020-10-01"]["area_ha"].sum() - 0.1
+    )
+    assert q4["cumulative_area_ha"] == pytest.approx(every.area / 1e4, rel=1e-9)
+
+
+def test_garbage_dates_are_config_errors(zone, coverage):
+    fp = make_footprints()
+    fp["first_detected"] = fp["first_detected"].astype(object)
+    fp.loc[fp.index[0], "first_detected"] = "not-a-date"
+    with pytest.raises(ConfigError, match="first_detected.*not-a-date"):
+        zone_activity(fp, coverage, zones=[zone], ring_width_m=RING_M)
+    cov = coverage.astype({"date": object})
+    cov.loc[cov.index[0], "date"] = "31/31/2020"
+    with pytest.raises(ConfigError, match="coverage date"):
+        zone_activity(make_footprints(), cov, zones=[zone], ring_width_m=RING_M)
+
+
+def test_clear_coverage_needs_a_georeferenced_cube():
+    cube = make_cube().drop_vars("spatial_ref")
+    cube = cube.assign_coords(x=cube.x.values, y=cube.y.values)  # no CRS anywhere
+    with pytest.raises(ConfigError, match="georeference"):
+        clear_coverage(cube, {"a": make_zone().geometry})

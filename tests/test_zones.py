@@ -50,7 +50,9 @@ def test_area_agrees_with_equal_area_projection():
     assert (abs(ease - gdf["area_ha"]) / gdf["area_ha"]).max() < 0.005
 
 
-@pytest.mark.parametrize("key", ["Berbérati", "berberati", "caf-berberati", "BERBERATI", " Berbérati "])
+@pytest.mark.parametrize(
+    "key", ["Berbérati", "berberati", "caf-berberati", "BERBERATI", " Berbérati "]
+)
 def test_lookup_is_case_and_accent_insensitive(key):
     assert get_zone(key).id == "caf-berberati"
 
@@ -87,11 +89,20 @@ def test_ring_lies_just_outside():
 def test_load_aoi_from_file_and_geometry(tmp_path):
     poly = box(15.7, 4.2, 15.8, 4.3)
     path = tmp_path / "my site.geojson"
-    path.write_text(json.dumps({
-        "type": "FeatureCollection",
-        "features": [{"type": "Feature", "properties": {"name": "My site"},
-                      "geometry": shapely.geometry.mapping(poly)}],
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"name": "My site"},
+                        "geometry": shapely.geometry.mapping(poly),
+                    }
+                ],
+            }
+        )
+    )
     zone = load_aoi(path)
     assert zone.name == "My site"
     assert zone.geometry.equals(poly)
@@ -117,11 +128,20 @@ def test_invalid_aoi_is_refused(tmp_path):
 
 
 def test_user_zone_folder(tmp_path, monkeypatch):
-    (tmp_path / "x-site.geojson").write_text(json.dumps({
-        "type": "FeatureCollection",
-        "features": [{"type": "Feature", "properties": {"id": "x-site", "name": "Sité X", "country": "CAF"},
-                      "geometry": shapely.geometry.mapping(box(16, 4, 16.1, 4.1))}],
-    }))
+    (tmp_path / "x-site.geojson").write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"id": "x-site", "name": "Sité X", "country": "CAF"},
+                        "geometry": shapely.geometry.mapping(box(16, 4, 16.1, 4.1)),
+                    }
+                ],
+            }
+        )
+    )
     monkeypatch.setenv("KPGEO_AOI_DIR", str(tmp_path))
     assert [z.id for z in list_zones()] == ["x-site"]
     assert get_zone("site x").id == "x-site"

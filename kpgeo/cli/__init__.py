@@ -72,7 +72,9 @@ class KpgeoGroup(LazyGroup):
 @click.pass_context
 def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """Monitor artisanal diamond mining in Kimberley Process zones from satellite imagery."""
-    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    level = (
+        logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    )
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     ctx.ensure_object(dict)
     ctx.obj["verbosity"] = -1 if quiet else verbose

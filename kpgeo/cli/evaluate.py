@@ -22,9 +22,17 @@ __all__ = ["evaluate"]
               help="Write the metrics as JSON here.")
 @click.option("--iou", "iou_threshold", type=float, default=0.25, show_default=True,
               help="IoU for a truth site to count as detected.")
+@click.option("--baseline-obs", type=click.IntRange(1, 1000), default=None,
+              help="Don't-care protocol: sites with fewer clear observations before their "
+                   "start are pre-existing (use the detector's baseline_obs, 4 by default). "
+                   "Needs --labels and truth_cloud.tif.")
+@click.option("--confirm-obs", type=click.IntRange(1, 1000), default=None,
+              help="Don't-care protocol: sites with fewer clear observations from their "
+                   "start to the last date are pending (use the detector's persistence, 3).")
 @click.option("--overwrite", is_flag=True, default=False, help="Replace an existing --out file.")
 def evaluate(truth_path: str, fp_path: str, labels_path: str | None, out_path: str | None,
-             iou_threshold: float, overwrite: bool) -> None:
+             iou_threshold: float, baseline_obs: int | None, confirm_obs: int | None,
+             overwrite: bool) -> None:
     """Object, pixel, area and latency accuracy of FOOTPRINTS against TRUTH."""
     from kpgeo import io
     from kpgeo.errors import OutputExistsError
@@ -32,10 +40,15 @@ def evaluate(truth_path: str, fp_path: str, labels_path: str | None, out_path: s
 
     if out_path and not overwrite and __import__("os").path.exists(out_path):
         raise OutputExistsError(f"{out_path} exists; pass --overwrite to replace it.")
-    m = evaluate_files(truth_path, fp_path, labels=labels_path, iou_threshold=iou_threshold)
+    m = evaluate_files(truth_path, fp_path, labels=labels_path, iou_threshold=iou_threshold,
+                       baseline_obs=baseline_obs, confirm_obs=confirm_obs)
     o = m["object"]
     click.echo(f"object  P={o['precision']:.3f} R={o['recall']:.3f} F1={o['f1']:.3f} "
                f"({o['detected_sites']}/{o['n_truth']} sites, {o['n_detected']} footprints)")
+    if baseline_obs is not None or confirm_obs is not None:
+        click.echo(f"don't-care: {o['n_pre_existing']} pre-existing sites "
+                   f"({o['pre_existing_detected']} detected), {o['n_pending']} pending, "
+                   f"{o['dont_care_footprints']} footprints on them")
     if "pixel" in m:
         p = m["pixel"]
         click.echo(f"pixel   P={p['precision']:.3f} R={p['recall']:.3f} IoU={p['iou']:.3f} "

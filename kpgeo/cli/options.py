@@ -11,7 +11,9 @@ items_opt = click.option(
     type=click.Path(dir_okay=False, path_type=str),
     help="STAC ItemCollection JSON (local file).",
 )
-zone_opt = click.option("--zone", "zone_key", default=None, help="Zone id or name (see `kpgeo zones`).")
+zone_opt = click.option(
+    "--zone", "zone_key", default=None, help="Zone id or name (see `kpgeo zones`)."
+)
 aoi_opt = click.option(
     "--aoi",
     "aoi_path",

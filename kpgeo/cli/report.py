@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from kpgeo.cli.options import aoi_opt, overwrite_opt
+
 __all__ = ["report"]
 
 
@@ -23,19 +25,14 @@ __all__ = ["report"]
     help="STAC ItemCollection JSON, for true-colour composites "
     "(and coverage if coverage.csv is absent).",
 )
+# not the shared zone_opt: report takes several zones (repeatable --zone)
 @click.option(
     "--zone",
     "zone_keys",
     multiple=True,
     help="Zone id or name to report (repeatable). Default: the zones of the footprints.",
 )
-@click.option(
-    "--aoi",
-    "aoi_path",
-    default=None,
-    type=click.Path(exists=True, dir_okay=False, path_type=str),
-    help="Polygon file of the area of interest, when the run used `kpgeo detect --aoi`.",
-)
+@aoi_opt
 @click.option(
     "--out",
     "out_dir",
@@ -71,7 +68,7 @@ __all__ = ["report"]
     help="Write a self-contained map.html that works with no internet (no basemap tiles).",
 )
 @click.option("--title", default=None, help="Bulletin title. Default: the run directory name.")
-@click.option("--overwrite", is_flag=True, default=False, help="Replace existing outputs.")
+@overwrite_opt
 def report(
     run_dir: str,
     items_path: str | None,
@@ -88,8 +85,6 @@ def report(
     """Write timeseries.csv/.parquet/.png, map.html, map_<zone>.png and bulletin.html for a run."""
     from pathlib import Path
 
-    import pandas as pd
-
     from kpgeo.errors import ConfigError
     from kpgeo.report import write_report
     from kpgeo.zones import get_zone, load_aoi
@@ -102,15 +97,8 @@ def report(
     if items_path is not None and not Path(items_path).is_file():
         raise ConfigError(f"--items {items_path}: no such file")
     footprints = _read_footprints(run)
-    coverage = None
     cov_path = run / "coverage.csv"
-    if cov_path.is_file():
-        try:
-            coverage = pd.read_csv(cov_path, parse_dates=["date"])
-        except (ValueError, pd.errors.ParserError) as exc:
-            raise ConfigError(
-                f"{cov_path} is not a coverage table (date, region, clear_fraction): {exc}"
-            ) from exc
+    coverage = _read_coverage(cov_path) if cov_path.is_file() else None
 
     zones = [get_zone(k) for k in zone_keys]
     if aoi_path is not None:
@@ -150,6 +138,7 @@ def _read_footprints(run):
     import geopandas as gpd
 
     from kpgeo.errors import ConfigError
+    from kpgeo.io import to_utc_naive
 
     for name in ("footprints.parquet", "footprints.geojson"):
         path = run / name
@@ -170,8 +159,40 @@ def _read_footprints(run):
             raise ConfigError(
                 f"{path} lacks footprint column(s) {missing}; was it written by `kpgeo detect`?"
             )
+        for col in ("first_detected", "last_active"):
+            gdf[col] = to_utc_naive(gdf[col], what=f"column {col} of {path}").to_numpy()
         return gdf
     raise ConfigError(
         f"{run} holds no footprints.parquet or footprints.geojson; "
         f"run `kpgeo detect --out {run}` first"
     )
+
+
+def _read_coverage(path):
+    """``coverage.csv`` of a run, checked: parseable dates, numeric clear fractions."""
+    import pandas as pd
+
+    from kpgeo.errors import ConfigError
+    from kpgeo.io import to_utc_naive
+
+    try:
+        coverage = pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"{path} is not a coverage table (date, region, clear_fraction): {exc}"
+        ) from exc
+    missing = [c for c in ("date", "region", "clear_fraction") if c not in coverage.columns]
+    if missing:
+        raise ConfigError(
+            f"{path} lacks column(s) {missing}; expected date, region, clear_fraction"
+        )
+    coverage["date"] = to_utc_naive(coverage["date"], what=f"column date of {path}").to_numpy()
+    frac = pd.to_numeric(coverage["clear_fraction"], errors="coerce")
+    bad = frac.isna() & coverage["clear_fraction"].notna()
+    if bad.any():
+        examples = ", ".join(repr(v) for v in coverage.loc[bad, "clear_fraction"].head(3))
+        raise ConfigError(
+            f"{int(bad.sum())} non-numeric value(s) in column clear_fraction of {path}: {examples}"
+        )
+    coverage["clear_fraction"] = frac
+    return coverage

@@ -39,7 +39,7 @@ def run(
     offline: bool | None,
     scheduler: str | None,
 ) -> None:
-    """Run every zone of CONFIG_PATH (see pipelines/*.toml); finished zones are resumed, not redone."""
+    """Run every zone of CONFIG_PATH (see pipelines/*.toml); finished zones are not redone."""
     import dataclasses
     from pathlib import Path
 

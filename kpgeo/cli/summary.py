@@ -11,11 +11,17 @@ from kpgeo.cli.options import aoi_opt, items_opt, zone_opt
 @items_opt
 @zone_opt
 @aoi_opt
-@click.option("--ring-width-m", type=float, default=5000.0, show_default=True,
-              help="Width of the watched band just outside the zone.")
+@click.option(
+    "--ring-width-m",
+    type=float,
+    default=5000.0,
+    show_default=True,
+    help="Width of the watched band just outside the zone.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def summary(items_path: str, zone_key: str | None, aoi_path: str | None, ring_width_m: float,
-            as_json: bool) -> None:
+def summary(
+    items_path: str, zone_key: str | None, aoi_path: str | None, ring_width_m: float, as_json: bool
+) -> None:
     """Dates, clear-observation coverage and imaged area of ITEMS over a zone."""
     import json
 
@@ -31,4 +37,6 @@ def summary(items_path: str, zone_key: str | None, aoi_path: str | None, ring_wi
     cube = load_cube(items_path, aoi=zone.geometry.union(zone.ring(ring_width_m)))
     coverage = clear_coverage(cube, zone_regions([zone], ring_width_m=ring_width_m))
     result = cube_summary(cube, coverage, zone=zone)
-    click.echo(json.dumps(result, indent=2, ensure_ascii=False) if as_json else format_summary(result))
+    click.echo(
+        json.dumps(result, indent=2, ensure_ascii=False) if as_json else format_summary(result)
+    )
