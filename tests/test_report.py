@@ -134,6 +134,42 @@ def test_cli_report_from_geojson(tmp_path):
     assert res.exit_code == 1 and "--overwrite" in res.output
 
 
+@pytest.mark.parametrize(
+    ("row", "match"),
+    [
+        ("not-a-date,caf-berberati,0.9", r"date of .*coverage\.csv: 'not-a-date'"),
+        ("2020-03-01,caf-berberati,cloudy", r"clear_fraction of .*coverage\.csv: 'cloudy'"),
+    ],
+)
+def test_cli_report_garbage_coverage_is_one_line_error(tmp_path, row, match):
+    import re
+
+    from kpgeo.io import write_vector
+
+    write_vector(make_footprints("caf-berberati"), tmp_path / "footprints.geojson")
+    (tmp_path / "coverage.csv").write_text(
+        f"date,region,clear_fraction\n2020-01-05,caf-berberati,1.0\n{row}\n"
+    )
+    res = _cli(["report", "--run", str(tmp_path), "--offline"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert re.search(match, res.output), res.output
+    assert not (tmp_path / "bulletin.html").exists()
+
+
+def test_cli_report_garbage_footprint_date(tmp_path):
+    from kpgeo.io import write_vector
+
+    fp = make_footprints("caf-berberati")
+    fp["first_detected"] = fp["first_detected"].dt.strftime("%Y-%m-%d")
+    fp.loc[fp.index[2], "first_detected"] = "someday"
+    write_vector(fp, tmp_path / "footprints.geojson")
+    res = _cli(["report", "--run", str(tmp_path), "--offline"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "first_detected of" in res.output and "footprints.geojson" in res.output
+    assert "'someday'" in res.output
+
+
 @pytest.mark.slow
 def test_simulate_detect_report_end_to_end(tmp_path):
     """simulator -> `kpgeo detect` outputs -> `kpgeo report` with imagery composites."""
