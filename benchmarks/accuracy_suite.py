@@ -128,7 +128,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shape", type=int, default=256)
     ap.add_argument("--n-dates", type=int, default=30)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(range(12)))
     ap.add_argument("--presets", nargs="+", default=PRESETS)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cache", default=None, help="keep/reuse simulated scenes in this folder")

@@ -654,16 +654,17 @@ def _aoi_block(aoi: Any, gbox: Any, block_info: Any = None) -> np.ndarray:
 
 def _aoi_mask(like: Any, gbox: Any, aoi_t: Any) -> Any:
     """Lazy (y, x) bool: pixel centre inside the AOI (all True without an AOI)."""
+    import dask
     import dask.array as da
     import xarray as xr
 
     if aoi_t is None:
         arr = da.ones(tuple(gbox.shape), dtype=bool, chunks=like.data.chunks[1:])
-    else:
+    else:  # AOI and grid enter the graph once (delayed), not once per block
         arr = da.map_blocks(
             _aoi_block,
-            aoi_t,
-            gbox,
+            dask.delayed(aoi_t, pure=False),
+            dask.delayed(gbox, pure=False),
             chunks=like.data.chunks[1:],
             dtype=bool,
             meta=np.empty((0, 0), bool),

@@ -483,3 +483,15 @@ def test_region_mask_pixel_centres_and_reprojection(s2_scene):
     assert isinstance(gbox[1:3, 2:5], GeoBox)
     np.testing.assert_array_equal(region_mask(box, gbox[1:3, 2:5], crs=gbox.crs), expect[1:3, 2:5])
     assert not region_mask(shapely.Polygon(), gbox).any()
+
+
+def test_aoi_mask_matches_region_mask(s2_scene):
+    from kpgeo.cube import region_mask
+
+    aoi = _utm_to_lonlat(shapely.Point(500203, 599853).buffer(95))  # crosses 8 px blocks
+    ds = load_cube(s2_scene.items_path, aoi, bands=["red"], chunks={"y": 8, "x": 8})
+    gbox = ds.odc.geobox
+    expect = region_mask(aoi, gbox)
+    assert 0 < expect.sum() < expect.size
+    np.testing.assert_array_equal(ds.aoi_mask.values, expect)
+    assert not ds.clear.values[:, ~expect].any()  # outside-AOI pixels never clear

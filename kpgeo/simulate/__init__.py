@@ -196,6 +196,7 @@ def simulate_scene(
     >>> scene.items_path  # doctest: +SKIP
     PosixPath('scene/items.json')
     """
+    from kpgeo.io import write_json
     from kpgeo.simulate.atmosphere import plan_atmosphere
     from kpgeo.simulate.events import plan_events, truth_features
     from kpgeo.simulate.grid import check_shape, make_calendar, make_grid
@@ -205,10 +206,8 @@ def simulate_scene(
     from kpgeo.simulate.writer import (
         TRUTH_FILES,
         SceneInputs,
-        date_dir_name,
         finalize_cogs,
         stac_items,
-        write_json,
         write_scene,
     )
 
@@ -264,15 +263,15 @@ def simulate_scene(
     grid = make_grid(ctr, shape, resolution)
     cal = make_calendar(start, end, n_dates, lon=ctr[0],
                         rng=np.random.default_rng(mix_key(seed, 1)))
-    land = plan_landscape(grid, seed)
+    land = plan_landscape(grid, seed=seed)
     zone_utm = None
     if zone_obj is not None:
         zone_utm = _project(zone_obj.geometry, grid.epsg)
     from kpgeo.simulate.landscape import woody_at
 
-    events = plan_events(grid, cal, land, params, seed, zone_utm=zone_utm,
+    events = plan_events(grid, cal=cal, land=land, params=params, seed=seed, zone_utm=zone_utm,
                          woody_at=lambda x, y: woody_at(land, grid, x, y))
-    atm = plan_atmosphere(grid, cal, params, seed)
+    atm = plan_atmosphere(grid, cal=cal, params=params, seed=seed)
 
     rng = np.random.default_rng(mix_key(seed, 2))
     years = sorted({d.year for d in cal.dates})
@@ -302,15 +301,14 @@ def simulate_scene(
         pystac.ItemCollection.from_dict(items)
     except Exception as exc:  # pragma: no cover - our own output must be valid
         raise ConfigError(f"internal error: generated items are not valid STAC: {exc}") from exc
-    write_json(out / TRUTH_FILES["items"], items)
+    write_json(items, out / TRUTH_FILES["items"])
     feats = truth_features(events, grid, last_day=int(cal.days[-1]))
     truth = {"type": "FeatureCollection",
              "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}},
              "features": feats}
     if zone_obj is not None:
         truth["zone_id"] = getattr(zone_obj, "id", None)
-    write_json(out / TRUTH_FILES["truth"], truth)
-    del date_dir_name  # imported for the side effect of a consistent layout
+    write_json(truth, out / TRUTH_FILES["truth"])
 
     return SimulatedScene(
         out_dir=out,
@@ -334,11 +332,12 @@ def simulate_scene(
 
 def _bbox_shape(bbox, resolution: float) -> tuple[int, int]:
     from pyproj import Transformer
+    from shapely.geometry import Point
 
-    from kpgeo.simulate.grid import utm_epsg
+    from kpgeo.zones import utm_crs_for
 
     w, s, e, n = bbox
-    epsg = utm_epsg((w + e) / 2, (s + n) / 2)
+    epsg = utm_crs_for(Point((w + e) / 2, (s + n) / 2)).to_epsg()
     tr = Transformer.from_crs(4326, epsg, always_xy=True)
     xs, ys = tr.transform([w, e, w, e], [s, s, n, n])
     cols = int(round((max(xs) - min(xs)) / resolution / 2)) * 2
@@ -347,9 +346,9 @@ def _bbox_shape(bbox, resolution: float) -> tuple[int, int]:
 
 
 def _project(geom, epsg: int):
-    from kpgeo.simulate.grid import reproject_geom
+    from kpgeo.zones import to_crs
 
-    return reproject_geom(geom, 4326, epsg)
+    return to_crs(geom, 4326, epsg)
 
 
 def _remove_scene(out: Path) -> None:

@@ -62,7 +62,7 @@ class DateAtmosphere:
     noise_key: int
 
 
-def plan_atmosphere(grid: SceneGrid, cal: Calendar, params: SimParams, seed: int) -> list:
+def plan_atmosphere(grid: SceneGrid, *, cal: Calendar, params: SimParams, seed: int) -> list:
     """Draw the atmosphere of every date (deterministic in ``seed``)."""
     rng = np.random.default_rng(mix_key(seed, 301))
     res = grid.resolution
@@ -80,11 +80,13 @@ def plan_atmosphere(grid: SceneGrid, cal: Calendar, params: SimParams, seed: int
         ck = mix_key(seed, 302, i)
         thr = None
         if cf > 0.005:
-            thr = fbm_quantile(ck, grid.shape, scale, 1 - cf, octaves=_OCT, persistence=0.55)
+            thr = fbm_quantile(ck, shape=grid.shape, scale=scale, q=1 - cf, octaves=_OCT,
+                               persistence=0.55)
         cirrus = rng.uniform() < params.cirrus_probability
         cik = mix_key(seed, 303, i)
         cscale = rng.uniform(3000.0, 8000.0) / res
-        cthr = fbm_quantile(cik, grid.shape, cscale, rng.uniform(0.3, 0.85), octaves=4) \
+        cthr = fbm_quantile(cik, shape=grid.shape, scale=cscale, q=rng.uniform(0.3, 0.85),
+                            octaves=4) \
             if cirrus else None
         # sun: south-east in December, north-east in June, ~10:30 local
         az = 102.0 - 43.0 * np.sin(2 * np.pi * (doy - 80) / 365.25)
@@ -118,9 +120,11 @@ def plan_atmosphere(grid: SceneGrid, cal: Calendar, params: SimParams, seed: int
             haze=float(rng.uniform(0.0, 0.02)),
             miss_key=mk,
             miss_scale=float(miss_scale),
-            miss_thin_thr=fbm_quantile(mk, grid.shape, miss_scale, params.scl_miss_thin),
-            miss_shadow_thr=fbm_quantile(mix_key(mk, 1), grid.shape, miss_scale,
-                                         params.scl_miss_shadow),
+            miss_thin_thr=fbm_quantile(mk, shape=grid.shape, scale=miss_scale,
+                                       q=params.scl_miss_thin),
+            miss_shadow_thr=fbm_quantile(
+                mix_key(mk, 1), shape=grid.shape, scale=miss_scale, q=params.scl_miss_shadow
+            ),
             false_cloud=bool(rng.uniform() < params.scl_false_cloud),
             false_shadow=bool(rng.uniform() < params.scl_false_shadow),
             swath=swath,
@@ -134,11 +138,12 @@ def plan_atmosphere(grid: SceneGrid, cal: Calendar, params: SimParams, seed: int
 def _opacity(atm: DateAtmosphere, row0: int, col0: int, shape) -> np.ndarray:
     if atm.cloud_thr is None:
         return np.zeros(shape, np.float32)
-    n = fbm(atm.cloud_key, row0, col0, shape, atm.cloud_scale, octaves=_OCT, persistence=0.55)
+    n = fbm(atm.cloud_key, row0=row0, col0=col0, shape=shape, scale=atm.cloud_scale,
+            octaves=_OCT, persistence=0.55)
     return np.clip((n - atm.cloud_thr) / 0.07, 0.0, 1.0).astype(np.float32)
 
 
-def atmosphere_tile(surf: np.ndarray, atm: DateAtmosphere, params: SimParams, row0: int,
+def atmosphere_tile(surf: np.ndarray, *, atm: DateAtmosphere, params: SimParams, row0: int,
                     col0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Observe ``surf`` (6, h, w) through the atmosphere of one date.
 
@@ -152,11 +157,13 @@ def atmosphere_tile(surf: np.ndarray, atm: DateAtmosphere, params: SimParams, ro
     o = _opacity(atm, row0, col0, shape)
     o_sh = _opacity(atm, row0 - atm.shadow_drow, col0 - atm.shadow_dcol, shape)
     if atm.cirrus_thr is not None:
-        nc = fbm(atm.cirrus_key, row0, col0, shape, atm.cirrus_scale, octaves=4)
+        nc = fbm(atm.cirrus_key, row0=row0, col0=col0, shape=shape, scale=atm.cirrus_scale,
+                 octaves=4)
         ci = np.clip((nc - atm.cirrus_thr) / 0.25, 0, 1) * np.float32(atm.cirrus_opacity)
     else:
         ci = np.zeros(shape, np.float32)
-    bright = 0.85 + 0.25 * fbm(mix_key(atm.cloud_key, 9), row0, col0, shape, 40.0, octaves=2)
+    bright = 0.85 + 0.25 * fbm(mix_key(atm.cloud_key, 9), row0=row0, col0=col0, shape=shape,
+                               scale=40.0, octaves=2)
 
     shadow = np.clip(o_sh * 1.4, 0, 1) * (1 - o)
     x = surf * (1 - shadow[None] * _SHADOW_DEPTH[:, None, None])
@@ -165,7 +172,7 @@ def atmosphere_tile(surf: np.ndarray, atm: DateAtmosphere, params: SimParams, ro
     x[0] += np.float32(atm.haze)
     x[1] += np.float32(atm.haze * 0.5)
     x *= np.float32(atm.gain)
-    noise = normal(atm.noise_key, row0, col0, shape, n=6)
+    noise = normal(atm.noise_key, row0=row0, col0=col0, shape=shape, n=6)
     for b in range(6):
         sd = np.sqrt(params.noise_sigma**2 + (params.noise_relative * x[b]) ** 2)
         x[b] += sd * noise[b]
@@ -185,15 +192,15 @@ def atmosphere_tile(surf: np.ndarray, atm: DateAtmosphere, params: SimParams, ro
     dark = (nir + sw1 + red) < 0.22
     scl[dark] = 2
     scl[(ndwi > 0.05) & (nir < 0.15)] = 6
-    u = uniform(mix_key(atm.miss_key, 5), row0, col0, shape)
+    u = uniform(mix_key(atm.miss_key, 5), row0=row0, col0=col0, shape=shape)
     scl[u < 0.004] = 7
-    m_thin = fbm(atm.miss_key, row0, col0, shape, atm.miss_scale)
-    m_sh = fbm(mix_key(atm.miss_key, 1), row0, col0, shape, atm.miss_scale)
+    m_thin = fbm(atm.miss_key, row0=row0, col0=col0, shape=shape, scale=atm.miss_scale)
+    m_sh = fbm(mix_key(atm.miss_key, 1), row0=row0, col0=col0, shape=shape, scale=atm.miss_scale)
     if atm.false_shadow:
-        fp = fbm(mix_key(atm.miss_key, 2), row0, col0, shape, 30.0) > 0.0
+        fp = fbm(mix_key(atm.miss_key, 2), row0=row0, col0=col0, shape=shape, scale=30.0) > 0.0
         scl[(dark | (scl == 6)) & fp & (truth == 0)] = 3
     if atm.false_cloud:
-        fp = fbm(mix_key(atm.miss_key, 3), row0, col0, shape, 30.0) > 0.05
+        fp = fbm(mix_key(atm.miss_key, 3), row0=row0, col0=col0, shape=shape, scale=30.0) > 0.05
         bright_bare = (blue > 0.09) & (red > 0.16) & (ndvi < 0.3)
         scl[bright_bare & fp] = 8
     flag_thin = (truth == 3) & (m_thin > atm.miss_thin_thr)

@@ -173,7 +173,7 @@ def _rect(rng, cx, cy, area_m2):
     return Polygon(pts)
 
 
-def plan_events(grid: SceneGrid, cal: Calendar, land, params: SimParams, seed: int,
+def plan_events(grid: SceneGrid, *, cal: Calendar, land, params: SimParams, seed: int,
                 zone_utm=None, woody_at=None) -> EventPlan:
     """Draw mining sites, farms and burns for the scene (deterministic in ``seed``).
 
@@ -370,7 +370,7 @@ class EventTile:
     texture: np.ndarray  # float32 fine-scale texture in [0, 1]
 
 
-def event_tile(plan: EventPlan, grid: SceneGrid, row0: int, col0: int,
+def event_tile(plan: EventPlan, *, grid: SceneGrid, row0: int, col0: int,
                shape: tuple[int, int]) -> EventTile:
     """Rasterise the events on a tile (earliest pit wins where pits overlap)."""
     from rasterio.features import rasterize
@@ -392,7 +392,9 @@ def event_tile(plan: EventPlan, grid: SceneGrid, row0: int, col0: int,
     pit_index = burn_in([(pits[i][1].geom, i + 1) for i in order])
     farm_index = burn_in([(f.geom, i + 1) for i, f in enumerate(plan.farms)])
     burn_index = burn_in([(b.geom, i + 1) for i, b in enumerate(plan.burns)])
-    tex = 0.5 + 0.5 * fbm(mix_key(plan.key, 1), row0, col0, shape, 3.0, octaves=2, min_scale=1.0)
+    tex = 0.5 + 0.5 * fbm(
+        mix_key(plan.key, 1), row0=row0, col0=col0, shape=shape, scale=3.0, octaves=2, min_scale=1.0
+    )
     return EventTile(pit_index, farm_index, burn_index, np.clip(tex, 0, 1).astype(np.float32))
 
 

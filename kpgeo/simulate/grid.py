@@ -10,15 +10,9 @@ import numpy as np
 
 from kpgeo.errors import ConfigError
 
-__all__ = ["SceneGrid", "utm_epsg", "make_grid", "make_calendar", "Calendar", "parse_date"]
+__all__ = ["SceneGrid", "make_grid", "make_calendar", "Calendar", "parse_date"]
 
 _MAX_SIDE = 100_000
-
-
-def utm_epsg(lon: float, lat: float) -> int:
-    """EPSG code of the WGS 84 / UTM zone containing ``(lon, lat)``."""
-    zone = int(np.floor((lon + 180.0) / 6.0)) % 60 + 1
-    return (32600 if lat >= 0 else 32700) + zone
 
 
 @dataclass(frozen=True)
@@ -76,7 +70,9 @@ class SceneGrid:
 
     def to_lonlat(self, geom: Any) -> Any:
         """Reproject a shapely geometry from the grid CRS to EPSG:4326."""
-        return reproject_geom(geom, self.epsg, 4326)
+        from kpgeo.zones import to_crs
+
+        return to_crs(geom, self.epsg, 4326)
 
     def footprint_lonlat(self):
         """Scene footprint polygon in EPSG:4326."""
@@ -85,23 +81,17 @@ class SceneGrid:
         return self.to_lonlat(box(*self.bounds).segmentize(self.resolution * 64))
 
 
-def reproject_geom(geom: Any, src_epsg: int, dst_epsg: int) -> Any:
-    """Reproject a shapely geometry between two EPSG codes (x/y = lon/lat order)."""
-    import shapely
-    from pyproj import Transformer
-
-    tr = Transformer.from_crs(src_epsg, dst_epsg, always_xy=True)
-    return shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
-
-
 def make_grid(
     center_lonlat: tuple[float, float], shape: tuple[int, int], resolution: float
 ) -> SceneGrid:
     """Grid of ``shape`` centred on ``center_lonlat``, snapped to 20 m multiples (S2-like)."""
     from pyproj import Transformer
+    from shapely.geometry import Point
+
+    from kpgeo.zones import utm_crs_for
 
     lon, lat = center_lonlat
-    epsg = utm_epsg(lon, lat)
+    epsg = utm_crs_for(Point(lon, lat)).to_epsg()
     tr = Transformer.from_crs(4326, epsg, always_xy=True)
     cx, cy = tr.transform(lon, lat)
     h, w = shape

@@ -84,7 +84,7 @@ def _meander(rng, start, heading, step, n_steps, bounds, wiggle=0.16):
     return LineString(pts) if len(pts) > 1 else None
 
 
-def plan_landscape(grid: SceneGrid, seed: int) -> LandscapePlan:
+def plan_landscape(grid: SceneGrid, *, seed: int) -> LandscapePlan:
     """Draw rivers, villages and roads for ``grid`` (deterministic in ``seed``)."""
     from shapely.geometry import LineString, Point
     from shapely.ops import linemerge
@@ -188,7 +188,7 @@ def _sig(x):
     return 0.5 + 0.5 * x / (1.0 + np.abs(x))
 
 
-def landscape_tile(plan: LandscapePlan, grid: SceneGrid, row0: int, col0: int,
+def landscape_tile(plan: LandscapePlan, *, grid: SceneGrid, row0: int, col0: int,
                    shape: tuple[int, int]) -> LandscapeTile:
     """Evaluate the landscape fields on the window ``(row0, col0, shape)`` of ``grid``."""
     from shapely.geometry import box
@@ -222,11 +222,12 @@ def _fields(plan, grid, row0, col0, shape, d_main, d_trib, d_road, win) -> Lands
     res = grid.resolution
     k = plan.key
     px = 1.0 / res  # pixels per metre
-    n_big = fbm(mix_key(k, 1), row0, col0, shape, 900.0 * px, octaves=4)
-    n_mid = fbm(mix_key(k, 2), row0, col0, shape, 250.0 * px, octaves=4)
-    n_small = fbm(mix_key(k, 3), row0, col0, shape, 60.0 * px, octaves=3)
-    n_fine = fbm(mix_key(k, 4), row0, col0, shape, 8.0 * px * 10 / max(res, 1), octaves=2)
-    n_flood = fbm(mix_key(k, 5), row0, col0, shape, 300.0 * px, octaves=3)
+    n_big = fbm(mix_key(k, 1), row0=row0, col0=col0, shape=shape, scale=900.0 * px, octaves=4)
+    n_mid = fbm(mix_key(k, 2), row0=row0, col0=col0, shape=shape, scale=250.0 * px, octaves=4)
+    n_small = fbm(mix_key(k, 3), row0=row0, col0=col0, shape=shape, scale=60.0 * px, octaves=3)
+    fine_scale = 8.0 * px * 10 / max(res, 1)
+    n_fine = fbm(mix_key(k, 4), row0=row0, col0=col0, shape=shape, scale=fine_scale, octaves=2)
+    n_flood = fbm(mix_key(k, 5), row0=row0, col0=col0, shape=shape, scale=300.0 * px, octaves=3)
 
     # rivers: water fraction from distance to the centreline (partial pixels on narrow streams)
     water = np.clip((plan.main_half_width - d_main) / res + 0.5, 0, 1)
@@ -269,7 +270,7 @@ def _fields(plan, grid, row0, col0, shape, d_main, d_trib, d_road, win) -> Lands
         vmask = rasterize([(g, 1) for g in vils], out_shape=shape, transform=tr, fill=0,
                           dtype="uint8").astype(bool)
         if vmask.any():
-            u = uniform(mix_key(k, 6), row0, col0, shape)
+            u = uniform(mix_key(k, 6), row0=row0, col0=col0, shape=shape)
             roof = vmask & (u > 0.72)
             tree = vmask & ~roof & (n_small + 0.3 * n_fine > 0.15)
             for name in weights:

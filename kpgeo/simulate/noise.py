@@ -10,6 +10,10 @@ tile size, so tiles are seamless and the output does not depend on
 - :func:`uniform` / :func:`normal`: white noise, one value per pixel.
 - :func:`value_noise`: smooth noise on a lattice of spacing ``scale`` pixels.
 - :func:`fbm`: fractal (multi-octave) noise, the basis of texture and clouds.
+
+Internal to the simulator. Every function takes the key positionally and the
+rest by keyword (``fbm(key, row0=r, col0=c, shape=s, scale=40.0)``), so the
+many same-typed integers cannot be swapped silently.
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ def _hash2d(key: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         return _splitmix(r ^ c ^ np.uint64(key))
 
 
-def uniform(key: int, row0: int, col0: int, shape: tuple[int, int]) -> np.ndarray:
+def uniform(key: int, *, row0: int, col0: int, shape: tuple[int, int]) -> np.ndarray:
     """White noise in [0, 1) (float32) at global pixels ``row0.., col0..``."""
     rows = np.arange(row0, row0 + shape[0], dtype=np.int64)[:, None]
     cols = np.arange(col0, col0 + shape[1], dtype=np.int64)[None, :]
@@ -70,7 +74,9 @@ def uniform(key: int, row0: int, col0: int, shape: tuple[int, int]) -> np.ndarra
     return ((h >> np.uint64(40)).astype(np.float32)) * np.float32(1.0 / (1 << 24))
 
 
-def normal(key: int, row0: int, col0: int, shape: tuple[int, int], n: int = 1) -> list[np.ndarray]:
+def normal(
+    key: int, *, row0: int, col0: int, shape: tuple[int, int], n: int = 1
+) -> list[np.ndarray]:
     """``n`` independent approximately standard-normal fields (float32).
 
     Each 64-bit hash gives four 16-bit uniforms; three are summed
@@ -90,14 +96,14 @@ def normal(key: int, row0: int, col0: int, shape: tuple[int, int], n: int = 1) -
     return out
 
 
-def point_uniform(key: int, i: int, j: int) -> float:
+def point_uniform(key: int, *, i: int, j: int) -> float:
     """One uniform value in [0, 1) for lattice point ``(i, j)`` (scalar helper)."""
     h = _hash2d(key, np.array([i]), np.array([j]))
     return float((h[0] >> np.uint64(40)) / float(1 << 24))
 
 
 def value_noise(
-    key: int, row0: int, col0: int, shape: tuple[int, int], scale: float
+    key: int, *, row0: int, col0: int, shape: tuple[int, int], scale: float
 ) -> np.ndarray:
     """Smooth noise in [-1, 1] with feature size ``scale`` pixels (float32).
 
@@ -106,10 +112,12 @@ def value_noise(
     """
     rows = np.arange(row0, row0 + shape[0], dtype=np.float64)
     cols = np.arange(col0, col0 + shape[1], dtype=np.float64)
-    return value_noise_rc(key, rows, cols, scale)
+    return value_noise_rc(key, rows=rows, cols=cols, scale=scale)
 
 
-def value_noise_rc(key: int, rows: np.ndarray, cols: np.ndarray, scale: float) -> np.ndarray:
+def value_noise_rc(
+    key: int, *, rows: np.ndarray, cols: np.ndarray, scale: float
+) -> np.ndarray:
     """:func:`value_noise` on the grid ``rows x cols`` (any 1-D global pixel indices)."""
     scale = float(max(scale, 1.0))
     y = (np.asarray(rows, np.float64) + 0.5) / scale
@@ -133,11 +141,11 @@ def value_noise_rc(key: int, rows: np.ndarray, cols: np.ndarray, scale: float) -
 
 def fbm(
     key: int,
+    *,
     row0: int,
     col0: int,
     shape: tuple[int, int],
     scale: float,
-    *,
     octaves: int = 4,
     persistence: float = 0.5,
     min_scale: float = 1.5,
@@ -145,16 +153,23 @@ def fbm(
     """Fractal Brownian motion: ``octaves`` of value noise, normalised to about [-1, 1]."""
     rows = np.arange(row0, row0 + shape[0], dtype=np.float64)
     cols = np.arange(col0, col0 + shape[1], dtype=np.float64)
-    return fbm_rc(key, rows, cols, scale, octaves=octaves, persistence=persistence,
-                  min_scale=min_scale)
+    return fbm_rc(
+        key,
+        rows=rows,
+        cols=cols,
+        scale=scale,
+        octaves=octaves,
+        persistence=persistence,
+        min_scale=min_scale,
+    )
 
 
 def fbm_rc(
     key: int,
+    *,
     rows: np.ndarray,
     cols: np.ndarray,
     scale: float,
-    *,
     octaves: int = 4,
     persistence: float = 0.5,
     min_scale: float = 1.5,
@@ -165,7 +180,7 @@ def fbm_rc(
     for o in range(octaves):
         if s < min_scale:
             break
-        total += np.float32(amp) * value_noise_rc(mix_key(key, o), rows, cols, s)
+        total += np.float32(amp) * value_noise_rc(mix_key(key, o), rows=rows, cols=cols, scale=s)
         norm += amp
         amp *= persistence
         s /= 2.0
@@ -174,10 +189,10 @@ def fbm_rc(
 
 def fbm_quantile(
     key: int,
+    *,
     shape: tuple[int, int],
     scale: float,
     q: float,
-    *,
     octaves: int = 4,
     persistence: float = 0.5,
     min_scale: float = 1.5,
@@ -192,6 +207,13 @@ def fbm_quantile(
     extent = max(max(shape), 8.0 * scale)
     rows = np.linspace(0, extent, n)
     cols = np.linspace(0, extent, n) + 0.37 * extent
-    vals = fbm_rc(key, rows, cols, scale, octaves=octaves, persistence=persistence,
-                  min_scale=min_scale)
+    vals = fbm_rc(
+        key,
+        rows=rows,
+        cols=cols,
+        scale=scale,
+        octaves=octaves,
+        persistence=persistence,
+        min_scale=min_scale,
+    )
     return float(np.quantile(vals, min(max(q, 0.0), 1.0)))

@@ -11,7 +11,6 @@ by GDAL's COG driver, which streams block by block.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,8 +125,8 @@ def write_scene(out: Path, inp: SceneInputs, *, tile_size: int, progress=None) -
 
 def _render_tile(inp, r0, c0, shape, days, doys, raw, t_cloud, t_lab, t_start, stats, Window):
     grid, params = inp.grid, inp.params
-    land = landscape_tile(inp.land, grid, r0, c0, shape)
-    ev = event_tile(inp.events, grid, r0, c0, shape)
+    land = landscape_tile(inp.land, grid=grid, row0=r0, col0=c0, shape=shape)
+    ev = event_tile(inp.events, grid=grid, row0=r0, col0=c0, shape=shape)
     plan = inp.events
     win = Window(c0, r0, shape[1], shape[0])
 
@@ -165,7 +164,7 @@ def _render_tile(inp, r0, c0, shape, days, doys, raw, t_cloud, t_lab, t_start, s
                      woody=land.woody, date_index=i)
         # one dtype everywhere, whatever the tile holds: the output must not depend on tiling
         surf = surf.astype(np.float32, copy=False)
-        obs, truth, scl = atmosphere_tile(surf, atm, params, r0, c0)
+        obs, truth, scl = atmosphere_tile(surf, atm=atm, params=params, row0=r0, col0=c0)
         dn = _to_dn(obs)
         for b, name in enumerate(BANDS):
             raw[(i, name)].write(dn[b], 1, window=win)
@@ -311,12 +310,3 @@ def _swath_polygon(grid: SceneGrid, swath):
     pts = [p0 + t * big, p0 - t * big, p0 - t * big + inward * big, p0 + t * big + inward * big]
     res = grid.resolution
     return Polygon([(grid.x0 + col * res, grid.y0 - row * res) for col, row in pts])
-
-
-def write_json(path: Path, obj) -> None:
-    """Write JSON atomically."""
-    from kpgeo.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=1))
-        os.chmod(tmp, 0o644)
