@@ -2,8 +2,12 @@
 
 Data walk one way through named modules::
 
-    kpgeo.zones  ─┐
-    kpgeo.items  ─┴► kpgeo.cube ► kpgeo.change ► kpgeo.footprints ► kpgeo.timeseries ► kpgeo.webmap / kpgeo.report
+    kpgeo.zones ─┐
+    kpgeo.items ─┴► kpgeo.cube ► kpgeo.change ► kpgeo.footprints
+                    ► kpgeo.timeseries ► kpgeo.webmap / kpgeo.staticmap / kpgeo.report
+
+:mod:`kpgeo.pipeline` runs it for every zone of a run; :mod:`kpgeo.cli` is the
+command line over the same functions.
 
 Heavy submodules are imported lazily: ``kpgeo.load_cube`` imports
 :mod:`kpgeo.cube` on first use.
