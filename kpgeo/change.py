@@ -59,7 +59,14 @@ persistence/recovery test**, each step explainable:
    * ... unless the run is *markedly stronger* than that other-year anomaly
      (mean NDVI lower by more than ``seasonal_margin``): a pit dug into a
      floodplain holds deeper, more open water or barer gravel than the
-     seasonal inundation of the grass around it.
+     seasonal inundation of the grass around it;
+   * *unverifiable new water*: a water run with no seasonal match must show
+     out-of-season evidence — at least as many of its anomalous observations
+     fall at a time of year when the pixel was seen normal one year earlier
+     (or before the series covers a year) as fall where that time of year was
+     never seen clear (a wet season entirely clouded). Otherwise it may be an
+     inundation seen for the first time, and the detector waits: pits hold
+     water in the dry season too, floods recede.
 
    The z-score part of the drop threshold adapts to noisy/seasonal pixels;
    its cap (``max_threshold``) keeps a baseline that already contains a new
@@ -408,6 +415,35 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
             if n_season >= need and not stronger:
                 k = r
                 continue
+            if water_run and n_season == 0:
+                # out-of-season evidence for new water: some anomalous observation of the
+                # episode must fall at a time of year when the pixel was seen normal one year
+                # earlier. When the history covers that time of year but never saw it (a wet
+                # season entirely clouded), an inundation cannot be ruled out: wait for
+                # evidence (pits hold water in the dry season too; floods recede).
+                end = rec_at if rec_at >= 0 else m
+                n_ok = 0
+                n_blind = 0
+                for j in range(k, end):
+                    if not anom[j]:
+                        continue
+                    tj = tdays[idx[j]]
+                    if tj - 365.25 + season_tol < tdays[0]:
+                        n_ok += 1  # before the series covers a year: nothing to check
+                        continue
+                    seen = False
+                    for jj in range(k):
+                        tl = tdays[idx[jj]]
+                        if abs(tl - (tj - 365.25)) <= season_tol and not weak[jj]:
+                            seen = True
+                            break
+                    if seen:
+                        n_ok += 1
+                    else:
+                        n_blind += 1
+                if n_ok == 0 or n_ok < n_blind:
+                    k = r
+                    continue
             start = k
             if n_season >= need:
                 # kept only because stronger than the seasonal anomaly: the break is the

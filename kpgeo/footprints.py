@@ -163,7 +163,10 @@ def extract_footprints(
     from pyproj import CRS, Transformer
     from scipy import ndimage
     from shapely.geometry import shape
-    from shapely.ops import transform as shp_transform
+
+    def shp_transform(fn, geom):
+        """Reproject a shapely geometry with a pyproj ``Transformer.transform``."""
+        return shapely.transform(geom, lambda c: np.column_stack(fn(c[:, 0], c[:, 1])))
 
     if not (isinstance(min_area_ha, (int, float)) and 0 <= min_area_ha < 1e6):
         raise ConfigError(f"min_area_ha must be a number >= 0 (hectares), got {min_area_ha!r}.")

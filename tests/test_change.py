@@ -253,3 +253,12 @@ def test_baseline_contaminated_by_the_pit_still_detected():
     # the pit opens inside the baseline window: a huge MAD must not hide it
     seq = [VEG, VEG, GRAVEL, GRAVEL] + [GRAVEL] * 12
     assert state(run_series(seq)) in (1, 2)
+
+
+def test_new_water_needs_out_of_season_evidence_when_last_season_was_unseen():
+    # year 1: months 4-11 entirely clouded; year 2: water from month 18 to the end
+    seq = [VEG] * 4 + [NAN] * 8 + [VEG] * 6 + [DEEP] * 6
+    assert state(run_series(seq)) == 0  # could be an inundation never seen before
+    # same water, but year 1 was seen vegetated at that time of year: a new pit
+    seq = [VEG] * 18 + [DEEP] * 6
+    assert state(run_series(seq)) in (1, 2)

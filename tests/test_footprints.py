@@ -62,7 +62,7 @@ def test_signed_distance_to_zone_boundary():
     # zone = left half of the scene, in EPSG:4326
     tr = Transformer.from_crs(32634, 4326, always_xy=True)
     zone_utm = shapely.box(500000, 400000, 500200, 400400)
-    zone = shapely.ops.transform(tr.transform, zone_utm)
+    zone = shapely.transform(zone_utm, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1])))
     gdf = extract_footprints(ch, zone=zone, min_area_ha=0.0, closing_radius=0)
     left = gdf[gdf.geometry.centroid.x < 500200].iloc[0]
     right = gdf[gdf.geometry.centroid.x > 500200].iloc[0]
