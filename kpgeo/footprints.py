@@ -34,7 +34,6 @@ __all__ = [
     "detect_footprints",
     "change_rasters",
     "write_detection",
-    "run_detect",
 ]
 
 FOOTPRINT_COLUMNS = [
@@ -359,78 +358,3 @@ def write_detection(change: Any, footprints: Any, out_dir: str | os.PathLike, *,
         nodata = DAY_NODATA if name in ("first_detected", "last_active") else None
         paths[f"{name}.tif"] = io.write_cog(da, out / f"{name}.tif", nodata=nodata)
     return paths
-
-
-def run_detect(
-    items: Any,
-    *,
-    out_dir: str | os.PathLike,
-    zone: Any = None,
-    aoi: Any = None,
-    params: ChangeParams | None = None,
-    min_area_ha: float = 0.05,
-    min_confidence: float = 0.0,
-    overwrite: bool = False,
-    chunks: dict | None = None,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Load a cube from STAC items, detect footprints and write all outputs.
-
-    Parameters
-    ----------
-    items : path, pystac.ItemCollection or list of pystac.Item
-        Imagery (see :func:`kpgeo.cube.load_cube`).
-    out_dir : path
-        Output directory (see :data:`DETECT_OUTPUTS`).
-    zone : str or kpgeo.zones.Zone, optional
-        Zone id/name or Zone; used as AOI and for zone attributes.
-    aoi : path or shapely geometry, optional
-        Any polygon (alternative to ``zone``).
-    params : ChangeParams, optional
-    min_area_ha, min_confidence : float
-        See :func:`extract_footprints`.
-    overwrite : bool
-        Replace existing outputs.
-    chunks : dict, optional
-        Cube chunks (default: time whole, 512 x 512 px).
-    progress : bool
-        Show a dask progress bar on stderr.
-
-    Returns
-    -------
-    dict
-        ``change`` (Dataset), ``footprints`` (GeoDataFrame), ``paths`` (dict).
-
-    Raises
-    ------
-    kpgeo.errors.ConfigError
-        Both ``zone`` and ``aoi`` given.
-    kpgeo.errors.OutputExistsError
-        Outputs exist and ``overwrite`` is False (checked before any work).
-    """
-    import contextlib
-
-    from kpgeo import io
-    from kpgeo.cube import load_cube
-    from kpgeo.zones import get_zone, load_aoi
-
-    if zone is not None and aoi is not None:
-        raise ConfigError("Pass either a zone or an AOI, not both.")
-    io.ensure_out_dir(out_dir, overwrite=overwrite, expect=DETECT_OUTPUTS)
-    zone_obj = None
-    if zone is not None:
-        zone_obj = get_zone(zone) if isinstance(zone, str) else zone
-    elif aoi is not None:
-        zone_obj = load_aoi(aoi)
-    cube = load_cube(items, zone_obj, chunks=chunks or {"time": -1, "y": 512, "x": 512})
-    if progress:
-        from dask.diagnostics import ProgressBar
-
-        ctx = ProgressBar(minimum=1.0)
-    else:
-        ctx = contextlib.nullcontext()
-    with ctx:
-        change, fps = detect_footprints(cube, zone_obj, params=params, min_area_ha=min_area_ha,
-                                        min_confidence=min_confidence)
-    paths = write_detection(change, fps, out_dir, overwrite=True)
-    return {"change": change, "footprints": fps, "paths": paths}

@@ -45,6 +45,8 @@ from kpgeo.zones import Zone, load_aoi
 
 __all__ = [
     "ZoneJob",
+    "ZoneResult",
+    "process_zone",
     "RunConfig",
     "load_config",
     "run_zone",
@@ -86,8 +88,8 @@ class RunConfig:
     name: str = "kpgeo-run"
     ring_width_m: float = 5000.0
     """Width of the watched band just outside each zone, metres."""
-    min_area_ha: float = 0.1
-    """Minimum mapping unit of footprints, hectares."""
+    min_area_ha: float = 0.05
+    """Minimum mapping unit of footprints, hectares (0.05 ha = 5 px at 10 m: one pit)."""
     period: str = "QS"
     """Time-series period as a pandas offset alias (``MS``, ``QS``, ``YS``)."""
     offline_map: bool = False
@@ -207,7 +209,7 @@ def load_config(path: str | os.PathLike) -> RunConfig:
             jobs=tuple(jobs),
             name=run.get("name", path.stem),
             ring_width_m=float(run.get("ring_width_m", 5000.0)),
-            min_area_ha=float(run.get("min_area_ha", 0.1)),
+            min_area_ha=float(run.get("min_area_ha", 0.05)),
             period=run.get("period", "QS"),
             offline_map=run.get("offline_map", False),
             change=dict(change),
@@ -303,10 +305,99 @@ def _is_done(zone_dir: Path, fingerprint: str) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class ZoneResult:
+    """What :func:`process_zone` produced for one zone (also written to its folder)."""
+
+    summary: dict[str, Any]
+    footprints: Any
+    """GeoDataFrame of footprints (cube CRS)."""
+    coverage: Any
+    """DataFrame of clear-observation coverage per date for the zone and its ring."""
+    cube: Any
+    """The lazy cube the results came from (for composites in reports)."""
+
+
+def process_zone(
+    items: str | os.PathLike,
+    zone: Zone,
+    *,
+    out_dir: str | os.PathLike,
+    ring_width_m: float = 5000.0,
+    min_area_ha: float = 0.05,
+    params: Any = None,
+    progress: bool = False,
+) -> ZoneResult:
+    """Detect mining in a zone and the ring just outside it, and write the zone's files.
+
+    Loads the cube over the zone ∪ ring, measures clear coverage, refuses an
+    all-cloud series, detects footprints and writes ``ZONE_OUTPUTS`` into ``out_dir``.
+    This is what ``kpgeo detect`` and each zone of ``kpgeo run`` do.
+
+    Parameters
+    ----------
+    items
+        Local STAC ItemCollection JSON.
+    zone
+        The zone (see :func:`kpgeo.zones.load_aoi`).
+    out_dir
+        Folder for the zone's outputs (created).
+    ring_width_m
+        Width of the watched band just outside the zone, metres.
+    min_area_ha
+        Minimum mapping unit of footprints, hectares.
+    params
+        :class:`kpgeo.change.ChangeParams`; default parameters when None.
+    progress
+        Show a progress bar on stderr while computing.
+
+    Raises
+    ------
+    NoDataError
+        No clear observation of the zone or its ring on any date.
+    """
+    from kpgeo import io
+    from kpgeo.cube import load_cube
+    from kpgeo.footprints import detect_footprints, write_detection
+    from kpgeo.summary import cube_summary
+    from kpgeo.timeseries import clear_coverage, zone_regions
+
+    watched = zone.geometry.union(zone.ring(ring_width_m))
+    cube = load_cube(items, aoi=watched)
+    with _progress_bar(progress):
+        coverage = clear_coverage(cube, zone_regions([zone], ring_width_m=ring_width_m))
+        if not (coverage["clear_fraction"].fillna(0) > 0).any():
+            raise NoDataError(
+                f"{zone.id}: no clear observation of the zone or its ring in {items} "
+                f"({cube.sizes['time']} dates, all cloudy or masked); nothing to detect"
+            )
+        summary = cube_summary(cube, coverage, zone=zone)
+        change, footprints = detect_footprints(cube, zone, params=params, min_area_ha=min_area_ha)
+    write_detection(change, footprints, out_dir, overwrite=True)
+    io.write_table(coverage, Path(out_dir) / "coverage.csv")
+    outside = ~footprints["inside_zone"].astype(bool)
+    summary |= {
+        "footprints": int(len(footprints)),
+        "footprint_area_ha": round(float(footprints["area_ha"].sum()), 2),
+        "footprints_outside_zone": int(outside.sum()),
+    }
+    io.write_json(summary, Path(out_dir) / "summary.json")
+    return ZoneResult(summary=summary, footprints=footprints, coverage=coverage, cube=cube)
+
+
+def _progress_bar(enabled: bool) -> Any:
+    """Dask progress bar on stderr for computations of the local schedulers."""
+    if not enabled:
+        return contextlib.nullcontext()
+    from dask.diagnostics import ProgressBar
+
+    return ProgressBar(minimum=1.0)
+
+
 def run_zone(
     job: ZoneJob, *, config: RunConfig, out_dir: str | os.PathLike, force: bool = False
 ) -> dict:
-    """Process one zone into ``out_dir/zones/<zone-id>/``; skip it when already done.
+    """Process one zone of a run into ``out_dir/zones/<zone-id>/``; skip it when already done.
 
     Parameters
     ----------
@@ -333,49 +424,27 @@ def run_zone(
         retried on the next run.
     """
     from kpgeo import io
-    from kpgeo.cube import load_cube
-    from kpgeo.footprints import detect_footprints, write_detection
-    from kpgeo.summary import cube_summary
-    from kpgeo.timeseries import clear_coverage, zone_regions
 
-    zone = job.zone
-    zone_dir = Path(out_dir) / "zones" / zone.id
+    zone_dir = Path(out_dir) / "zones" / job.zone.id
     fingerprint = _fingerprint(job, config)
     if not force and _is_done(zone_dir, fingerprint):
-        log.info("%s: up to date, skipped", zone.id)
+        log.info("%s: up to date, skipped", job.zone.id)
         summary = json.loads((zone_dir / "summary.json").read_text())
         return summary | {"skipped": True}
     (zone_dir / DONE).unlink(missing_ok=True)
-
-    watched = zone.geometry.union(zone.ring(config.ring_width_m))
-    cube = load_cube(job.items, aoi=watched)
-    coverage = clear_coverage(cube, zone_regions([zone], ring_width_m=config.ring_width_m))
-    if not (coverage["clear_fraction"].fillna(0) > 0).any():
-        raise NoDataError(
-            f"{zone.id}: no clear observation of the zone or its ring in {job.items} "
-            f"({cube.sizes['time']} dates, all cloudy or masked); nothing to detect"
-        )
-    summary = cube_summary(cube, coverage, zone=zone)
-    change, footprints = detect_footprints(
-        cube, zone, params=change_params(config.change), min_area_ha=config.min_area_ha
+    result = process_zone(
+        job.items,
+        job.zone,
+        out_dir=zone_dir,
+        ring_width_m=config.ring_width_m,
+        min_area_ha=config.min_area_ha,
+        params=change_params(config.change),
     )
-    write_detection(change, footprints, zone_dir, overwrite=True)
-    io.write_table(coverage, zone_dir / "coverage.csv")
-    summary |= {
-        "footprints": int(len(footprints)),
-        "footprint_area_ha": round(float(footprints["area_ha"].sum()), 2)
-        if len(footprints)
-        else 0.0,
-        "footprints_outside_zone": int((~footprints["inside_zone"].astype(bool)).sum())
-        if len(footprints)
-        else 0,
-    }
-    io.write_json(summary, zone_dir / "summary.json")
     io.write_json(
         {"fingerprint": fingerprint, "kpgeo": __version__, "config": _config_record(config)},
         zone_dir / DONE,
     )
-    return summary
+    return result.summary
 
 
 def _config_record(config: RunConfig) -> dict:

@@ -585,8 +585,9 @@ for _, row in truth.iterrows():
     ax.annotate(row["site_id"], (p.x, p.y), color="white", fontsize=8, ha="center")
 draw_outline(ax, zone.geometry, cube.odc.crs, color="tab:blue")'''),
     ("md", '''\
-`kpgeo detect` / `kpgeo.footprints.run_detect` do the same load → detect → write in one
-call; notebook 3 aggregates footprints into per-zone time series and the web map.'''),
+`kpgeo detect` / `kpgeo.pipeline.process_zone` do the same load → detect → write in one
+call (over the zone and the ring just outside it); notebook 3 aggregates footprints into
+per-zone time series and the web map.'''),
 ]
 
 # --------------------------------------------------------------------------- notebook 3

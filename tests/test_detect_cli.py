@@ -47,7 +47,7 @@ def test_detect_writes_outputs(scene, aoi_file, tmp_path):
     for name in ("first_detected", "last_active", "confidence", "state"):
         with rasterio.open(out / f"{name}.tif") as src:
             assert src.crs is not None
-            assert src.driver == "GTiff" and src.overviews(1) is not None
+            assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
             assert src.read(1).shape == (src.height, src.width)
     with rasterio.open(out / "first_detected.tif") as src:
         fd = src.read(1)
@@ -76,3 +76,30 @@ def test_detect_needs_zone_or_aoi(scene, tmp_path):
     res = CliRunner().invoke(main, ["detect", "--items", str(scene.items_path),
                                     "--out", str(tmp_path / "o")])
     assert res.exit_code == 2
+
+
+@pytest.mark.slow
+def test_detect_zone_watches_the_ring_and_writes_reports(tmp_path):
+    """`kpgeo detect --zone` on the CAR sample: footprints inside and outside, plus reports."""
+    from pathlib import Path
+
+    import geopandas as gpd
+
+    items = Path(__file__).parents[1] / "sample_tiles" / "caf-berberati" / "items.json"
+    truth = gpd.read_file(items.parent / "truth.geojson")
+    assert set(truth.loc[truth["class"] == "mining", "inside_zone"]) == {True, False}
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["detect", "--items", str(items), "--zone", "Berbérati",
+                                    "--out", str(out), "--offline", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "Berbérati (caf-berberati)" in res.output and "bulletin.html" in res.output
+    for name in ("coverage.csv", "summary.json", "timeseries.csv", "map.html", "bulletin.html",
+                 "map_caf-berberati.png"):
+        assert (out / name).is_file(), name
+    fps = gpd.read_file(out / "footprints.geojson")
+    outside = fps[~fps["inside_zone"]]
+    assert len(outside) and (outside["distance_to_boundary_m"] > 0).all()
+    assert (fps.loc[fps["inside_zone"], "distance_to_boundary_m"] <= 0).all()
+    # footprints outside the zone lie on the truth's outside mining, not elsewhere
+    mining_out = truth[(truth["class"] == "mining") & ~truth["inside_zone"].astype(bool)]
+    assert outside.to_crs(3857).intersects(mining_out.to_crs(3857).union_all()).any()

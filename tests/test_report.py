@@ -176,14 +176,15 @@ def test_simulate_detect_report_end_to_end(tmp_path):
     import geopandas as gpd
     import shapely
 
-    from kpgeo.footprints import run_detect
+    from kpgeo.pipeline import process_zone
     from kpgeo.simulate import simulate_scene
+    from kpgeo.zones import get_zone
 
     scene = simulate_scene(
         tmp_path / "sim", zone="caf-berberati", shape=(128, 128), n_dates=10, seed=1
     )
     run = tmp_path / "run"
-    run_detect(scene.items_path, out_dir=run, zone="caf-berberati")
+    process_zone(scene.items_path, get_zone("caf-berberati"), out_dir=run)
     res = _cli(["report", "--run", str(run), "--items", str(scene.items_path), "--offline"])
     assert res.exit_code == 0, res.output
     fp = gpd.read_parquet(run / "footprints.parquet")

@@ -1,4 +1,4 @@
-"""``kpgeo detect``: STAC items -> mining footprints and change rasters."""
+"""``kpgeo detect``: STAC items -> mining footprints, change rasters and reports for one zone."""
 
 from __future__ import annotations
 
@@ -15,43 +15,62 @@ __all__ = ["detect"]
 @aoi_opt
 @out_dir_opt
 @overwrite_opt
+@click.option("--ring-width-m", type=float, default=5000.0, show_default=True,
+              help="Also watch a band this wide just outside the zone (metres).")
 @click.option("--min-area-ha", type=float, default=0.05, show_default=True,
               help="Minimum mapping unit of a footprint (hectares).")
-@click.option("--min-confidence", type=float, default=0.0, show_default=True,
-              help="Ignore pixels below this detection confidence (0-1).")
+@click.option("--period", default="QS", show_default=True,
+              help="Time-series period: MS (month), QS (quarter), YS (year).")
+@click.option("--offline", is_flag=True, help="Self-contained map.html that needs no internet.")
+@click.option("--no-report", is_flag=True,
+              help="Only footprints and rasters: no time series, maps or bulletin.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show a progress bar for long computations.")
 @click.pass_context
 def detect(ctx: click.Context, items_path: str, zone_key: str | None, aoi_path: str | None,
-           out_dir: str, overwrite: bool, min_area_ha: float, min_confidence: float,
-           progress: bool) -> None:
-    """Detect new mining footprints in a zone or AOI.
+           out_dir: str, overwrite: bool, ring_width_m: float, min_area_ha: float, period: str,
+           offline: bool, no_report: bool, progress: bool) -> None:
+    """Detect new mining footprints in a zone (or AOI) and the ring just outside it.
 
-    Writes OUT/footprints.geojson (EPSG:4326, ISO dates), OUT/footprints.parquet
-    (GeoParquet, cube CRS) and the COGs first_detected.tif / last_active.tif
-    (int32 days since 1970-01-01, nodata -1), confidence.tif (float32 0-1) and
-    state.tif (uint8: 0 no change, 1 new, 2 active, 3 inactive,
-    4 revegetating, 255 insufficient data).
+    Writes into OUT: footprints.geojson (EPSG:4326, ISO dates) and
+    footprints.parquet (GeoParquet); the COGs first_detected.tif and
+    last_active.tif (int32 days since 1970-01-01, nodata -1), confidence.tif
+    (float32 0-1) and state.tif (uint8: 0 no change, 1 new, 2 active,
+    3 inactive, 4 revegetating, 255 insufficient data); coverage.csv and
+    summary.json; and, unless --no-report, the time series, map.html,
+    map_<zone>.png and bulletin.html.
     """
     import warnings
 
-    from kpgeo.errors import ConfigError, InsufficientDataWarning
-    from kpgeo.footprints import run_detect
+    from kpgeo import io
+    from kpgeo.errors import InsufficientDataWarning
+    from kpgeo.pipeline import ZONE_OUTPUTS, RunConfig, ZoneJob, process_zone
+    from kpgeo.report import REPORT_OUTPUTS, write_report
+    from kpgeo.summary import format_summary
+    from kpgeo.zones import load_aoi
 
     if (zone_key is None) == (aoi_path is None):
         raise click.UsageError("Pass exactly one of --zone ID or --aoi FILE.")
-    if min_area_ha < 0:
-        raise ConfigError(f"--min-area-ha must be >= 0, got {min_area_ha}.")
+    zone = load_aoi(zone_key or aoi_path)
+    # validates the numbers the same way a run configuration is validated
+    RunConfig(jobs=(ZoneJob(zone=zone, items=items_path),), ring_width_m=ring_width_m,
+              min_area_ha=min_area_ha, period=period)
+    expected = ZONE_OUTPUTS + (() if no_report else REPORT_OUTPUTS)
+    io.ensure_out_dir(out_dir, overwrite=overwrite, expect=expected)
     verbosity = (ctx.obj or {}).get("verbosity", 0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InsufficientDataWarning)
-        result = run_detect(items_path, out_dir=out_dir, zone=zone_key, aoi=aoi_path,
-                            min_area_ha=min_area_ha, min_confidence=min_confidence,
-                            overwrite=overwrite, progress=progress and verbosity >= 0)
+        result = process_zone(items_path, zone, out_dir=out_dir, ring_width_m=ring_width_m,
+                              min_area_ha=min_area_ha, progress=progress and verbosity >= 0)
     for w in caught:
         if issubclass(w.category, InsufficientDataWarning):
             click.echo(f"Warning: {w.message}", err=True)
-    fps = result["footprints"]
+    if not no_report:
+        outputs = write_report(out_dir, footprints=result.footprints, coverage=result.coverage,
+                               zones=[zone], cube=result.cube, period=period,
+                               ring_width_m=ring_width_m, offline=offline,
+                               title=f"kpgeo: {zone.name}")
     if verbosity >= 0:
-        total = float(fps["area_ha"].sum()) if len(fps) else 0.0
-        click.echo(f"{len(fps)} footprint(s), {total:.2f} ha -> {out_dir}")
+        click.echo(format_summary(result.summary))
+        if not no_report:
+            click.echo(f"open {outputs['bulletin.html']} or {outputs['map.html']}")
