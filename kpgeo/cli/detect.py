@@ -15,21 +15,53 @@ __all__ = ["detect"]
 @aoi_opt
 @out_dir_opt
 @overwrite_opt
-@click.option("--ring-width-m", type=float, default=5000.0, show_default=True,
-              help="Also watch a band this wide just outside the zone (metres).")
-@click.option("--min-area-ha", type=float, default=0.05, show_default=True,
-              help="Minimum mapping unit of a footprint (hectares).")
-@click.option("--period", default="QS", show_default=True,
-              help="Time-series period: MS (month), QS (quarter), YS (year).")
+@click.option(
+    "--ring-width-m",
+    type=float,
+    default=5000.0,
+    show_default=True,
+    help="Also watch a band this wide just outside the zone (metres).",
+)
+@click.option(
+    "--min-area-ha",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="Minimum mapping unit of a footprint (hectares).",
+)
+@click.option(
+    "--period",
+    default="QS",
+    show_default=True,
+    help="Time-series period: MS (month), QS (quarter), YS (year).",
+)
 @click.option("--offline", is_flag=True, help="Self-contained map.html that needs no internet.")
-@click.option("--no-report", is_flag=True,
-              help="Only footprints and rasters: no time series, maps or bulletin.")
-@click.option("--progress/--no-progress", default=True, show_default=True,
-              help="Show a progress bar for long computations.")
+@click.option(
+    "--no-report",
+    is_flag=True,
+    help="Only footprints and rasters: no time series, maps or bulletin.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Show a progress bar for long computations.",
+)
 @click.pass_context
-def detect(ctx: click.Context, items_path: str, zone_key: str | None, aoi_path: str | None,
-           out_dir: str, overwrite: bool, ring_width_m: float, min_area_ha: float, period: str,
-           offline: bool, no_report: bool, progress: bool) -> None:
+def detect(
+    ctx: click.Context,
+    items_path: str,
+    zone_key: str | None,
+    aoi_path: str | None,
+    out_dir: str,
+    overwrite: bool,
+    ring_width_m: float,
+    min_area_ha: float,
+    period: str,
+    offline: bool,
+    no_report: bool,
+    progress: bool,
+) -> None:
     """Detect new mining footprints in a zone (or AOI) and the ring just outside it.
 
     Writes into OUT: footprints.geojson (EPSG:4326, ISO dates) and
@@ -53,23 +85,40 @@ def detect(ctx: click.Context, items_path: str, zone_key: str | None, aoi_path: 
         raise click.UsageError("Pass exactly one of --zone ID or --aoi FILE.")
     zone = load_aoi(zone_key or aoi_path)
     # validates the numbers the same way a run configuration is validated
-    RunConfig(jobs=(ZoneJob(zone=zone, items=items_path),), ring_width_m=ring_width_m,
-              min_area_ha=min_area_ha, period=period)
+    RunConfig(
+        jobs=(ZoneJob(zone=zone, items=items_path),),
+        ring_width_m=ring_width_m,
+        min_area_ha=min_area_ha,
+        period=period,
+    )
     expected = ZONE_OUTPUTS + (() if no_report else REPORT_OUTPUTS)
     io.ensure_out_dir(out_dir, overwrite=overwrite, expect=expected)
     verbosity = (ctx.obj or {}).get("verbosity", 0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InsufficientDataWarning)
-        result = process_zone(items_path, zone, out_dir=out_dir, ring_width_m=ring_width_m,
-                              min_area_ha=min_area_ha, progress=progress and verbosity >= 0)
+        result = process_zone(
+            items_path,
+            zone,
+            out_dir=out_dir,
+            ring_width_m=ring_width_m,
+            min_area_ha=min_area_ha,
+            progress=progress and verbosity >= 0,
+        )
     for w in caught:
         if issubclass(w.category, InsufficientDataWarning):
             click.echo(f"Warning: {w.message}", err=True)
     if not no_report:
-        outputs = write_report(out_dir, footprints=result.footprints, coverage=result.coverage,
-                               zones=[zone], cube=result.cube, period=period,
-                               ring_width_m=ring_width_m, offline=offline,
-                               title=f"kpgeo: {zone.name}")
+        outputs = write_report(
+            out_dir,
+            footprints=result.footprints,
+            coverage=result.coverage,
+            zones=[zone],
+            cube=result.cube,
+            period=period,
+            ring_width_m=ring_width_m,
+            offline=offline,
+            title=f"kpgeo: {zone.name}",
+        )
     if verbosity >= 0:
         click.echo(format_summary(result.summary))
         if not no_report:
