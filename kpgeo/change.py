@@ -604,7 +604,8 @@ def _days_to_datetime(days: Any) -> Any:
     d = np.asarray(days)
     out = np.full(d.shape, np.datetime64("NaT"), dtype="datetime64[ns]")
     ok = np.isfinite(d)
-    out[ok] = (np.round(d[ok]).astype("int64") * 86_400_000_000_000).astype("datetime64[ns]")
+    # floor: the UTC calendar day of the acquisition (an afternoon pass must not become tomorrow)
+    out[ok] = (np.floor(d[ok]).astype("int64") * 86_400_000_000_000).astype("datetime64[ns]")
     return out
 
 
@@ -670,8 +671,9 @@ def detect_changes(cube: Any, *, params: ChangeParams | None = None,
         layers = [a.chunk({"time": -1}) for a in layers]
 
     def _block(ndvi, wat, bs, red, swir, nir, blu):
+        # float32 halves the in-memory outputs; day numbers stay exact to ~3 minutes
         return detect_pixels(ndvi, wat, bs, red, swir, nir=nir, blue=blu, tdays=tdays,
-                             params=params)
+                             params=params).astype("float32")
 
     res = xr.apply_ufunc(
         _block,
@@ -679,7 +681,7 @@ def detect_changes(cube: Any, *, params: ChangeParams | None = None,
         input_core_dims=[["time"]] * 7,
         output_core_dims=[["_out"]],
         dask="parallelized",
-        output_dtypes=["float64"],
+        output_dtypes=["float32"],
         dask_gufunc_kwargs={"output_sizes": {"_out": _N_OUT}},
     )
     res = res.transpose(..., "_out").compute()

@@ -262,3 +262,14 @@ def test_new_water_needs_out_of_season_evidence_when_last_season_was_unseen():
     # same water, but year 1 was seen vegetated at that time of year: a new pit
     seq = [VEG] * 18 + [DEEP] * 6
     assert state(run_series(seq)) in (1, 2)
+
+
+def test_dates_are_the_utc_day_of_an_afternoon_acquisition():
+    """A 17:30 UTC pass (e.g. Landsat over the Americas) is dated that day, not the next."""
+    cube = make_cube()
+    cube = cube.assign_coords(time=cube.time.values + np.timedelta64(17 * 60 + 30, "m"))
+    ch = detect_changes(cube)
+    fd = ch["first_detected"].values[4:10, 4:10]
+    acquisition_days = cube.time.values.astype("datetime64[D]")
+    assert np.isin(fd.astype("datetime64[D]"), acquisition_days).all()
+    assert (fd == fd.astype("datetime64[D]")).all()  # a date, at midnight
