@@ -199,3 +199,24 @@ def test_simulate_detect_report_end_to_end(tmp_path):
     assert ts["clear_fraction"].notna().any()  # coverage from the items' cube
     page = (run / "map.html").read_text(encoding="utf-8")
     assert "True colour after" in page
+
+
+@pytest.mark.slow
+def test_cli_report_compare_date_splits_before_after_views(tmp_path):
+    import re
+    from pathlib import Path
+
+    from kpgeo.pipeline import process_zone
+    from kpgeo.zones import get_zone
+
+    items = Path(__file__).parents[1] / "sample_tiles" / "civ-seguela" / "items.json"
+    run = tmp_path / "run"
+    process_zone(items, get_zone("civ-seguela"), out_dir=run)
+    res = _cli(["report", "--run", str(run), "--items", str(items), "--offline",
+                "--compare-date", "2020-03-01"])
+    assert res.exit_code == 0, res.output
+    page = (run / "map.html").read_text(encoding="utf-8")
+    before = re.search(r"True colour before: (\d{4}-\d\d-\d\d) \\u2013 (\d{4}-\d\d-\d\d)", page)
+    after = re.search(r"True colour after: (\d{4}-\d\d-\d\d) \\u2013 (\d{4}-\d\d-\d\d)", page)
+    assert before and after, "before/after overlays missing"
+    assert before.group(2) < "2020-03-01" <= after.group(1)

@@ -67,6 +67,12 @@ __all__ = ["report"]
     default=False,
     help="Write a self-contained map.html that works with no internet (no basemap tiles).",
 )
+@click.option(
+    "--compare-date",
+    default=None,
+    metavar="YYYY-MM-DD",
+    help="Split of the before/after true-colour views. Default: start of the last period.",
+)
 @click.option("--title", default=None, help="Bulletin title. Default: the run directory name.")
 @overwrite_opt
 def report(
@@ -79,6 +85,7 @@ def report(
     ring_width_m: float,
     min_coverage: float,
     offline: bool,
+    compare_date: str | None,
     title: str | None,
     overwrite: bool,
 ) -> None:
@@ -96,6 +103,10 @@ def report(
         raise ConfigError(f"--ring-width-m must be positive metres, got {ring_width_m}")
     if items_path is not None and not Path(items_path).is_file():
         raise ConfigError(f"--items {items_path}: no such file")
+    if compare_date is not None:
+        from kpgeo.io import to_utc_naive
+
+        compare_date = to_utc_naive([compare_date], what="--compare-date").iloc[0]
     footprints = _read_footprints(run)
     cov_path = run / "coverage.csv"
     coverage = _read_coverage(cov_path) if cov_path.is_file() else None
@@ -127,6 +138,7 @@ def report(
         ring_width_m=ring_width_m,
         min_coverage=min_coverage,
         offline=offline,
+        compare_date=compare_date,
         title=title or run.resolve().name,
         overwrite=overwrite,
     )
