@@ -25,7 +25,10 @@ False-alarm area by confounder: footprint pixels whose label is not mining are
 attributed to ``farm`` (2), ``burn`` (3), ``flood`` (4), else to
 ``cloud_shadow`` when ``truth_cloud.tif`` shows cloud, shadow or thin cloud at
 the footprint's ``first_detected`` date, else ``other``. Each is reported in
-hectares and as a fraction of the detected area.
+hectares and as a fraction of the detected area. The simulator's label raster
+resolves overlapping confounders as mining > flood > farm > burn (a burnt or
+cleared seasonal floodplain counts as ``flood``: it is under water every wet
+season); ``truth_confounders.tif`` keeps every confounder as bits.
 
 Latency: for each detected site, ``first_detected`` (earliest over its
 footprints) minus the true ``start_date`` in days, and the number of clear
@@ -44,7 +47,7 @@ from kpgeo.errors import ConfigError, InvalidAOIError
 
 __all__ = ["evaluate_footprints", "evaluate_files", "LABEL_CODES"]
 
-#: truth_labels.tif codes
+#: truth_labels.tif codes (precedence where they overlap: mining > flood > farm > burn)
 LABEL_CODES = {0: "none", 1: "mining", 2: "farm", 3: "burn", 4: "flood"}
 
 

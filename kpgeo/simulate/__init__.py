@@ -5,7 +5,11 @@ Process zone: savanna, gallery forest along a river network, floodplains,
 villages and roads, wet/dry-season phenology, clouds, cloud shadows and an
 imperfect SCL, and events with exact ground truth: artisanal mining sites
 growing along rivers, slash-and-burn farms, savanna burn scars and seasonal
-floods. Everything is deterministic in ``seed`` and generated tile by tile,
+floods. Mining sites never overlap one another (their pits, buffered by
+30 m, stay apart); most sites start after a baseline period (20-85 % into
+the period, a few are pre-existing). Flood water varies per date and from
+reach to reach (open-water cover 40-100 % with shallow margins, turbidity
+0.2-0.9). Everything is deterministic in ``seed`` and generated tile by tile,
 so a 10,000 x 10,000 px scene needs no more memory than a tile.
 
 Outputs (in ``out_dir``)
@@ -22,7 +26,14 @@ Outputs (in ``out_dir``)
     ``area_ha`` and, for mining, ``growth`` = ``[[date, area_ha], ...]`` at
     every image date (and ``inside_zone`` when a zone was given).
 ``truth_labels.tif``
-    uint8: 0 none, 1 mining, 2 farm, 3 burn, 4 seasonal flood (mining wins).
+    uint8: 0 none, 1 mining, 2 farm, 3 burn, 4 seasonal flood. Where classes
+    overlap the precedence is **mining > flood > farm > burn**: a floodplain
+    pixel is under water every wet season whatever a one-off clearing or a
+    dry-season fire did to it, so a false alarm there is a flood alarm.
+    Flood = at least 20 % open water on some date.
+``truth_confounders.tif``
+    uint8 bit mask of every confounder present at the pixel, whatever the
+    label: 1 farm, 2 burn, 4 seasonal flood.
 ``truth_cloud.tif``
     uint8, one band per date (description = ISO date): 0 clear, 1 cloud,
     2 shadow, 3 thin cloud, 255 outside the swath (no data).
@@ -61,6 +72,7 @@ class SimulatedScene:
     labels_path: Path
     cloud_path: Path
     mining_start_path: Path
+    confounders_path: Path
     dates: tuple[dt.date, ...]
     times: tuple[dt.datetime, ...]
     crs: str
@@ -282,11 +294,18 @@ def simulate_scene(
     floods = np.array([flood_level(doy[i], amp[d.year]) for i, d in enumerate(cal.dates)])
     floods = floods * params.flood_strength
     turb = np.clip(0.25 + 0.5 * green + rng.normal(0, 0.08, len(cal.dates)), 0.05, 1.0)
+    # flood water: open-water cover, turbidity and shallow-margin width change with every date
+    frng = np.random.default_rng(mix_key(seed, 3))
+    nd = len(cal.dates)
+    fl_cover = frng.uniform(*params.flood_cover, nd)
+    fl_turb = frng.uniform(*params.flood_turbidity, nd)
+    fl_margin = frng.uniform(*params.flood_margin, nd)
 
     meta = {"seed": seed, "preset": params.name}
     inp = SceneInputs(grid=grid, calendar=cal, land=land, events=events, atmosphere=atm,
                       params=params, greenness=green, flood_levels=floods,
-                      river_turbidity=turb, meta=meta)
+                      river_turbidity=turb, flood_cover=fl_cover, flood_turbidity=fl_turb,
+                      flood_margin=fl_margin, meta=meta)
     try:
         written = write_scene(out, inp, tile_size=tile_size, progress=progress)
         finalize_cogs(out, written, cal, block=min(512, max(256, tile_size)))
@@ -317,6 +336,7 @@ def simulate_scene(
         labels_path=out / TRUTH_FILES["labels"],
         cloud_path=out / TRUTH_FILES["cloud"],
         mining_start_path=out / TRUTH_FILES["mining_start"],
+        confounders_path=out / TRUTH_FILES["confounders"],
         dates=cal.dates,
         times=cal.times,
         crs=grid.crs,

@@ -205,10 +205,11 @@ def plan_events(grid: SceneGrid, *, cal: Calendar, land, params: SimParams, seed
         if 0.05 < ins < 0.95:
             sides = [True, False]
     sites: list[MiningSite] = []
+    extents: list = []  # buffered maximal extents of the sites placed so far
     for i in range(n_sites):
-        # the first site of a scene is always a cluster that starts in the first part of the
-        # period, so every scene has a growing mine to look at
-        n_core = 2 if sides else 1  # one growing cluster on each side of a zone boundary
+        # the first site (one per side of a zone boundary) is always a cluster that starts
+        # after the baseline period, so every scene has a growing new mine to look at
+        n_core = 2 if sides else 1
         single = i >= n_core and rng.uniform() < params.single_pit_fraction
         if single:
             target = rng.uniform(0.05, 0.15) * 1e4
@@ -216,58 +217,29 @@ def plan_events(grid: SceneGrid, *, cal: Calendar, land, params: SimParams, seed
             target = _logu(rng, *params.site_area_ha) * 1e4
         target = min(target, params.max_site_fraction * scene_ha * 1e4)
         want_inside = sides[i % 2] if sides else None
-        centre = None
-        for attempt in range(300):
-            pool = rivers_main if (rivers_main and (rng.uniform() < 0.65 or not rivers_trib)) \
-                else (rivers_trib or rivers_main)
-            line = pool[int(rng.integers(len(pool)))]
-            s = rng.uniform(0, line.length)
-            p = line.interpolate(s)
-            if not inner.contains(p):
-                continue
-            if want_inside is not None and attempt < 250 and \
-                    bool(zone_utm.contains(p)) != want_inside:
-                continue
-            centre = (line, s, p)
-            break
-        if centre is None:
-            continue
-        line, s0, p0 = centre
-        hw = land.main_half_width if line in land.main_rivers else land.trib_half_width
-        pits = []
-        total = 0.0
-        spread_l = float(np.clip(np.sqrt(target) * 2.0, 20.0, 3000.0))
-        spread_w = float(np.clip(np.sqrt(target) * 0.25, 10.0, 150.0))
-        while total < target * 1.2:
-            a = target if single else min(_logu(rng, *params.pit_area_ha) * 1e4, target)
-            if pits:
-                si = float(np.clip(s0 + rng.normal(0, spread_l / 3), 0, line.length))
-            else:
-                si = s0
-            pa = line.interpolate(si)
-            pb = line.interpolate(min(si + 5.0, line.length))
-            pc = line.interpolate(max(si - 5.0, 0.0))
-            tx, ty = pb.x - pc.x, pb.y - pc.y
-            nrm = np.hypot(tx, ty) or 1.0
-            nx, ny = -ty / nrm, tx / nrm
-            off = rng.choice([-1, 1]) * (hw + np.sqrt(a / np.pi) * 0.6
-                                         + abs(rng.normal(0, spread_w)))
-            if pits and rng.uniform() < 0.15:
-                off = rng.normal(0, hw)  # working the river bed itself
-            cx, cy = pa.x + nx * off, pa.y + ny * off
-            kind_r = rng.uniform()
-            kind = _KIND_WATER if kind_r < 0.45 else (_KIND_GRAVEL if kind_r < 0.8 else _KIND_SPOIL)
-            if single:
-                kind = _KIND_WATER if kind_r < 0.6 else _KIND_GRAVEL
-            geom = _blob(rng, cx, cy, a)
-            pits.append((geom, float(np.hypot(cx - p0.x, cy - p0.y)), kind, rng.uniform(0.2, 1.0)))
-            total += geom.area
-            if single:
+        placed = None
+        for _try in range(_SITE_TRIES):
+            centre = _site_centre(rng, rivers_main, rivers_trib, inner, zone_utm, want_inside)
+            if centre is None:
                 break
+            pits = _site_pits(rng, land, centre, target=target, single=single, params=params)
+            extent = unary_union([g for g, *_ in pits]).buffer(_SITE_GAP_M / 2)
+            # sites never share ground: the maximal extent of a new site (all its pits,
+            # buffered) must not touch an existing one, so a footprint on one site cannot
+            # "detect" another (sites may still be neighbours a few tens of metres apart)
+            if any(extent.intersects(e) for e in extents):
+                continue
+            placed = (pits, extent)
+            break
+        if placed is None:
+            continue
+        pits, extent = placed
         if i < n_core:
-            start = int(first + rng.uniform(0.05, 0.45) * span)
+            start = int(first + rng.uniform(*_CORE_START) * span)
+        elif rng.uniform() < params.early_site_fraction:
+            start = int(first + rng.uniform(*_EARLY_START) * span)  # pre-existing / early
         else:
-            start = int(first - 0.15 * span + rng.beta(1.2, 1.6) * 1.05 * span)
+            start = int(first + rng.uniform(*params.site_start) * span)
         grow = float(rng.uniform(*params.growth_months) * 30.44)
         order = np.argsort([p[1] for p in pits], kind="stable")
         n = len(pits)
@@ -288,6 +260,7 @@ def plan_events(grid: SceneGrid, *, cal: Calendar, land, params: SimParams, seed
             [p.geom for p in kept]).centroid))
         sites.append(MiningSite(site_id=f"mine-{len(sites) + 1:03d}", pits=kept, start=start,
                                 end=end, tau=float(rng.uniform(150, 400)), inside_zone=inside))
+        extents.append(extent)
 
     # ---------------- farms ----------------------------------------------
     years = sorted({d.year for d in cal.dates})
@@ -347,6 +320,72 @@ def plan_events(grid: SceneGrid, *, cal: Calendar, land, params: SimParams, seed
     for s in sites:
         s.growth = _growth(s, cal)
     return plan
+
+
+#: minimum gap (m) between the pits of two different mining sites
+_SITE_GAP_M = 60.0
+#: placement attempts per site before it is dropped
+_SITE_TRIES = 40
+#: start of the core (always present) sites, as a fraction of the period
+_CORE_START = (0.2, 0.6)
+#: start of pre-existing / early sites, as a fraction of the period
+_EARLY_START = (-0.3, 0.15)
+
+
+def _site_centre(rng, rivers_main, rivers_trib, inner, zone_utm, want_inside):
+    """Pick a point on a river for a site centre: ``(line, s, point)`` or None."""
+    for attempt in range(300):
+        pool = rivers_main if (rivers_main and (rng.uniform() < 0.65 or not rivers_trib)) \
+            else (rivers_trib or rivers_main)
+        if not pool:
+            return None
+        line = pool[int(rng.integers(len(pool)))]
+        s = rng.uniform(0, line.length)
+        p = line.interpolate(s)
+        if not inner.contains(p):
+            continue
+        if want_inside is not None and attempt < 250 and \
+                bool(zone_utm.contains(p)) != want_inside:
+            continue
+        return line, s, p
+    return None
+
+
+def _site_pits(rng, land, centre, *, target, single, params) -> list:
+    """Pits of one site strung along its river: ``[(geom, dist to centre, kind, turb)]``."""
+    line, s0, p0 = centre
+    hw = land.main_half_width if line in land.main_rivers else land.trib_half_width
+    pits = []
+    total = 0.0
+    spread_l = float(np.clip(np.sqrt(target) * 2.0, 20.0, 3000.0))
+    spread_w = float(np.clip(np.sqrt(target) * 0.25, 10.0, 150.0))
+    while total < target * 1.2:
+        a = target if single else min(_logu(rng, *params.pit_area_ha) * 1e4, target)
+        if pits:
+            si = float(np.clip(s0 + rng.normal(0, spread_l / 3), 0, line.length))
+        else:
+            si = s0
+        pa = line.interpolate(si)
+        pb = line.interpolate(min(si + 5.0, line.length))
+        pc = line.interpolate(max(si - 5.0, 0.0))
+        tx, ty = pb.x - pc.x, pb.y - pc.y
+        nrm = np.hypot(tx, ty) or 1.0
+        nx, ny = -ty / nrm, tx / nrm
+        off = rng.choice([-1, 1]) * (hw + np.sqrt(a / np.pi) * 0.6
+                                     + abs(rng.normal(0, spread_w)))
+        if pits and rng.uniform() < 0.15:
+            off = rng.normal(0, hw)  # working the river bed itself
+        cx, cy = pa.x + nx * off, pa.y + ny * off
+        kind_r = rng.uniform()
+        kind = _KIND_WATER if kind_r < 0.45 else (_KIND_GRAVEL if kind_r < 0.8 else _KIND_SPOIL)
+        if single:
+            kind = _KIND_WATER if kind_r < 0.6 else _KIND_GRAVEL
+        geom = _blob(rng, cx, cy, a)
+        pits.append((geom, float(np.hypot(cx - p0.x, cy - p0.y)), kind, rng.uniform(0.2, 1.0)))
+        total += geom.area
+        if single:
+            break
+    return pits
 
 
 def _growth(site: MiningSite, cal: Calendar) -> list:

@@ -58,6 +58,9 @@ class LandscapeTile:
     """(h, w) river water fraction 0..1."""
     flood_height: np.ndarray
     """(h, w) height above river of floodplain pixels, 0..~1.3; inf outside floodplains."""
+    flood_var: np.ndarray
+    """(h, w) smooth noise (about -1..1, ~500 m scale): reach-to-reach change of the flood
+    (more open water where positive; shallower, grassier and more turbid where negative)."""
     dist_river: np.ndarray
     """(h, w) distance to the nearest river centreline (m), clipped at :data:`HALO_M`."""
     woody: np.ndarray
@@ -249,6 +252,8 @@ def _fields(plan, grid, row0, col0, shape, d_main, d_trib, d_road, win) -> Lands
         in_fp, np.clip(d_main / fp_width + 0.45 * n_flood, 0.0, 1.3), np.inf
     ).astype(np.float32)
     wet = np.where(in_fp, np.clip(1.2 - d_main / fp_width, 0, 1), 0.0)
+    # floods differ from one reach of floodplain to the next (depth, emergent grass, silt load)
+    fl_var = fbm(mix_key(k, 8), row0=row0, col0=col0, shape=shape, scale=500.0 * px, octaves=2)
     forest = np.where(in_fp, forest * np.clip(0.3 + 1.2 * n_small, 0, 1), forest)
 
     woody_frac = np.clip(0.45 + 1.1 * n_mid + 0.3 * n_small, 0, 1)
@@ -310,6 +315,7 @@ def _fields(plan, grid, row0, col0, shape, d_main, d_trib, d_road, win) -> Lands
         pheno_shift=pheno,
         water=water,
         flood_height=flood_height,
+        flood_var=fl_var.astype(np.float32, copy=False),
         dist_river=np.minimum(d_main, d_trib).astype(np.float32),
         woody=woody,
     )

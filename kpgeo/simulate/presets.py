@@ -40,6 +40,10 @@ class SimParams:
     growth_months: tuple[float, float] = (2.0, 14.0)
     abandon_probability: float = 0.4
     """Probability that a site is abandoned (then revegetates) within the period."""
+    site_start: tuple[float, float] = (0.2, 0.85)
+    """Range (uniform, fraction of the period) of the start of a new site: after a baseline."""
+    early_site_fraction: float = 0.15
+    """Share of the other sites that are pre-existing or early (start -30..15 % into the period)."""
     # --- confounders --------------------------------------------------------
     farms_per_100km2: float = 25.0
     min_farms: int = 1
@@ -50,6 +54,12 @@ class SimParams:
     max_burn_fraction: float = 0.12
     flood_strength: float = 1.0
     """Scales the seasonal flood extent of floodplains (0 disables floods)."""
+    flood_cover: tuple[float, float] = (0.4, 1.0)
+    """Range of the open-water cover of deep flooded pixels, drawn per date (varies in space)."""
+    flood_turbidity: tuple[float, float] = (0.2, 0.9)
+    """Range of the flood-water turbidity, drawn per date (varies in space by about ±0.15)."""
+    flood_margin: tuple[float, float] = (0.04, 0.25)
+    """Range of the level rise over which cover ramps up from the shore (shallow margins)."""
     # --- atmosphere ---------------------------------------------------------
     cloud_dry: float = 0.10
     """Mean cloud fraction of dry-season dates."""

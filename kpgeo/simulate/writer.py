@@ -23,15 +23,25 @@ from kpgeo.simulate.grid import Calendar, SceneGrid
 from kpgeo.simulate.landscape import landscape_tile
 from kpgeo.simulate.spectra import BANDS, water_spectrum
 
-__all__ = ["SceneInputs", "write_scene", "date_dir_name", "TRUTH_FILES"]
+__all__ = ["SceneInputs", "write_scene", "date_dir_name", "TRUTH_FILES", "flood_fraction",
+           "label_precedence"]
 
 TRUTH_FILES = {
     "truth": "truth.geojson",
     "labels": "truth_labels.tif",
     "cloud": "truth_cloud.tif",
     "mining_start": "truth_mining_start.tif",
+    "confounders": "truth_confounders.tif",
     "items": "items.json",
 }
+
+#: ``truth_labels.tif`` codes; where classes overlap the precedence is
+#: mining > flood > farm > burn (see :func:`label_precedence`)
+LABEL_NONE, LABEL_MINING, LABEL_FARM, LABEL_BURN, LABEL_FLOOD = 0, 1, 2, 3, 4
+#: ``truth_confounders.tif`` bits: every confounder present at a pixel, whatever the label
+BIT_FARM, BIT_BURN, BIT_FLOOD = 1, 2, 4
+#: flood cover above which a floodplain pixel is labelled flood (at the highest level)
+FLOOD_LABEL_COVER = 0.2
 _S2_NAMES = {"blue": ("B02", 0.49), "green": ("B03", 0.56), "red": ("B04", 0.665),
              "nir": ("B08", 0.842), "swir16": ("B11", 1.61), "swir22": ("B12", 2.19)}
 _RAW_OPTS = {"driver": "GTiff", "tiled": True, "compress": "zstd", "zstd_level": 1}
@@ -50,6 +60,9 @@ class SceneInputs:
     greenness: np.ndarray  # per date
     flood_levels: np.ndarray  # per date
     river_turbidity: np.ndarray  # per date
+    flood_cover: np.ndarray  # per date: open-water cover of deep flooded pixels
+    flood_turbidity: np.ndarray  # per date: turbidity of the flood water
+    flood_margin: np.ndarray  # per date: level rise over which cover ramps up (shallow margin)
     meta: dict
 
 
@@ -107,6 +120,7 @@ def write_scene(out: Path, inp: SceneInputs, *, tile_size: int, progress=None) -
                            nodata=TRUTH_NODATA)
         t_lab = open_raw(out / ".truth_labels.raw.tif", dtype="uint8")
         t_start = open_raw(out / ".truth_mining_start.raw.tif", dtype="int32")
+        t_conf = open_raw(out / ".truth_confounders.raw.tif", dtype="uint8")
 
         days = cal.days
         doys = cal.doy
@@ -114,16 +128,50 @@ def write_scene(out: Path, inp: SceneInputs, *, tile_size: int, progress=None) -
             for c0 in range(0, w, tile_size):
                 th, tw = min(tile_size, h - r0), min(tile_size, w - c0)
                 _render_tile(inp, r0, c0, (th, tw), days, doys, raw, t_cloud, t_lab,
-                             t_start, stats, Window)
+                             t_start, t_conf, stats, Window)
                 if progress is not None:
                     progress(th * tw)
     return {"raw": {k: v.name for k, v in raw.items()}, "stats": stats,
             "truth_raw": {"cloud": str(out / ".truth_cloud.raw.tif"),
                           "labels": str(out / ".truth_labels.raw.tif"),
-                          "mining_start": str(out / ".truth_mining_start.raw.tif")}}
+                          "mining_start": str(out / ".truth_mining_start.raw.tif"),
+                          "confounders": str(out / ".truth_confounders.raw.tif")}}
 
 
-def _render_tile(inp, r0, c0, shape, days, doys, raw, t_cloud, t_lab, t_start, stats, Window):
+def flood_fraction(inp: SceneInputs, land, i: int) -> np.ndarray:
+    """Open-water fraction (h, w) of the seasonal flood on date ``i`` over one tile.
+
+    Cover ramps up from the shore over a per-date ``flood_margin`` of level (shallow,
+    grassy margins), saturates at a per-date ``flood_cover`` (40-100 % by default)
+    that changes from reach to reach (``land.flood_var``), and woody cover
+    hides the water under the canopy.
+    """
+    lvl = np.float32(inp.flood_levels[i])
+    if lvl <= 0:
+        return np.zeros(land.flood_height.shape, np.float32)
+    ramp = np.clip((lvl - land.flood_height) / np.float32(inp.flood_margin[i]), 0, 1)
+    cover = np.clip(np.float32(inp.flood_cover[i]) * (1 + np.float32(0.25) * land.flood_var),
+                    0.2, 1.0)
+    return (ramp * cover * (1 - np.float32(0.8) * land.woody)).astype(np.float32)
+
+
+def label_precedence(*, mining, flood, farm, burn) -> np.ndarray:
+    """``truth_labels.tif`` from boolean class masks: mining > flood > farm > burn.
+
+    A seasonal floodplain pixel is under water every wet season, whatever a one-off farm
+    clearing or dry-season fire did to it, so an alarm there is attributed to the flood.
+    Farms (cleared, then cropped for months) win over the burns (weeks) they overlap.
+    """
+    labels = np.zeros(np.shape(mining), np.uint8)
+    labels[burn] = LABEL_BURN
+    labels[farm] = LABEL_FARM
+    labels[flood] = LABEL_FLOOD
+    labels[mining] = LABEL_MINING
+    return labels
+
+
+def _render_tile(inp, r0, c0, shape, days, doys, raw, t_cloud, t_lab, t_start, t_conf, stats,
+                 Window):
     grid, params = inp.grid, inp.params
     land = landscape_tile(inp.land, grid=grid, row0=r0, col0=c0, shape=shape)
     ev = event_tile(inp.events, grid=grid, row0=r0, col0=c0, shape=shape)
@@ -131,35 +179,43 @@ def _render_tile(inp, r0, c0, shape, days, doys, raw, t_cloud, t_lab, t_start, s
     win = Window(c0, r0, shape[1], shape[0])
 
     # ---- static truth --------------------------------------------------
-    labels = np.zeros(shape, np.uint8)
-    flood_vis = np.clip((inp.flood_levels.max() - land.flood_height) / 0.1, 0, 1) * \
-        (1 - 0.8 * land.woody)
-    labels[flood_vis > 0.3] = 4
-    labels[(ev.burn_index > 0) & (land.woody < 0.5)] = 3
-    labels[ev.farm_index > 0] = 2
-    mstart = np.zeros(shape, np.int32)
+    flood_max = np.zeros(shape, np.float32)
+    for i in range(len(inp.flood_levels)):
+        flood_max = np.maximum(flood_max, flood_fraction(inp, land, i))
+    flooded = flood_max > FLOOD_LABEL_COVER
+    burnt = (ev.burn_index > 0) & (land.woody < 0.5)
+    farmed = ev.farm_index > 0
     m = ev.pit_index > 0
+    labels = label_precedence(mining=m, flood=flooded, farm=farmed, burn=burnt)
+    conf = (farmed * BIT_FARM | burnt * BIT_BURN | flooded * BIT_FLOOD).astype(np.uint8)
+    mstart = np.zeros(shape, np.int32)
     if m.any():
-        labels[m] = 1
         pstart = plan.tables()["pit_start"][ev.pit_index[m] - 1]
         idx = np.searchsorted(days, pstart, side="left")
         first_img = np.where(idx < len(days), days[np.minimum(idx, len(days) - 1)], 0)
         mstart[m] = first_img.astype(np.int32)
     t_lab.write(labels, 1, window=win)
     t_start.write(mstart, 1, window=win)
+    t_conf.write(conf, 1, window=win)
+    del labels, mstart, conf, flood_max, flooded, burnt, farmed  # keep the tile peak low
 
     # ---- dates ---------------------------------------------------------
     for i, atm in enumerate(inp.atmosphere):
         g = np.clip(np.float32(inp.greenness[i]) + land.pheno_shift, 0, 1)
         surf = land.base_dry + g[None] * land.base_delta
         surf += land.water[None] * water_spectrum(inp.river_turbidity[i])[:, None, None]
-        lvl = inp.flood_levels[i]
-        if lvl > 0:
-            f = np.clip((np.float32(lvl) - land.flood_height) / np.float32(0.1), 0, 1)
-            f = (f * np.float32(0.85) * (1 - np.float32(0.8) * land.woody)).astype(np.float32)
-            if f.any():
-                fw = water_spectrum(0.55)[:, None, None]
-                surf = surf * (1 - f)[None] + fw * f[None]
+        f = flood_fraction(inp, land, i)
+        if f.any():
+            turb = np.clip(np.float32(inp.flood_turbidity[i])
+                           - np.float32(0.15) * land.flood_var, 0.05, 1.0)
+            clear, turbid = water_spectrum(0.0), water_spectrum(1.0)
+            surf = surf.astype(np.float32, copy=False)
+            keep = 1 - f
+            for b in range(surf.shape[0]):  # band by band: no (6, h, w) temporaries
+                wb = clear[b] + (turbid[b] - clear[b]) * turb
+                surf[b] = surf[b] * keep + wb * f
+            del turb, keep, wb
+        del f
         apply_events(surf, ev, plan, day=int(days[i]), doy=int(doys[i]), green=g,
                      woody=land.woody, date_index=i)
         # one dtype everywhere, whatever the tile holds: the output must not depend on tiling
@@ -204,6 +260,7 @@ def finalize_cogs(out: Path, written: dict, cal: Calendar, *, block: int) -> Non
         tr = written["truth_raw"]
         cog(tr["labels"], out / TRUTH_FILES["labels"], resampling="nearest")
         cog(tr["mining_start"], out / TRUTH_FILES["mining_start"], resampling="nearest")
+        cog(tr["confounders"], out / TRUTH_FILES["confounders"], resampling="nearest")
         cog(tr["cloud"], out / TRUTH_FILES["cloud"], resampling="nearest",
             descriptions=[d.isoformat() for d in cal.dates])
 
