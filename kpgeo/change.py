@@ -30,7 +30,10 @@ persistence/recovery test**, each step explainable:
    ``water_threshold`` where the baseline was not water).
 4. *Temporal decision*: a pixel is detected when ``persistence`` consecutive
    clear observations are mining-like (cloudy dates are skipped, not counted,
-   so irregular/missing dates are handled natively). The break date
+   so irregular/missing dates are handled natively; so is a dark, wet-looking
+   observation between two mining-like ones — NDVI dropped, water index just
+   below the water threshold: turbid water over spoil, a pit's wet margin —
+   which neither counts nor breaks the run). The break date
    (``first_detected``) is the first observation of that run, as in CCDC.
    Each candidate run is then tested against the three confounders that
    also persist for a while; a rejected run is skipped and the search goes
@@ -59,14 +62,32 @@ persistence/recovery test**, each step explainable:
    * ... unless the run is *markedly stronger* than that other-year anomaly
      (mean NDVI lower by more than ``seasonal_margin``): a pit dug into a
      floodplain holds deeper, more open water or barer gravel than the
-     seasonal inundation of the grass around it;
+     seasonal inundation of the grass around it. A fuller or clearer flood
+     than last year's is just as strong, so a *water* run kept this way must
+     also show **low-water-season evidence**: at least one anomalous
+     observation of the episode at a time of year (within
+     ``dry_season_days``) when the pixel was seen *plainly dry* one year
+     before or after, and never wet or water-like then ("plainly dry": water
+     index below both ``water_threshold`` and the pixel's own baseline water
+     index + 0.15, and not a flood margin; dry-season grass counts). Floods recede and the
+     floodplain re-greens every low-water season; pits hold water or bare
+     spoil through it;
    * *unverifiable new water*: a water run with no seasonal match must show
      out-of-season evidence — at least as many of its anomalous observations
-     fall at a time of year when the pixel was seen normal one year earlier
-     (or before the series covers a year) as fall where that time of year was
-     never seen clear (a wet season entirely clouded). Otherwise it may be an
-     inundation seen for the first time, and the detector waits: pits hold
-     water in the dry season too, floods recede.
+     fall at a time of year when the pixel was seen plainly dry one year
+     earlier (within ``season_days``, with nothing wet within
+     ``dry_season_days`` of that date; or before the series covers a year) as
+     fall where that time of year was not seen dry (a wet season entirely
+     clouded, or flood margins). Otherwise it may be an inundation seen for
+     the first time, and the detector waits: pits hold water in the dry
+     season too, floods recede.
+
+   *Pending*: a pixel with no confirmed run whose series ends on a shorter
+   run of **bare** mining-like observations (fewer than ``persistence``) is
+   flagged ``pending``; :func:`kpgeo.footprints.extract_footprints` grows
+   confirmed objects over adjacent pending pixels (the newest pits of a site
+   that is already confirmed), never makes an object of them alone. Water is
+   not pending: a flood at the end of the series looks the same.
 
    The z-score part of the drop threshold adapts to noisy/seasonal pixels;
    its cap (``max_threshold``) keeps a baseline that already contains a new
@@ -133,7 +154,7 @@ STATE_NAMES: dict[int, str] = {
 #: name -> state code
 STATE_CODES: dict[str, int] = {v: k for k, v in STATE_NAMES.items()}
 
-_N_OUT = 10  # first, last, confidence, state, water, n_clear, mean ndvi/mndwi/bsi, max drop
+_N_OUT = 11  # first, last, confidence, state, water, n_clear, mean ndvi/mndwi/bsi, drop, pending
 
 
 @dataclass(frozen=True)
@@ -189,6 +210,10 @@ class ChangeParams:
         lower than the other year's same-season anomaly by more than this
         (new deep pit water or bare gravel in a floodplain that was only
         partly inundated).
+    dry_season_days : float
+        Window (days, around the same date one year apart) of the
+        low-water-season evidence a recurring or unverifiable water run needs
+        (see the module docstring).
     season_days : float
         A candidate is seasonal (flood, dry-season grass) and rejected when the
         same kind of anomaly (one water-like observation for a water run, two
@@ -221,6 +246,7 @@ class ChangeParams:
     seasonal_margin: float = 0.15
     max_threshold: float = 0.3
     season_days: float = 60.0
+    dry_season_days: float = 30.0
     recent_obs: int = 3
     new_days: float = 180.0
     reveg_fraction: float = 0.5
@@ -242,6 +268,7 @@ class ChangeParams:
             "bare_min_ndbi": (-1.0, 1.0),
             "max_blue_red": (0.0, 10.0),
             "season_days": (0.0, 182.0),
+            "dry_season_days": (0.0, 182.0),
             "water_threshold": (-1.0, 1.0),
             "recovery_tolerance": (0.0, 2.0),
             "recovery_days": (0.0, 36_500.0),
@@ -279,13 +306,14 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
     """Per-pixel temporal decision on (N, T) float32 arrays; returns (N, _N_OUT) float64."""
     (min_clear, n_base, q, min_drop, z_thr, mad_floor, bare_ndvi, bare_red, bare_ndbi,
      blue_red, w_thr, persist, rec_tol, rec_days, recent, new_days, reveg_frac,
-     season_tol, rec_share, regrow_days, stronger_by, max_thr) = p
+     season_tol, rec_share, regrow_days, stronger_by, max_thr, dry_tol) = p
     n_pix, n_t = ndvi.shape
     out = np.full((n_pix, _N_OUT), np.nan)
     idx = np.empty(n_t, np.int64)
     anom = np.zeros(n_t, np.bool_)
     isw = np.zeros(n_t, np.bool_)
     weak = np.zeros(n_t, np.bool_)
+    dry = np.zeros(n_t, np.bool_)
     t_end = tdays[n_t - 1]
     for i in range(n_pix):
         m = 0
@@ -297,6 +325,7 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
         out[i, 5] = m
         if m < min_clear or m < n_base:
             out[i, 3] = 255.0
+            out[i, 10] = 0.0
             continue
         # baseline: quantile + MAD of the first n_base clear obs
         b = np.empty(n_base)
@@ -330,6 +359,9 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
             # weak water-like evidence (flood margins: partly flooded, wet soil), used only
             # to recognise a recurring seasonal anomaly, never to detect
             weak[k] = (anom[k] and water) or ((drop >= thr) and (wat[i, t] > w_thr - 0.15))
+            # plainly dry land (no water, no flood margin, no wet soil; dry-season grass or
+            # bare ground count): the low-water season
+            dry[k] = (wat[i, t] < w_thr) and (wat[i, t] < base_w + 0.15) and not weak[k]
         # lowest normal baseline observation: the pixel's own low season (dry-season
         # grass below a wet-season baseline counts as recovered)
         b_low = base
@@ -343,10 +375,19 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
             if not anom[k]:
                 k += 1
                 continue
+            # the run goes on over dark, wet-looking observations (turbid water over spoil,
+            # a pit's wet margin: NDVI dropped, neither bright bare ground nor open water);
+            # they neither count towards persistence nor break it
             r = k
-            while r < m and anom[r]:
+            n_run = 0
+            while r < m and (anom[r] or (weak[r] and r + 1 < m and
+                                         (anom[r + 1] or weak[r + 1]))):
+                if anom[r]:
+                    n_run += 1
                 r += 1
-            if r - k < persist:
+            while r > k and not anom[r - 1]:
+                r -= 1
+            if n_run < persist:
                 k = r
                 continue
             # candidate break at k: first recovery after the run, i.e. NDVI back within
@@ -415,6 +456,35 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
             if n_season >= need and not stronger:
                 k = r
                 continue
+            if n_season >= need and water_run:
+                # a recurring water run kept only for being stronger than the other year's
+                # (a fuller or clearer flood looks just as strong) must also show water or
+                # bare ground out of season: some anomalous observation of the episode at a
+                # time of year when the pixel was seen normal (not even weakly water-like)
+                # one year before or after. Floods recede and the floodplain re-greens;
+                # pits hold water or bare spoil through the low-water season.
+                end = rec_at if rec_at >= 0 else m
+                n_dry = 0
+                for j in range(k, end):
+                    if not anom[j]:
+                        continue
+                    tj = tdays[idx[j]]
+                    n_norm = 0
+                    n_wet = 0
+                    for jj in range(m):
+                        if jj >= k and jj < end:
+                            continue
+                        tl = tdays[idx[jj]]
+                        if abs(abs(tl - tj) - 365.25) <= dry_tol:
+                            if dry[jj]:
+                                n_norm += 1
+                            else:
+                                n_wet += 1
+                    if n_norm > 0 and n_wet == 0:
+                        n_dry += 1
+                if n_dry < 1:
+                    k = r
+                    continue
             if water_run and n_season == 0:
                 # out-of-season evidence for new water: some anomalous observation of the
                 # episode must fall at a time of year when the pixel was seen normal one year
@@ -431,12 +501,17 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
                     if tj - 365.25 + season_tol < tdays[0]:
                         n_ok += 1  # before the series covers a year: nothing to check
                         continue
+                    # seen normal: plainly dry land near that time of year, and nothing
+                    # water-like or wet closer than dry_tol to it
                     seen = False
+                    wet_near = False
                     for jj in range(k):
-                        tl = tdays[idx[jj]]
-                        if abs(tl - (tj - 365.25)) <= season_tol and not weak[jj]:
+                        dl = abs(tdays[idx[jj]] - (tj - 365.25))
+                        if dl <= season_tol and dry[jj]:
                             seen = True
-                            break
+                        if dl <= dry_tol and not dry[jj]:
+                            wet_near = True
+                    seen = seen and not wet_near
                     if seen:
                         n_ok += 1
                     else:
@@ -456,7 +531,19 @@ def _kernel_py(ndvi, wat, bsi, red, nir, swir, blue, tdays, p):  # pragma: no co
             break
         if start < 0:
             out[i, 3] = 0.0
+            # pending: the series ends on a bare (gravel, spoil) run too short to confirm, a
+            # pit dug in the last weeks; footprints grow over such pixels next to a confirmed
+            # object. Water is left out: a flood at the end of the series looks the same.
+            n_tail = 0
+            pend = True
+            while n_tail < m and anom[m - 1 - n_tail]:
+                if isw[m - 1 - n_tail]:
+                    pend = False
+                n_tail += 1
+            pend = pend and 0 < n_tail < persist
+            out[i, 10] = 1.0 if pend else 0.0
             continue
+        out[i, 10] = 0.0
         last = start
         n_an = 0
         n_w = 0
@@ -539,7 +626,7 @@ def _param_tuple(params: ChangeParams) -> tuple:
             float(p.recovery_tolerance), float(p.recovery_days),
             int(p.recent_obs), float(p.new_days), float(p.reveg_fraction),
             float(p.season_days), float(p.recovery_share), float(p.regrowth_days),
-            float(p.seasonal_margin), float(p.max_threshold))
+            float(p.seasonal_margin), float(p.max_threshold), float(p.dry_season_days))
 
 
 def detect_pixels(
@@ -570,9 +657,10 @@ def detect_pixels(
     Returns
     -------
     numpy.ndarray
-        Shape ``(..., 10)`` float64: first-detected day, last-active day,
+        Shape ``(..., 11)`` float64: first-detected day, last-active day,
         confidence, state code, water flag, clear-observation count, mean NDVI,
-        mean water index, mean BSI (after the break), mean NDVI drop.
+        mean water index, mean BSI (after the break), mean NDVI drop, pending flag
+        (1 when no run is confirmed but the series ends on a shorter mining-like run).
     """
     params = params or ChangeParams()
     ndvi = np.asarray(ndvi)
@@ -633,7 +721,8 @@ def detect_changes(cube: Any, *, params: ChangeParams | None = None,
         ``confidence`` (float32 0-1), ``state`` (uint8, see
         :data:`STATE_NAMES`), ``water`` (bool), ``n_clear`` (int16),
         ``mean_ndvi``, ``mean_mndwi``, ``mean_bsi`` (float32, after the break),
-        ``ndvi_drop`` (float32). ``attrs["params"]`` records the parameters.
+        ``ndvi_drop`` (float32), ``pending`` (bool: no confirmed change, but the
+        series ends on a bare run too short to confirm). ``attrs["params"]`` records the parameters.
 
     Raises
     ------
@@ -707,6 +796,7 @@ def detect_changes(cube: Any, *, params: ChangeParams | None = None,
             "mean_mndwi": (dims, arr[..., 7].astype("float32")),
             "mean_bsi": (dims, arr[..., 8].astype("float32")),
             "ndvi_drop": (dims, arr[..., 9].astype("float32")),
+            "pending": (dims, (arr[..., 10] == 1.0) & (state == 0)),
         },
         coords=coords,
         attrs={"params": repr(params), "state_codes": repr(STATE_NAMES),

@@ -4,7 +4,10 @@
 ``confidence >= min_confidence``) with scikit-image morphology — a closing
 with a small disk bridges the one-pixel gaps between neighbouring pits of one
 site, then objects and holes smaller than the minimum mapping unit are
-dropped/filled — labels connected objects (8-connectivity) and vectorises
+dropped/filled —, grows the remaining objects over adjacent ``pending``
+pixels (bare runs at the end of the series too short to be confirmed: the
+newest pits of a confirmed site; see :mod:`kpgeo.change`), labels connected
+objects (8-connectivity) and vectorises
 them with :func:`rasterio.features.shapes`. Attributes are aggregated per
 object from the change rasters. Areas and distances are computed in the
 zone's local UTM CRS (or EPSG:6933 equal-area when there is no zone and the
@@ -198,6 +201,16 @@ def extract_footprints(
     min_pixels = int(np.ceil(min_area_ha * 10_000.0 / px_area_m2 - 1e-9)) if min_area_ha else 0
 
     mask = _clean_mask(mask, min_pixels=min_pixels, closing_radius=int(closing_radius))
+    if "pending" in change and mask.any():
+        # grow the confirmed objects (already above the mapping unit) over adjacent pending
+        # pixels: pits dug too recently to be confirmed on their own, next to a confirmed
+        # part of the same site. Pending pixels never form an object by themselves.
+        pend = np.asarray(change["pending"].values, dtype=bool) & ~mask
+        if pend.any():
+            lab_u, _ = ndimage.label(mask | pend, structure=np.ones((3, 3), int))
+            keep = np.unique(lab_u[mask])
+            mask = np.isin(lab_u, keep[keep > 0])
+            mask = _clean_mask(mask, min_pixels=min_pixels, closing_radius=int(closing_radius))
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), int))
     empty = gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in FOOTPRINT_COLUMNS
                               if c != "geometry"}, geometry=gpd.GeoSeries([], crs=crs), crs=crs)

@@ -273,3 +273,39 @@ def test_dates_are_the_utc_day_of_an_afternoon_acquisition():
     acquisition_days = cube.time.values.astype("datetime64[D]")
     assert np.isin(fd.astype("datetime64[D]"), acquisition_days).all()
     assert (fd == fd.astype("datetime64[D]")).all()  # a date, at midnight
+
+
+def test_fuller_clearer_flood_next_year_rejected():
+    # year 1: a partial, turbid flood Jul-Nov; year 2: a full, clearer flood Jul-Nov that the
+    # series ends in (no recovery seen). It is much "stronger" than last year's, but there is
+    # no water or bare ground at a time of year when the pixel was seen dry: a flood, not a pit
+    full = mix(WATER, WETGRASS, 0.1)
+    seq = [VEG] * 6 + [FLOOD] * 5 + [VEG] * 7 + [full] * 5
+    assert state(run_series(seq)) == 0
+    # the same water present since the dry season of year 2 (May, seen dry in year 1): a pit
+    seq = [VEG] * 6 + [FLOOD] * 5 + [VEG] * 5 + [full] * 7
+    out = run_series(seq)
+    assert state(out) in (1, 2)
+    assert out[0] == 16 * 30.0
+
+
+# dark, wet-looking observation of a pit (turbid water over spoil): neither bright bare ground
+# nor open water
+DARKWET = dict(blue=0.05, green=0.06, red=0.06, nir=0.07, swir16=0.072, swir22=0.05)
+
+
+def test_dark_wet_observations_do_not_break_a_run():
+    seq = [VEG] * 12 + [GRAVEL, DARKWET, GRAVEL, DARKWET, GRAVEL]
+    out = run_series(seq)
+    assert state(out) in (1, 2)
+    assert out[0] == 12 * 30.0  # the first bare observation, not a dark one
+    # dark wet observations alone are not mining
+    assert state(run_series([VEG] * 12 + [DARKWET] * 6)) == 0
+
+
+def test_pending_flag_marks_a_short_bare_run_at_the_end():
+    out = run_series([VEG] * 12 + [GRAVEL] * 2)
+    assert state(out) == 0 and out[10] == 1.0  # too short to confirm: pending
+    assert run_series([VEG] * 12 + [DEEP] * 2)[10] == 0.0  # water: could be a flood
+    assert run_series([VEG] * 14)[10] == 0.0
+    assert state(run_series([VEG] * 12 + [GRAVEL] * 3)) in (1, 2)

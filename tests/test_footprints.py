@@ -95,3 +95,22 @@ def test_change_rasters_encoding():
     assert fd[3, 3] == (np.datetime64("2019-06-01") - np.datetime64("1970-01-01")).astype(int)
     assert fd[0, 0] == -1
     assert "spatial_ref" in r["state"].coords
+
+
+def test_confirmed_objects_grow_over_adjacent_pending_pixels():
+    st = np.zeros((40, 40), "uint8")
+    st[5:15, 5:15] = 2  # confirmed, 1 ha
+    st[30:32, 30:32] = 2  # confirmed but below a 0.05 ha MMU
+    ch, _ = make_change(st)
+    pend = np.zeros(st.shape, bool)
+    pend[15:18, 5:15] = True  # next to the big object: 0.3 ha more
+    pend[30:32, 32:36] = True  # next to the small object: does not rescue it
+    pend[25:28, 20:30] = True  # isolated: never an object on its own
+    ch["pending"] = (("y", "x"), pend)
+    gdf = extract_footprints(ch, min_area_ha=0.05, closing_radius=0)
+    assert len(gdf) == 1
+    assert gdf["area_ha"].iloc[0] == pytest.approx(1.3)
+    assert gdf["state"].iloc[0] == "active"
+    # without the pending layer the object keeps its confirmed extent
+    gdf0 = extract_footprints(ch.drop_vars("pending"), min_area_ha=0.05, closing_radius=0)
+    assert gdf0["area_ha"].iloc[0] == pytest.approx(1.0)
