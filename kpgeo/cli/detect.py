@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from kpgeo.cli.options import aoi_opt, items_opt, out_dir_opt, overwrite_opt, zone_opt
+from kpgeo.cli.options import (
+    aoi_opt,
+    items_opt,
+    offline_opt,
+    out_dir_opt,
+    overwrite_opt,
+    zone_opt,
+)
 
 __all__ = ["detect"]
 
@@ -35,7 +42,7 @@ __all__ = ["detect"]
     show_default=True,
     help="Time-series period: MS (month), QS (quarter), YS (year).",
 )
-@click.option("--offline", is_flag=True, help="Self-contained map.html that needs no internet.")
+@offline_opt
 @click.option(
     "--no-report",
     is_flag=True,

@@ -31,3 +31,9 @@ out_dir_opt = click.option(
 overwrite_opt = click.option(
     "--overwrite", is_flag=True, default=False, help="Replace existing outputs."
 )
+offline_opt = click.option(
+    "--offline",
+    is_flag=True,
+    default=False,
+    help="Write a self-contained map.html that works with no internet (no basemap tiles).",
+)

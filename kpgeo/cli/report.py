@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kpgeo.cli.options import aoi_opt, overwrite_opt
+from kpgeo.cli.options import aoi_opt, offline_opt, overwrite_opt
 
 __all__ = ["report"]
 
@@ -61,12 +61,7 @@ __all__ = ["report"]
     show_default=True,
     help="Periods with a lower mean clear-sky fraction are reported as missing data.",
 )
-@click.option(
-    "--offline",
-    is_flag=True,
-    default=False,
-    help="Write a self-contained map.html that works with no internet (no basemap tiles).",
-)
+@offline_opt
 @click.option(
     "--compare-date",
     default=None,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from kpgeo.cli.options import offline_opt
+
 
 @click.command()
 @click.argument("config_path", type=click.Path(dir_okay=False))
@@ -18,12 +20,7 @@ import click
     "--force", is_flag=True, help="Recompute zones even when their results are up to date."
 )
 @click.option("--no-report", is_flag=True, help="Skip time series, maps and bulletin.")
-@click.option(
-    "--offline",
-    is_flag=True,
-    default=None,
-    help="Self-contained web map that works without internet (overrides the config).",
-)
+@offline_opt
 @click.option(
     "--scheduler",
     default=None,
@@ -36,7 +33,7 @@ def run(
     out_dir: str,
     force: bool,
     no_report: bool,
-    offline: bool | None,
+    offline: bool,
     scheduler: str | None,
 ) -> None:
     """Run every zone of CONFIG_PATH (see pipelines/*.toml); finished zones are not redone."""
