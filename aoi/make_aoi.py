@@ -59,6 +59,7 @@ def _write(gdf_row: gpd.GeoDataFrame, props: dict, path: Path) -> None:
 
 
 def main(realdata: Path) -> None:
+    """Write one zone GeoJSON per source polygon into aoi/."""
     caf = gpd.read_file(realdata / WOF)
     for _, row in caf.iterrows():
         status = GADZI_STATUS if row["name"] == "Gadzi" else CAR_STATUS

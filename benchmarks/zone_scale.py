@@ -44,7 +44,8 @@ def _simulate(workdir: Path, size: int, dates: int) -> Path:
         tile_size=1024,
     )
     print(
-        f"simulated {size}x{size} px x {dates} dates in {time.perf_counter() - t0:.0f} s -> {workdir}"
+        f"simulated {size}x{size} px x {dates} dates "
+        f"in {time.perf_counter() - t0:.0f} s -> {workdir}"
     )
     return items
 
@@ -137,7 +138,8 @@ def main() -> None:
     scale = 3000 / km2 * 60 / args.dates
     print(f"detect / decode time: {ratio:.2f}x; footprints: {detect['footprints']}")
     print(
-        f"linear extrapolation to 3,000 km² x 60 dates: decode {decode['seconds'] * scale / 60:.0f} min, "
+        "linear extrapolation to 3,000 km² x 60 dates: "
+        f"decode {decode['seconds'] * scale / 60:.0f} min, "
         f"detect {detect['seconds'] * scale / 60:.0f} min on this machine"
     )
 

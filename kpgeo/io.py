@@ -167,7 +167,7 @@ def to_utc_naive(values: Any, *, what: str = "dates") -> Any:
 
 
 def write_vector(gdf: Any, path: str | os.PathLike) -> Path:
-    """Write a GeoDataFrame atomically: ``.geojson`` (EPSG:4326, ISO dates), ``.parquet``, ``.gpkg``."""
+    """Write a GeoDataFrame atomically as ``.geojson`` (EPSG:4326), ``.parquet`` or ``.gpkg``."""
     path = Path(path)
     suffix = path.suffix.lower()
     with atomic_path(path) as tmp:
