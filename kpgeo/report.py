@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 #: fixed-name outputs of :func:`write_report` (plus one ``map_<zone>.png`` per zone)
 REPORT_OUTPUTS = (
     "timeseries.csv",
+    "timeseries.csv-metadata.json",
     "timeseries.parquet",
     "timeseries.png",
     "map.html",

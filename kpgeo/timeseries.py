@@ -6,11 +6,16 @@ Two pure functions and their writers:
   ring just outside it), the fraction of the region's pixels that had a clear
   observation. Computed with dask reductions on the ``clear`` mask; the cube's
   reflectance is never loaded.
-* :func:`zone_activity` — for each zone, its ring, and each period: new mining
-  area, cumulative footprint, active area, site counts, water-pit area, and the
-  period's clear coverage. A period seen through clouds is flagged
-  ``low_coverage`` and its activity columns are NaN (missing data, not "less
-  mining").
+* :func:`zone_activity` — for each zone, its ring, and each period: area first
+  detected in the period, cumulative footprint, active area, site counts,
+  water-pit area, and the period's clear coverage. A period seen through clouds
+  is flagged ``low_coverage`` and its activity columns are missing (missing
+  data, not "less mining").
+
+:data:`TIMESERIES_COLUMNS` is the data dictionary of the table (unit and
+meaning of every column); :func:`write_timeseries` writes it next to
+``timeseries.csv`` as a CSV on the Web (CSVW) sidecar,
+``timeseries.csv-metadata.json``, and ``docs/outputs.md`` lists it.
 
 Why quarterly (``freq="QS"``) by default: in the Central African Republic and
 central Côte d'Ivoire the wet season (about April–October) leaves many months
@@ -26,7 +31,6 @@ band is ``"caf-berberati:ring"`` (see :func:`zone_regions`).
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -41,19 +45,89 @@ from kpgeo.io import to_utc_naive
 __all__ = [
     "RING_SUFFIX",
     "ACTIVITY_COLUMNS",
+    "TIMESERIES_COLUMNS",
     "zone_regions",
     "norm_freq",
     "clear_coverage",
     "zone_activity",
     "write_timeseries",
+    "csvw_metadata",
     "plot_activity",
 ]
 
 #: suffix of the ring region name: ``"<zone id>" + RING_SUFFIX``
 RING_SUFFIX = ":ring"
 
-#: columns NaN-ed in low-coverage periods (activity rates; cumulative state is kept)
-ACTIVITY_COLUMNS = ("new_area_ha", "active_area_ha", "new_sites", "active_sites")
+#: columns missing in low-coverage periods (what was seen in the period; cumulative state is kept)
+ACTIVITY_COLUMNS = (
+    "new_area_ha",
+    "active_area_ha",
+    "new_sites",
+    "active_sites",
+    "water_area_ha",
+)
+
+#: footprint states that mean "still being mined at the last image date"
+_ACTIVE_STATES = ("new", "active")
+
+#: data dictionary of :func:`zone_activity` / ``timeseries.csv``:
+#: column -> (datatype, unit, meaning)
+TIMESERIES_COLUMNS: dict[str, tuple[str, str, str]] = {
+    "zone": ("string", "", "Zone id (kpgeo zones)."),
+    "region": (
+        "string",
+        "",
+        "'zone': inside the zone; 'ring': the band of ring_width_m just outside it.",
+    ),
+    "region_id": ("string", "", "Coverage region: '<zone id>' or '<zone id>:ring'."),
+    "period_start": ("date", "", "First day of the period (UTC)."),
+    "period_end": ("date", "", "Last day of the period (UTC)."),
+    "new_area_ha": (
+        "decimal",
+        "ha",
+        "Area first detected in the period: union of the footprints first detected in it, "
+        "minus area detected earlier. Empty in low-coverage periods.",
+    ),
+    "cumulative_area_ha": (
+        "decimal",
+        "ha",
+        "Union of all footprints first detected by the period end. A state: kept in "
+        "low-coverage periods.",
+    ),
+    "active_area_ha": (
+        "decimal",
+        "ha",
+        "Union of the footprints active in the period: first detected by its end and last "
+        "active on or after its start (a footprint in state new or active is active up to "
+        "the last image). Empty in low-coverage periods.",
+    ),
+    "new_sites": ("integer", "count", "Footprints first detected in the period. Empty in "
+                  "low-coverage periods."),
+    "active_sites": ("integer", "count", "Footprints active in the period (as for "
+                     "active_area_ha). Empty in low-coverage periods."),
+    "water_area_ha": (
+        "decimal",
+        "ha",
+        "Water-filled pit area of the active footprints: sum of area x water_fraction. "
+        "Empty in low-coverage periods.",
+    ),
+    "clear_fraction": (
+        "decimal",
+        "fraction 0-1",
+        "Mean over the period's image dates of the share of the region's pixels seen "
+        "clear (0 when the period has no image; empty when coverage is unknown).",
+    ),
+    "n_dates": ("integer", "count", "Image dates in the period."),
+    "low_coverage": (
+        "boolean",
+        "",
+        "True when the period has no image or clear_fraction is below min_coverage "
+        "(0.3 by default): its activity is unknown, not zero.",
+    ),
+}
+
+#: decimals of the CSV: areas to 0.01 ha, clear fractions to 1e-4
+_CSV_DECIMALS = {"ha": 2, "fraction 0-1": 4}
 
 _FOOTPRINT_COLUMNS = ("zone", "geometry", "first_detected", "last_active", "inside_zone")
 
@@ -125,6 +199,18 @@ def _cube_geobox(cube: Any) -> Any:
     return gbox
 
 
+def _pixel_area_ha(gbox: Any) -> float:
+    """Mean ground area of one grid pixel, hectares (geodesic area of the grid / pixel count)."""
+    from kpgeo.zones import geodesic_area_ha
+
+    ny, nx = gbox.shape
+    if not ny or not nx:
+        return 0.0
+    res = abs(gbox.resolution.x)
+    extent = gbox.extent.to_crs("EPSG:4326", resolution=res * 16).geom
+    return geodesic_area_ha(extent) / (ny * nx)
+
+
 # --------------------------------------------------------------------------- coverage
 def clear_coverage(cube: Any, regions: Any, *, clear_var: str = "clear") -> pd.DataFrame:
     """Fraction of each region's pixels with a clear observation, per cube date.
@@ -146,10 +232,11 @@ def clear_coverage(cube: Any, regions: Any, *, clear_var: str = "clear") -> pd.D
     -------
     pandas.DataFrame
         Columns ``date`` (datetime64[ns]), ``region`` (str), ``clear_fraction``
-        (float in [0, 1]; NaN for a region with no pixel on the cube grid) and
-        ``n_pixels`` (region pixels on the grid). Pixels of the region outside
-        the cube grid are not counted; pixels on the grid but outside the
-        imagery or AOI count as not clear.
+        (float in [0, 1]; NaN for a region with no pixel on the cube grid),
+        ``n_pixels`` (region pixels on the grid) and ``imaged_area_ha`` (their
+        ground area, geodesic, hectares: the part of the region the imagery
+        covers). Pixels of the region outside the cube grid are not counted;
+        pixels on the grid but outside the imagery or AOI count as not clear.
 
     Raises
     ------
@@ -180,6 +267,7 @@ def clear_coverage(cube: Any, regions: Any, *, clear_var: str = "clear") -> pd.D
         sums.append(clear.where(m, False).sum(("y", "x")))
     (computed,) = dask.compute(sums)
     times = pd.to_datetime(cube["time"].values)
+    pixel_ha = _pixel_area_ha(gbox)
     frames = []
     for name, total, n in zip(named, computed, counts, strict=True):
         vals = np.asarray(total, dtype="float64")
@@ -191,6 +279,7 @@ def clear_coverage(cube: Any, regions: Any, *, clear_var: str = "clear") -> pd.D
                     "region": name,
                     "clear_fraction": np.clip(frac, 0.0, 1.0),
                     "n_pixels": n,
+                    "imaged_area_ha": round(n * pixel_ha, 2),
                 }
             )
         )
@@ -260,7 +349,7 @@ def zone_activity(
     footprints
         GeoDataFrame from :func:`kpgeo.footprints.extract_footprints` (columns
         ``zone, geometry, first_detected, last_active, inside_zone``, optionally
-        ``water_fraction``, ``distance_to_boundary_m``); any CRS.
+        ``state``, ``water_fraction``, ``distance_to_boundary_m``); any CRS.
     coverage
         Output of :func:`clear_coverage` with regions named as by
         :func:`zone_regions`, or None (coverage unknown: ``clear_fraction`` NaN,
@@ -278,7 +367,7 @@ def zone_activity(
     min_coverage
         Periods whose mean clear fraction is below this are ``low_coverage``.
     mask_low_coverage
-        Set the activity columns (:data:`ACTIVITY_COLUMNS`) to NaN in
+        Set the activity columns (:data:`ACTIVITY_COLUMNS`) to missing in
         low-coverage periods. Cumulative area is a state and is always kept.
     start, end
         Report window (date-likes). Default: from the earliest coverage date or
@@ -287,16 +376,13 @@ def zone_activity(
     Returns
     -------
     pandas.DataFrame
-        One row per (zone, region, period): ``zone``, ``region`` (``"zone"`` or
-        ``"ring"``), ``region_id``, ``period_start``, ``period_end``,
-        ``new_area_ha`` (area first disturbed in the period: union of the
-        period's new footprints minus earlier ones), ``cumulative_area_ha``
-        (union of footprints detected by the period end), ``active_area_ha``
-        (union of footprints active in the period), ``new_sites``,
-        ``active_sites``, ``water_area_ha`` (sum of area × water fraction of
-        footprints present), ``clear_fraction`` (mean over the period's dates),
-        ``n_dates``, ``low_coverage``. Areas in hectares, computed in each zone's
-        UTM CRS (EPSG:6933 when unknown).
+        One row per (zone, region, period) with the columns of
+        :data:`TIMESERIES_COLUMNS` (their units and meanings are listed there).
+        A footprint is *active* in a period when it was first detected by the
+        period end and last active on or after its start; one in state
+        ``new`` or ``active`` stays active up to the last image date. Counts
+        are nullable integers (``Int64``), areas in hectares computed in each
+        zone's UTM CRS (EPSG:6933 when unknown).
     """
     import geopandas as gpd
 
@@ -305,36 +391,13 @@ def zone_activity(
         raise ConfigError(f"min_coverage must be within [0, 1], got {min_coverage!r}")
     if not isinstance(footprints, gpd.GeoDataFrame) or footprints.crs is None:
         raise ConfigError("footprints must be a GeoDataFrame with a CRS")
-    fp = footprints.copy()
-    fp["first_detected"] = to_utc_naive(
-        fp["first_detected"], what="footprints first_detected"
-    ).to_numpy()
-    fp["last_active"] = to_utc_naive(fp["last_active"], what="footprints last_active").to_numpy()
-    fp["last_active"] = fp["last_active"].fillna(fp["first_detected"])
-    fp = fp[fp["first_detected"].notna()]
-    fp["zone"] = fp["zone"].astype(str)
-    fp["inside_zone"] = fp["inside_zone"].astype(bool)
-    if "water_fraction" not in fp.columns:
-        fp["water_fraction"] = 0.0
-    if "distance_to_boundary_m" in fp.columns:
-        far = (~fp["inside_zone"]) & (fp["distance_to_boundary_m"].astype(float) > ring_width_m)
-        fp = fp[~far]
+    fp = _prepare_footprints(footprints, ring_width_m=ring_width_m)
 
     zone_objs = {str(z.id): z for z in zones} if zones is not None else {}
     zone_ids = list(zone_objs) if zone_objs else sorted(fp["zone"].unique())
     if not zone_ids:
         raise ConfigError("no zone to report: footprints are empty and zones were not given")
-
-    cov = None
-    if coverage is not None and len(coverage):
-        missing = {"date", "region", "clear_fraction"} - set(coverage.columns)
-        if missing:
-            raise ConfigError(
-                f"coverage lacks column(s) {sorted(missing)}; pass clear_coverage() output"
-            )
-        cov = coverage.copy()
-        cov["date"] = to_utc_naive(cov["date"], what="coverage date").to_numpy()
-        cov["region"] = cov["region"].astype(str)
+    cov = _prepare_coverage(coverage)
 
     dates = [fp["first_detected"], fp["last_active"]]
     if cov is not None:
@@ -355,6 +418,12 @@ def zone_activity(
         local_crs = getattr(zobj, "utm_crs", None) or "EPSG:6933"
         zfp = fp[fp["zone"] == zid]
         zfp = zfp.to_crs(local_crs) if len(zfp) else zfp
+        if cov is not None:
+            zdates = cov.loc[cov["region"].isin([zid, zid + RING_SUFFIX]), "date"]
+            last_image = zdates.max() if len(zdates) else all_dates.max()
+        else:
+            last_image = all_dates.max()
+        zfp = _still_active_until(zfp, last_image)
         for region, sel in (("zone", True), ("ring", False)):
             rfp = zfp[zfp["inside_zone"] == sel] if len(zfp) else zfp
             region_id = zid if region == "zone" else zid + RING_SUFFIX
@@ -363,8 +432,69 @@ def zone_activity(
     out = pd.DataFrame(rows)
     if mask_low_coverage:
         for col in ACTIVITY_COLUMNS:
-            out[col] = out[col].astype("float64").where(~out["low_coverage"])
-    return out
+            out[col] = out[col].where(~out["low_coverage"])
+    for col in ("new_sites", "active_sites", "n_dates"):
+        out[col] = out[col].astype("Int64")
+    return out[list(TIMESERIES_COLUMNS)]
+
+
+def _prepare_footprints(footprints: Any, *, ring_width_m: float) -> Any:
+    """Footprints with UTC-naive dates, filled optional columns, far ring sites dropped."""
+    fp = footprints.copy()
+    fp["first_detected"] = to_utc_naive(
+        fp["first_detected"], what="footprints first_detected"
+    ).to_numpy()
+    fp["last_active"] = to_utc_naive(fp["last_active"], what="footprints last_active").to_numpy()
+    fp["last_active"] = fp["last_active"].fillna(fp["first_detected"])
+    fp = fp[fp["first_detected"].notna()]
+    fp["zone"] = fp["zone"].astype(str)
+    fp["inside_zone"] = fp["inside_zone"].astype(bool)
+    if "water_fraction" not in fp.columns:
+        fp["water_fraction"] = 0.0
+    if "state" not in fp.columns:
+        fp["state"] = ""
+    if "distance_to_boundary_m" in fp.columns:
+        far = (~fp["inside_zone"]) & (fp["distance_to_boundary_m"].astype(float) > ring_width_m)
+        fp = fp[~far]
+    return fp
+
+
+def _still_active_until(fp: Any, last_image: Any) -> Any:
+    """Footprints in state new/active stay active up to ``last_image`` (their last_active)."""
+    still = fp["state"].astype(str).isin(_ACTIVE_STATES).to_numpy()
+    if not still.any() or pd.isna(last_image):
+        return fp
+    fp = fp.copy()
+    fp.loc[still, "last_active"] = np.maximum(
+        fp.loc[still, "last_active"].to_numpy(), np.datetime64(pd.Timestamp(last_image), "ns")
+    )
+    return fp
+
+
+def _prepare_coverage(coverage: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Coverage with UTC-naive dates and string regions (None when unknown)."""
+    if coverage is None or not len(coverage):
+        return None
+    missing = {"date", "region", "clear_fraction"} - set(coverage.columns)
+    if missing:
+        raise ConfigError(
+            f"coverage lacks column(s) {sorted(missing)}; pass clear_coverage() output"
+        )
+    cov = coverage.copy()
+    cov["date"] = to_utc_naive(cov["date"], what="coverage date").to_numpy()
+    cov["region"] = cov["region"].astype(str)
+    return cov
+
+
+def _period_coverage(rcov, s, e, min_coverage) -> tuple[int, float, bool]:
+    """``(n_dates, mean clear fraction, low_coverage)`` of one region and period."""
+    if rcov is None:
+        return 0, float("nan"), False
+    in_p = rcov[(rcov["date"] >= s) & (rcov["date"] <= e)]
+    n_dates = int(len(in_p))
+    frac = float(in_p["clear_fraction"].mean()) if n_dates else 0.0
+    # NaN (region off the cube grid) compares False: low coverage
+    return n_dates, frac, bool(n_dates == 0 or not (frac >= min_coverage))
 
 
 def _region_rows(zid, region, region_id, rfp, rcov, starts, ends, min_coverage) -> list[dict]:
@@ -396,16 +526,9 @@ def _region_rows(zid, region, region_id, rfp, rcov, starts, ends, min_coverage) 
         cum_union = shapely.union_all(cum_geoms) if cum_geoms else None
         cum_area = float(cum_union.area) / 10_000.0 if cum_union is not None else 0.0
         prev_union = cum_union
-        act_area = _union_area_ha([g for g, k in zip(geoms, active, strict=True) if k])
-        if rcov is not None:
-            in_p = rcov[(rcov["date"] >= s) & (rcov["date"] <= e)]
-            n_dates = int(len(in_p))
-            frac = float(in_p["clear_fraction"].mean()) if n_dates else 0.0
-            if n_dates and math.isnan(frac):  # region off the cube grid
-                frac = float("nan")
-            low = bool(n_dates == 0 or not (frac >= min_coverage))
-        else:
-            n_dates, frac, low = 0, float("nan"), False
+        n_dates, frac, low = _period_coverage(rcov, s, e, min_coverage)
+        act_geoms = [g for g, k in zip(geoms, active, strict=True) if k]
+        water_ha = float((areas[active] * water[active]).sum()) if len(areas) else 0.0
         rows.append(
             {
                 "zone": zid,
@@ -415,12 +538,10 @@ def _region_rows(zid, region, region_id, rfp, rcov, starts, ends, min_coverage) 
                 "period_end": e.normalize(),
                 "new_area_ha": new_area,
                 "cumulative_area_ha": cum_area,
-                "active_area_ha": act_area,
+                "active_area_ha": _union_area_ha(act_geoms),
                 "new_sites": int(is_new.sum()),
                 "active_sites": int(active.sum()),
-                "water_area_ha": float((areas[present] * water[present]).sum())
-                if len(areas)
-                else 0.0,
+                "water_area_ha": water_ha,
                 "clear_fraction": frac,
                 "n_dates": n_dates,
                 "low_coverage": low,
@@ -433,9 +554,13 @@ def _region_rows(zid, region, region_id, rfp, rcov, starts, ends, min_coverage) 
 def write_timeseries(
     activity: pd.DataFrame, out_dir: str | os.PathLike, *, stem: str = "timeseries"
 ) -> dict[str, Path]:
-    """Write the activity table as ``<stem>.csv`` and ``<stem>.parquet``, atomically.
+    """Write the activity table as CSV, CSVW sidecar and Parquet, atomically.
 
-    Dates are written as ``YYYY-MM-DD`` in the CSV.
+    ``<stem>.csv`` is for people and spreadsheets: dates as ``YYYY-MM-DD``,
+    areas rounded to 0.01 ha, clear fractions to 1e-4, counts as integers,
+    missing values as empty cells. ``<stem>.csv-metadata.json`` is its data
+    dictionary (W3C CSV on the Web: column name, datatype, unit, meaning;
+    from :data:`TIMESERIES_COLUMNS`). ``<stem>.parquet`` keeps full precision.
 
     Parameters
     ----------
@@ -445,24 +570,77 @@ def write_timeseries(
     out_dir
         Output folder (created when missing).
     stem
-        File name stem of both files.
+        File name stem of the files.
 
     Returns
     -------
     dict
-        ``{"csv": path, "parquet": path}``.
+        ``{"csv": path, "csv-metadata.json": path, "parquet": path}``.
     """
-    from kpgeo.io import write_table
+    from kpgeo.io import write_json, write_table
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    return {
+        "csv": write_table(_csv_frame(activity), out / f"{stem}.csv"),
+        "csv-metadata.json": write_json(
+            csvw_metadata(activity.columns, url=f"{stem}.csv"), out / f"{stem}.csv-metadata.json"
+        ),
+        "parquet": write_table(activity, out / f"{stem}.parquet"),
+    }
+
+
+def _csv_frame(activity: pd.DataFrame) -> pd.DataFrame:
+    """Format the activity table for CSV: ISO dates, rounded numbers, integer counts."""
     csv_df = activity.copy()
     for col in ("period_start", "period_end", "date"):
         if col in csv_df.columns:
             csv_df[col] = pd.to_datetime(csv_df[col]).dt.strftime("%Y-%m-%d")
+    for col in csv_df.columns:
+        dtype, unit, _ = TIMESERIES_COLUMNS.get(col, ("", "", ""))
+        if dtype == "integer":
+            csv_df[col] = pd.to_numeric(csv_df[col]).round().astype("Int64")
+        elif unit in _CSV_DECIMALS:
+            csv_df[col] = pd.to_numeric(csv_df[col]).astype("float64").round(_CSV_DECIMALS[unit])
+    return csv_df
+
+
+def csvw_metadata(columns: Iterable[str], *, url: str) -> dict[str, Any]:
+    """CSV on the Web (CSVW) metadata describing a time-series CSV's columns.
+
+    Parameters
+    ----------
+    columns
+        Column names of the CSV, in order; names missing from
+        :data:`TIMESERIES_COLUMNS` are described as strings without a meaning.
+    url
+        The CSV file name, relative to the metadata file.
+
+    Returns
+    -------
+    dict
+        JSON-ready CSVW table description (``schema:unitText`` holds the unit).
+    """
+    cols = []
+    for name in columns:
+        dtype, unit, meaning = TIMESERIES_COLUMNS.get(str(name), ("string", "", ""))
+        col = {"name": str(name), "titles": str(name), "datatype": dtype}
+        if unit:
+            col["schema:unitText"] = unit
+        if meaning:
+            col["dc:description"] = meaning
+        cols.append(col)
     return {
-        "csv": write_table(csv_df, out / f"{stem}.csv"),
-        "parquet": write_table(activity, out / f"{stem}.parquet"),
+        "@context": "http://www.w3.org/ns/csvw",
+        "url": url,
+        "dc:title": "kpgeo mining activity time series, per zone, region and period",
+        "dc:description": "Areas in hectares (local UTM), dates ISO 8601 (UTC); empty cells "
+        "are missing values. See docs/outputs.md.",
+        "tableSchema": {
+            "columns": cols,
+            "primaryKey": [c for c in ("zone", "region", "period_start") if c in set(columns)],
+            "null": "",
+        },
     }
 
 

@@ -55,8 +55,10 @@ def test_clear_coverage_matches_mask_and_stays_lazy(zone, coverage):
     assert (ring.iloc[sorted(CLOUDY)] < 0.5).all() and (
         ring.drop(ring.index[sorted(CLOUDY)]) == 1
     ).all()
-    # the zone has 120 x 120 pixels of 10 m
+    # the zone has 120 x 120 pixels of 10 m: 144 ha imaged (geodesic; UTM scale error < 0.1 %)
     assert coverage.loc[coverage["region"] == "test-zone", "n_pixels"].iloc[0] == 120 * 120
+    imaged = coverage.loc[coverage["region"] == "test-zone", "imaged_area_ha"]
+    assert imaged.nunique() == 1 and imaged.iloc[0] == pytest.approx(144.0, rel=2e-3)
 
 
 def test_clear_coverage_accepts_geodataframe_and_rejects_bad_input(zone):
@@ -111,7 +113,7 @@ def test_cloudy_period_is_missing_data_not_less_mining(zone, coverage):
     q2 = z.loc[pd.Timestamp("2020-04-01")]
     assert q2["low_coverage"] and q2["clear_fraction"] == pytest.approx(0.25)
     for col in ACTIVITY_COLUMNS:
-        assert np.isnan(q2[col])
+        assert pd.isna(q2[col]), col
     assert not q2[["cumulative_area_ha"]].isna().any()  # state is kept
     assert not z.drop(pd.Timestamp("2020-04-01"))["low_coverage"].any()
     # a lower threshold accepts the same period
@@ -261,3 +263,87 @@ def test_clear_coverage_needs_a_georeferenced_cube():
     cube = cube.assign_coords(x=cube.x.values, y=cube.y.values)  # no CRS anywhere
     with pytest.raises(ConfigError, match="georeference"):
         clear_coverage(cube, {"a": make_zone().geometry})
+
+
+# ------------------------------------------------------------ outputs (issue 8, item 18)
+def test_active_area_follows_last_active_and_state(zone, coverage):
+    fp = make_footprints()
+    # fp-000: still mined at the end but without a last_active date -> active to the last image
+    fp.loc[0, "last_active"] = pd.NaT
+    # fp-002: stopped in July, now inactive -> active in Q3 only (detected 2020-07-10)
+    fp.loc[2, "last_active"] = pd.Timestamp("2020-07-10")
+    fp.loc[2, "state"] = "inactive"
+    act = zone_activity(fp, coverage, zones=[zone], ring_width_m=RING_M, mask_low_coverage=False)
+    z = act[act["region"] == "zone"].set_index("period_start")
+    q3, q4 = z.loc[pd.Timestamp("2020-07-01")], z.loc[pd.Timestamp("2020-10-01")]
+    inside = fp[fp["inside_zone"]].set_index("id")
+
+    def union_ha(ids):
+        return shapely.union_all(inside.loc[ids].geometry.to_numpy()).area / 1e4
+
+    # Q4: fp-000 (state active, no last_active), fp-003, fp-004, fp-005 (detected in Q4)
+    assert q4["active_sites"] == 4
+    assert q4["active_area_ha"] == pytest.approx(union_ha(["fp-000", "fp-003", "fp-004", "fp-005"]))
+    assert q4["active_area_ha"] < q4["cumulative_area_ha"] - 0.5
+    # Q3: fp-000, fp-002 (active until 2020-07-10) and fp-006 (until 2020-08-20)
+    assert q3["active_sites"] == 3
+    assert q3["active_area_ha"] == pytest.approx(union_ha(["fp-000", "fp-002", "fp-006"]))
+    # water of active footprints only: fp-002 (0.72 ha x 0.4) in Q3, none left in Q4
+    assert q3["water_area_ha"] == pytest.approx(0.72 * 0.4)
+    assert q4["water_area_ha"] == pytest.approx(0.0)
+
+
+def test_no_data_period_carries_no_water_area(zone, coverage):
+    fp = make_footprints()
+    fp.loc[1, "water_fraction"] = 0.5  # fp-001 (Q1-Q2) holds water
+    act = zone_activity(fp, coverage, zones=[zone], ring_width_m=RING_M)
+    z = act[act["region"] == "zone"].set_index("period_start")
+    assert z.loc[pd.Timestamp("2020-01-01"), "water_area_ha"] == pytest.approx(0.4 * 0.5)
+    assert z.loc[pd.Timestamp("2020-04-01"), "low_coverage"]
+    assert pd.isna(z.loc[pd.Timestamp("2020-04-01"), "water_area_ha"])
+
+
+def test_csv_has_integer_counts_rounded_areas_and_a_data_dictionary(tmp_path, zone, coverage):
+    import json
+    import re
+
+    from kpgeo.timeseries import TIMESERIES_COLUMNS
+
+    act = zone_activity(make_footprints(), coverage, zones=[zone], ring_width_m=RING_M)
+    assert str(act["new_sites"].dtype) == "Int64" and str(act["n_dates"].dtype) == "Int64"
+    paths = write_timeseries(act, tmp_path)
+    text = paths["csv"].read_text()
+    header, *lines = text.strip().splitlines()
+    cols = header.split(",")
+    assert cols == list(TIMESERIES_COLUMNS)
+    rows = [dict(zip(cols, line.split(","), strict=True)) for line in lines]
+    for row in rows:
+        for col in ("new_sites", "active_sites", "n_dates"):
+            assert re.fullmatch(r"\d*", row[col]), (col, row[col])  # '3', or '' when missing
+        for col in ("new_area_ha", "cumulative_area_ha", "active_area_ha", "water_area_ha"):
+            assert re.fullmatch(r"(\d+(\.\d{1,2})?)?", row[col]), (col, row[col])
+    assert any(row["new_sites"] == "" for row in rows)  # the cloudy quarter: missing, not 0
+    back = pd.read_csv(paths["csv"])
+    assert back["cumulative_area_ha"].to_numpy() == pytest.approx(
+        act["cumulative_area_ha"].to_numpy(), abs=0.005
+    )
+    # CSVW sidecar: every CSV column with datatype, unit and meaning
+    meta = json.loads(paths["csv-metadata.json"].read_text())
+    assert paths["csv-metadata.json"].name == "timeseries.csv-metadata.json"
+    assert meta["url"] == "timeseries.csv"
+    described = {c["name"]: c for c in meta["tableSchema"]["columns"]}
+    assert list(described) == cols
+    for name, col in described.items():
+        assert col["dc:description"], name
+    assert described["new_area_ha"]["schema:unitText"] == "ha"
+    assert described["new_sites"]["datatype"] == "integer"
+
+
+def test_docs_data_dictionary_matches_the_code():
+    from kpgeo.timeseries import TIMESERIES_COLUMNS
+
+    doc = (Path(__file__).parents[1] / "docs" / "outputs.md").read_text(encoding="utf-8")
+    for name, (_, unit, _) in TIMESERIES_COLUMNS.items():
+        row = next((line for line in doc.splitlines() if line.startswith(f"| `{name}` |")), None)
+        assert row is not None, f"docs/outputs.md does not describe {name}"
+        assert f"| {unit or '–'} |" in row, (name, unit, row)
