@@ -26,6 +26,9 @@ SUBCOMMANDS: dict[str, str] = {
     "evaluate": "kpgeo.cli.evaluate:evaluate",
     "report": "kpgeo.cli.report:report",
     "run": "kpgeo.cli.run:run",
+    "sample": "kpgeo.cli.sample:sample",
+    "area": "kpgeo.cli.area:area",
+    "production": "kpgeo.cli.production:production",
 }
 
 
