@@ -4,13 +4,18 @@
 pipelines use: from footprints (+ clear coverage, + optionally imagery for
 true-colour composites) it writes into a directory
 
-* ``timeseries.csv`` / ``timeseries.parquet`` / ``timeseries.png``
-  (:mod:`kpgeo.timeseries`),
-* ``map.html`` (:mod:`kpgeo.webmap`; self-contained with ``offline=True``),
+* ``timeseries.csv`` / ``timeseries.csv-metadata.json`` (its data dictionary)
+  / ``timeseries.parquet`` / ``timeseries.png`` (:mod:`kpgeo.timeseries`),
+* ``map.html`` (:mod:`kpgeo.webmap`; Leaflet inlined, no tiles with ``offline=True``),
 * ``map_<zone id>.png`` (:mod:`kpgeo.staticmap`),
 * ``bulletin.html``: a self-contained per-run bulletin (images inlined as
   base64) rendered by Jinja2 with autoescaping, so zone names and other data
   are always HTML-escaped.
+
+One palette colours the periods of first detection on every map of the run
+(:func:`kpgeo.staticmap.period_palette` over all periods of the time series).
+Before/after views (see :func:`zone_compare_dates`) are medians of a few clear
+images, not of long periods, so that they show the change.
 """
 
 from __future__ import annotations
@@ -24,9 +29,15 @@ from typing import Any
 
 import pandas as pd
 
-from kpgeo.errors import ConfigError, NoDataError
+from kpgeo.errors import ConfigError
 
-__all__ = ["REPORT_OUTPUTS", "write_report", "render_bulletin", "zone_file_stem"]
+__all__ = [
+    "REPORT_OUTPUTS",
+    "write_report",
+    "render_bulletin",
+    "zone_file_stem",
+    "zone_compare_dates",
+]
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +115,70 @@ def _sites(fp: Any) -> list[dict[str, Any]]:
                 "state": str(row.get("state", "–")),
                 "area_ha": _f(row.get("area_ha")),
                 "confidence": _f(row.get("confidence")),
-                "lat": f"{pt.y:.5f}",
-                "lon": f"{pt.x:.5f}",
+                "lat": f"{pt.y:.6f}",
+                "lon": f"{pt.x:.6f}",
                 "location": "inside" if bool(row.get("inside_zone", True)) else "outside (ring)",
             }
         )
     return rows
+
+
+def _imaging(zone: Any, coverage: pd.DataFrame | None) -> dict[str, Any]:
+    """Summarise what the imagery covered of a zone: imaged area and share, dates, last date."""
+    out = {"imaged_ha": "–", "imaged_pct": "–", "n_images": 0, "last_image": "–"}
+    if coverage is None or not len(coverage):
+        return out
+    rows = coverage[coverage["region"].astype(str) == str(zone.id)]
+    if not len(rows):
+        return out
+    out["n_images"] = int(rows["date"].nunique())
+    out["last_image"] = _date(pd.to_datetime(rows["date"]).max())
+    if "imaged_area_ha" in rows.columns and pd.notna(rows["imaged_area_ha"].iloc[0]):
+        imaged = float(rows["imaged_area_ha"].iloc[0])
+        out["imaged_ha"] = f"{imaged:,.0f}" if imaged >= 100 else f"{imaged:,.1f}"
+        share = 100.0 * imaged / zone.area_ha if zone.area_ha else float("nan")
+        out["imaged_pct"] = f"{share:.2g}" if share < 10 else f"{share:.0f}"
+    return out
+
+
+def _zone_row(zone, act, zfp, coverage, charts, maps, map_periods, freq) -> dict[str, Any]:
+    """Template values of one zone of the bulletin."""
+    from kpgeo.staticmap import period_labels
+    from kpgeo.webmap import png_data_url
+
+    zid = str(zone.id)
+    ins, ring = act[act["region"] == "zone"], act[act["region"] == "ring"]
+    inside = zfp["inside_zone"].astype(bool) if len(zfp) else pd.Series([], dtype=bool)
+    low = ins[ins["low_coverage"]]
+    sites = _sites(zfp)
+
+    def last(frame, col, spec=".2f"):
+        return _f(frame[col].iloc[-1] if len(frame) else None, spec)
+
+    return {
+        "id": zid,
+        "name": str(zone.name),
+        "country": str(getattr(zone, "country", "") or "–"),
+        "area_ha": f"{zone.area_ha:,.0f}",
+        **_imaging(zone, coverage),
+        "inside_ha": last(ins, "cumulative_area_ha"),
+        "ring_ha": last(ring, "cumulative_area_ha"),
+        "first_last_ha": last(ins, "new_area_ha"),
+        "first_last_sites": last(ins, "new_sites", ".0f"),
+        "ring_first_last_ha": last(ring, "new_area_ha"),
+        "ring_first_last_sites": last(ring, "new_sites", ".0f"),
+        "inside_sites": int(inside.sum()),
+        "ring_sites": int((~inside).sum()),
+        "low_periods": int(len(low)),
+        "n_periods": int(len(ins)),
+        "low_list": ", ".join(period_labels(low["period_start"], freq=freq)),
+        "chart": png_data_url(charts[zid]) if zid in charts else "",
+        "map": png_data_url(maps[zid]) if zid in maps else "",
+        "map_period": map_periods.get(zid, ""),
+        "sites": sites,
+        "n_sites": int(len(zfp)),
+        "sites_truncated": len(zfp) > len(sites),
+    }
 
 
 def render_bulletin(
@@ -117,6 +186,7 @@ def render_bulletin(
     zones: list[Any],
     footprints: Any,
     activity: pd.DataFrame,
+    coverage: pd.DataFrame | None = None,
     charts: Mapping[str, bytes] | None = None,
     maps: Mapping[str, bytes] | None = None,
     map_periods: Mapping[str, str] | None = None,
@@ -136,6 +206,9 @@ def render_bulletin(
         :func:`kpgeo.footprints.extract_footprints`).
     activity
         Output of :func:`kpgeo.timeseries.zone_activity`.
+    coverage
+        :func:`kpgeo.timeseries.clear_coverage` output: each zone's imaged area
+        (and its share of the zone), number of images and last image date.
     charts, maps
         PNG bytes per zone id (time-series chart, static map).
     map_periods
@@ -149,55 +222,23 @@ def render_bulletin(
     from datetime import UTC, datetime
 
     from kpgeo._version import __version__
+    from kpgeo.staticmap import period_labels
     from kpgeo.timeseries import norm_freq
-    from kpgeo.webmap import png_data_url
 
-    charts = charts or {}
-    maps = maps or {}
-    map_periods = map_periods or {}
     freq = norm_freq(freq)
     last_start = activity["period_start"].max() if len(activity) else None
-    from kpgeo.staticmap import period_labels
-
     last_period = period_labels([last_start], freq=freq).iloc[0] if last_start is not None else "–"
     zrows = []
     for zone in zones:
         zid = str(zone.id)
         act = activity[activity["zone"] == zid].sort_values("period_start")
-        ins, ring = act[act["region"] == "zone"], act[act["region"] == "ring"]
         zfp = footprints[footprints["zone"].astype(str) == zid] if len(footprints) else footprints
-        inside_fp = zfp[zfp["inside_zone"].astype(bool)] if len(zfp) else zfp
-        ring_fp = zfp[~zfp["inside_zone"].astype(bool)] if len(zfp) else zfp
-        low = ins[ins["low_coverage"]]
-        sites = _sites(zfp)
         zrows.append(
-            {
-                "id": zid,
-                "name": str(zone.name),
-                "country": str(getattr(zone, "country", "") or "–"),
-                "area_ha": f"{zone.area_ha:,.0f}",
-                "inside_ha": _f(ins["cumulative_area_ha"].iloc[-1] if len(ins) else None),
-                "ring_ha": _f(ring["cumulative_area_ha"].iloc[-1] if len(ring) else None),
-                "new_last_ha": _f(ins["new_area_ha"].iloc[-1] if len(ins) else None),
-                "ring_new_last_ha": _f(ring["new_area_ha"].iloc[-1] if len(ring) else None),
-                "inside_sites": int(len(inside_fp)),
-                "ring_sites": int(len(ring_fp)),
-                "low_periods": int(len(low)),
-                "n_periods": int(len(ins)),
-                "low_list": ", ".join(period_labels(low["period_start"], freq=freq)),
-                "chart": png_data_url(charts[zid]) if zid in charts else "",
-                "map": png_data_url(maps[zid]) if zid in maps else "",
-                "map_period": map_periods.get(zid, ""),
-                "sites": sites,
-                "n_sites": int(len(zfp)),
-                "sites_truncated": len(zfp) > len(sites),
-            }
+            _zone_row(
+                zone, act, zfp, coverage, charts or {}, maps or {}, map_periods or {}, freq
+            )
         )
-    dates = (
-        pd.concat([activity["period_start"], activity["period_end"]])
-        if len(activity)
-        else pd.Series([])
-    )
+    last_images = [z["last_image"] for z in zrows if z["last_image"] != "–"]
     return (
         _env()
         .get_template("bulletin.html.j2")
@@ -206,8 +247,7 @@ def render_bulletin(
             generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             version=__version__,
             period_name=_PERIOD_NAMES.get(freq, freq),
-            first_date=_date(dates.min()) if len(dates) else "–",
-            last_date=_date(dates.max()) if len(dates) else "–",
+            last_image=max(last_images) if last_images else "–",
             last_period=last_period,
             ring_km=f"{ring_width_m / 1000:g}",
             min_coverage_pct=f"{min_coverage * 100:g}",
@@ -282,9 +322,9 @@ def write_report(
     ring_width_m, min_coverage
         See :func:`kpgeo.timeseries.zone_activity`.
     compare_date
-        Split of the before/after composites; default: start of the last period.
+        Split of the before/after views; default: see :func:`zone_compare_dates`.
     offline
-        Self-contained web map (no internet needed).
+        Web map without basemap tiles (Leaflet is inlined either way).
     title
         Run title (plain text, escaped).
     overwrite
@@ -296,7 +336,14 @@ def write_report(
         Output file name -> path.
     """
     from kpgeo.io import atomic_path, ensure_out_dir
-    from kpgeo.staticmap import figure_png, plot_zone_map, true_colour
+    from kpgeo.staticmap import (
+        figure_png,
+        footprint_chips,
+        period_labels,
+        period_palette,
+        plot_zone_map,
+        true_colour,
+    )
     from kpgeo.timeseries import (
         clear_coverage,
         norm_freq,
@@ -349,27 +396,30 @@ def write_report(
         out / "timeseries.png", [charts[str(z.id)] for z in zones]
     )
 
-    split = (
-        pd.Timestamp(compare_date) if compare_date is not None else activity["period_start"].max()
+    palette = period_palette(
+        list(period_labels(activity["period_start"], freq=freq))
+        + (list(period_labels(footprints["first_detected"], freq=freq)) if len(footprints) else [])
     )
-    overlays, maps, map_periods = [], {}, {}
+    overlays, chips, maps, map_periods = [], {}, {}, {}
     for zone in zones:
         zid = str(zone.id)
         zcube = cubes.get(zid)
+        zfp = footprints[footprints["zone"].astype(str) == zid] if len(footprints) else footprints
         background = None
-        if zcube is not None and all(b in zcube for b in ("red", "green", "blue")):
-            overlays += composite_overlays(zcube, split_date=split)
-            try:
-                background = true_colour(zcube, start=split)
-                map_periods[zid] = f"{split:%Y-%m-%d} onwards"
-            except NoDataError:
-                background = None
+        if zcube is not None and all(b in zcube for b in ("red", "green", "blue", "clear")):
+            dates = zone_compare_dates(zcube, zfp, compare_date=compare_date)
+            overlays += composite_overlays(zcube, dates=dates, zone=zone)
+            chips |= footprint_chips(zcube, zfp)
+            if len(dates[1]):
+                background = true_colour(zcube, dates=dates[1])
+                map_periods[zid] = _describe_dates(dates[1])
         fig = plot_zone_map(
             footprints,
             zone,
             background=background,
             freq=freq,
             ring_width_m=ring_width_m,
+            palette=palette,
             period=(activity["period_start"].min(), activity["period_end"].max()),
         )
         maps[zid] = figure_png(fig)
@@ -384,6 +434,8 @@ def write_report(
         zones=zones,
         activity=activity,
         overlays=overlays,
+        chips=chips,
+        palette=palette,
         freq=freq,
         ring_width_m=ring_width_m,
         offline=offline,
@@ -393,6 +445,7 @@ def write_report(
         zones=zones,
         footprints=footprints,
         activity=activity,
+        coverage=coverage,
         charts=charts,
         maps=maps,
         map_periods=map_periods,
@@ -405,6 +458,62 @@ def write_report(
         Path(tmp).write_text(page, encoding="utf-8")
     outputs["bulletin.html"] = out / "bulletin.html"
     return outputs
+
+
+def zone_compare_dates(
+    cube: Any, footprints: Any = None, *, compare_date: Any = None, n_dates: int = 3
+) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
+    """Dates of a zone's before/after views (map overlays, static map background).
+
+    With ``compare_date``: the ``n_dates`` clear images just before it and those
+    from it on. Otherwise "before" is the clear images just before the zone's
+    earliest first detection (the earliest images when it has no footprint) and
+    "after" the most recent clear images, so the pair spans all detected change
+    but each side is only a few images (see :func:`kpgeo.staticmap.compare_dates`).
+
+    Parameters
+    ----------
+    cube
+        The zone's cube (``clear`` variable; its clear fraction per date is computed).
+    footprints
+        The zone's footprints (``first_detected``), or None.
+    compare_date
+        User-chosen split, or None.
+    n_dates
+        Images per side.
+
+    Returns
+    -------
+    tuple of pandas.DatetimeIndex
+        ``(before, after)``.
+    """
+    import numpy as np
+
+    from kpgeo.io import to_utc_naive
+    from kpgeo.staticmap import compare_dates
+
+    times = pd.DatetimeIndex(pd.to_datetime(cube["time"].values))
+    frac = np.asarray(cube["clear"].mean(("y", "x")).values)
+    if compare_date is not None:
+        return compare_dates(times, frac, split=compare_date, n_dates=n_dates)
+    _, after = compare_dates(times, frac, n_dates=n_dates)
+    first = (
+        to_utc_naive(footprints["first_detected"], what="footprints first_detected").min()
+        if footprints is not None and len(footprints)
+        else None
+    )
+    if first is None or pd.isna(first):
+        before, _ = compare_dates(times, frac, n_dates=n_dates)
+    else:
+        before, _ = compare_dates(times, frac, split=first, n_dates=n_dates)
+    return before[~before.isin(after)], after
+
+
+def _describe_dates(dates: pd.DatetimeIndex) -> str:
+    n = len(dates)
+    if n == 1:
+        return f"the clear image of {dates[0]:%Y-%m-%d}"
+    return f"the {n} most recent clear images ({dates.min():%Y-%m-%d} – {dates.max():%Y-%m-%d})"
 
 
 def _write_stacked(path: Path, pngs: list[bytes]) -> Path:

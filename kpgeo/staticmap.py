@@ -1,11 +1,19 @@
 """Static, report-ready maps: true-colour composites and per-zone footprint maps.
 
-:func:`true_colour` makes a cloud-free RGB picture of a period from the cube
-(median of the clear observations), optionally reprojected (e.g. to
-EPSG:3857 for a web map overlay). :func:`plot_zone_map` draws a zone's
-footprints, coloured by the period they were first detected, over such a
-composite, with the zone outline, its outside ring, a legend, a scale bar and
-a north arrow (matplotlib, Agg canvas; no display needed).
+:func:`true_colour` makes a cloud-free RGB picture of a period (or of chosen
+dates) from the cube (median of the clear observations), optionally
+reprojected (e.g. to EPSG:3857 for a web map overlay). :func:`compare_dates`
+picks the clear dates just before and just after a date, so that a
+before/after pair shows a change rather than two long averages;
+:func:`footprint_chips` makes such a pair for each footprint around its own
+first-detection date. :func:`plot_zone_map` draws a zone's footprints,
+coloured by the period they were first detected, over a composite, with the
+zone outline, its outside ring, a legend, a scale bar and a north arrow
+(matplotlib, Agg canvas; no display needed).
+
+Colours: :func:`period_palette` gives one colour per period for a whole run
+(all periods of its time series), so that the same period has the same colour
+on every static and web map of the run.
 """
 
 from __future__ import annotations
@@ -22,8 +30,12 @@ from kpgeo.errors import ConfigError, NoDataError
 
 __all__ = [
     "true_colour",
+    "compare_dates",
+    "footprint_chips",
     "period_labels",
     "period_colours",
+    "period_palette",
+    "UNDATED",
     "plot_zone_map",
     "write_zone_map",
     "figure_png",
@@ -31,12 +43,17 @@ __all__ = [
 
 _RGB = ("red", "green", "blue")
 
+#: period label of a footprint without a first-detection date
+UNDATED = "undated"
+_UNDATED_COLOUR = "#9e9e9e"
+
 
 def true_colour(
     cube: Any,
     *,
     start: Any = None,
     end: Any = None,
+    dates: Any = None,
     stretch: tuple[float, float] = (0.0, 0.3),
     crs: Any = None,
     resolution: float | None = None,
@@ -51,6 +68,8 @@ def true_colour(
         (reflectance, NaN where not clear).
     start, end
         Inclusive date window (date-likes); None = open.
+    dates
+        Exact cube dates to use instead of a window (e.g. from :func:`compare_dates`).
     stretch
         Reflectance mapped to 0 and 255.
     crs
@@ -82,9 +101,15 @@ def true_colour(
     missing = [b for b in _RGB if b not in cube]
     if missing:
         raise MissingBandError(f"cube lacks band(s) {missing} for a true-colour composite")
-    sub = cube[list(_RGB)].sel(time=slice(start, end))
-    if sub.sizes.get("time", 0) == 0:
-        raise NoDataError(f"no cube date between {start} and {end}; choose another period")
+    if dates is not None:
+        wanted = pd.DatetimeIndex(pd.to_datetime(list(dates)))
+        sub = cube[list(_RGB)].sel(time=wanted[wanted.isin(pd.to_datetime(cube["time"].values))])
+        if sub.sizes.get("time", 0) == 0:
+            raise NoDataError(f"none of the dates {list(wanted.date)} is a cube date")
+    else:
+        sub = cube[list(_RGB)].sel(time=slice(start, end))
+        if sub.sizes.get("time", 0) == 0:
+            raise NoDataError(f"no cube date between {start} and {end}; choose another period")
     if sub.chunks:
         sub = sub.chunk({"time": -1})
     med = sub.median("time", skipna=True)
@@ -109,13 +134,188 @@ def true_colour(
         # pixels never clear in the window have an all-NaN median: transparent, not an error
         warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
         rgb = med.to_array("band").transpose("y", "x", "band").compute()
-    lo, hi = stretch
-    vals = rgb.values.astype("float32")
-    valid = np.all(np.isfinite(vals), axis=-1)
-    scaled = np.clip((np.nan_to_num(vals) - lo) / (hi - lo), 0.0, 1.0) * 255.0
-    rgba = np.concatenate([scaled, (valid * 255.0)[..., None]], axis=-1).astype("uint8")
+    rgba = _to_rgba(rgb.values, stretch)
     coords = {k: v for k, v in rgb.coords.items() if k in ("y", "x", "spatial_ref")}
     return xr.DataArray(rgba, dims=("y", "x", "band"), coords={**coords, "band": list("rgba")})
+
+
+def _to_rgba(vals: np.ndarray, stretch: tuple[float, float]) -> np.ndarray:
+    """Reflectance (y, x, 3) -> uint8 RGBA, transparent where any band is NaN."""
+    lo, hi = stretch
+    vals = np.asarray(vals, dtype="float32")
+    valid = np.all(np.isfinite(vals), axis=-1)
+    scaled = np.clip((np.nan_to_num(vals) - lo) / (hi - lo), 0.0, 1.0) * 255.0
+    return np.concatenate([scaled, (valid * 255.0)[..., None]], axis=-1).astype("uint8")
+
+
+def compare_dates(
+    dates: Any,
+    clear_fraction: Any = None,
+    *,
+    split: Any = None,
+    n_dates: int = 3,
+    min_clear: float = 0.5,
+) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
+    """Clear dates just before and just after ``split``, for a before/after pair.
+
+    Parameters
+    ----------
+    dates
+        Image dates (date-likes).
+    clear_fraction
+        Clear fraction of each date over the area shown (same length); None:
+        every date counts as clear.
+    split
+        First date of the "after" side. None: "after" is the most recent clear
+        dates and "before" the earliest ones.
+    n_dates
+        Dates per side (the nearest to ``split`` that are clear enough).
+    min_clear
+        A date is clear enough when its clear fraction reaches this; a side with
+        no such date falls back to its single clearest date (if any pixel was clear).
+
+    Returns
+    -------
+    tuple of pandas.DatetimeIndex
+        ``(before, after)``, each sorted, possibly empty.
+    """
+    times = pd.DatetimeIndex(pd.to_datetime(list(dates)))
+    frac = (
+        np.ones(len(times))
+        if clear_fraction is None
+        else np.nan_to_num(np.asarray(clear_fraction, dtype="float64"))
+    )
+    if len(frac) != len(times):
+        raise ConfigError(f"{len(times)} dates but {len(frac)} clear fractions")
+    order = np.argsort(times.values, kind="stable")
+    times, frac = times[order], frac[order]
+    if split is None:
+        before_side = np.arange(len(times))
+        after_side = before_side[::-1]
+    else:
+        cut = int(times.searchsorted(pd.Timestamp(split)))
+        before_side = np.arange(cut)[::-1]  # nearest to the split first
+        after_side = np.arange(cut, len(times))
+    return _pick(times, frac, before_side, n_dates, min_clear), _pick(
+        times, frac, after_side, n_dates, min_clear
+    )
+
+
+def _pick(times, frac, candidates, n, min_clear) -> pd.DatetimeIndex:
+    good = [i for i in candidates if frac[i] >= min_clear][:n]
+    if not good and len(candidates):
+        best = max(candidates, key=lambda i: frac[i])
+        good = [best] if frac[best] > 0 else []
+    return times[sorted(good)]
+
+
+def footprint_chips(
+    cube: Any,
+    footprints: Any,
+    *,
+    n_dates: int = 2,
+    margin_m: float = 60.0,
+    max_sites: int = 60,
+    min_clear: float = 0.5,
+    chip_px: int = 96,
+    stretch: tuple[float, float] = (0.0, 0.3),
+) -> dict[str, dict[str, Any]]:
+    """Small before/after true-colour views of each footprint around its first detection.
+
+    For each footprint (the ``max_sites`` largest), the window is its bounding
+    box plus ``margin_m``; "before" is the median of the ``n_dates`` clear dates
+    of that window just before ``first_detected``, "after" of those from it on
+    (clear: at least ``min_clear`` of the window's pixels clear, see
+    :func:`compare_dates`). Chips are enlarged (nearest neighbour) to about
+    ``chip_px`` pixels and the footprint outline is drawn in yellow. Two dask
+    passes over the cube (clear fractions, then medians), each shared by all
+    footprints.
+
+    Parameters
+    ----------
+    cube
+        Cube with ``red``, ``green``, ``blue`` and ``clear``, projected CRS.
+    footprints
+        GeoDataFrame with ``id``, ``first_detected``, ``area_ha`` (any CRS).
+
+    Returns
+    -------
+    dict
+        footprint id -> ``{"before", "after"}``, each ``{"rgba": uint8 array
+        (y, x, 4), "dates": DatetimeIndex}`` or None when that side has no clear date.
+    """
+    import dask
+
+    from kpgeo.io import to_utc_naive
+
+    if not len(footprints) or any(b not in cube for b in (*_RGB, "clear")):
+        return {}
+    crs = cube.odc.geobox.crs
+    fp = footprints.to_crs(str(crs))
+    fp["first_detected"] = to_utc_naive(
+        fp["first_detected"], what="footprints first_detected"
+    ).to_numpy()
+    fp = fp[fp["first_detected"].notna()]
+    fp = fp.loc[fp.geometry.area.sort_values(ascending=False).index[:max_sites]]
+    times = pd.DatetimeIndex(pd.to_datetime(cube["time"].values))
+    windows = {}
+    for idx, row in fp.iterrows():
+        x0, y0, x1, y1 = row.geometry.buffer(margin_m).bounds
+        win = cube.sel(x=slice(x0, x1), y=slice(y1, y0) if _y_descending(cube) else slice(y0, y1))
+        if win.sizes["x"] and win.sizes["y"]:
+            windows[idx] = win
+    fractions = dask.compute({k: w["clear"].mean(("y", "x")) for k, w in windows.items()})[0]
+    lazy = {}
+    for idx, win in windows.items():
+        sides = compare_dates(
+            times,
+            np.asarray(fractions[idx]),
+            split=fp.loc[idx, "first_detected"],
+            n_dates=n_dates,
+            min_clear=min_clear,
+        )
+        for side, sel in zip(("before", "after"), sides, strict=True):
+            if len(sel):
+                rgb = win[list(_RGB)].sel(time=sel).median("time", skipna=True)
+                lazy[(idx, side)] = (rgb.to_array("band").transpose("y", "x", "band"), sel)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        values = dask.compute({k: v[0] for k, v in lazy.items()})[0]
+    out: dict[str, dict[str, Any]] = {}
+    for idx in windows:
+        sid = str(fp.loc[idx, "id"]) if "id" in fp.columns else str(idx)
+        out[sid] = {}
+        for side in ("before", "after"):
+            if (idx, side) not in lazy:
+                out[sid][side] = None
+                continue
+            rgba = _to_rgba(np.asarray(values[(idx, side)]), stretch)
+            # enlarge (nearest) so that the outline is thin next to the 10 m pixels
+            k = max(1, chip_px // max(rgba.shape[:2]))
+            rgba = np.repeat(np.repeat(rgba, k, axis=0), k, axis=1)
+            _draw_outline(rgba, fp.loc[idx].geometry, windows[idx])
+            out[sid][side] = {"rgba": rgba, "dates": lazy[(idx, side)][1]}
+    return out
+
+
+def _y_descending(cube: Any) -> bool:
+    y = cube["y"].values
+    return y.size < 2 or bool(y[0] > y[-1])
+
+
+def _draw_outline(rgba: np.ndarray, geom: Any, win: Any) -> None:
+    """Burn a polygon's outline (yellow, opaque) into an RGBA chip of window ``win``."""
+    from rasterio.features import rasterize
+    from rasterio.transform import from_bounds
+
+    left, right, bottom, top = _extent(win)
+    ny, nx = rgba.shape[:2]
+    if _y_descending(win):
+        transform = from_bounds(left, bottom, right, top, nx, ny)
+    else:  # rows run south to north: flip the mask back
+        transform = from_bounds(left, top, right, bottom, nx, ny)
+    line = rasterize([geom.boundary], out_shape=(ny, nx), transform=transform, all_touched=True)
+    rgba[line.astype(bool)] = (255, 212, 0, 255)
 
 
 def period_labels(dates: Any, *, freq: str = "QS") -> pd.Series:
@@ -164,6 +364,27 @@ def period_colours(n: int) -> list[str]:
 
     cmap = colormaps["plasma"]
     return [to_hex(cmap(0.1 + 0.8 * (i / max(n - 1, 1)))) for i in range(n)]
+
+
+def period_palette(labels: Any) -> dict[str, str]:
+    """One colour per period label, for every map of a run.
+
+    Parameters
+    ----------
+    labels
+        Period labels (from :func:`period_labels`), e.g. every period of the
+        run's time series plus those of its footprints; repeats and None ignored.
+
+    Returns
+    -------
+    dict
+        label -> hex colour: the plasma ramp over the sorted dated labels, and
+        grey for :data:`UNDATED`. The same labels always give the same colours.
+    """
+    dated = sorted({str(lab) for lab in labels if lab is not None and str(lab) != UNDATED})
+    palette = dict(zip(dated, period_colours(len(dated)), strict=True))
+    palette[UNDATED] = _UNDATED_COLOUR
+    return palette
 
 
 def _mpl_text(text: Any) -> str:
@@ -245,6 +466,7 @@ def plot_zone_map(
     period: tuple[Any, Any] | None = None,
     freq: str = "QS",
     ring_width_m: float = 5000.0,
+    palette: dict[str, str] | None = None,
     title: str | None = None,
     figsize: tuple[float, float] = (7.0, 7.0),
 ) -> Any:
@@ -267,6 +489,9 @@ def plot_zone_map(
         Period used to group first-detection colours (``"QS"`` quarters).
     ring_width_m
         Width of the outside ring drawn dashed, metres.
+    palette
+        Period label -> colour for the whole run (:func:`period_palette`);
+        default: a palette over this zone's own periods.
 
     Returns
     -------
@@ -309,9 +534,11 @@ def plot_zone_map(
         ax.set_facecolor("#f2efe9")
     handles = []
     if len(fp):
-        labels = period_labels(fp["first_detected"], freq=freq).fillna("unknown")
-        cats = sorted(labels.unique())
-        for cat, colour in zip(cats, period_colours(len(cats)), strict=True):
+        labels = period_labels(fp["first_detected"], freq=freq).fillna(UNDATED)
+        cats = sorted(labels.unique(), key=lambda c: (c == UNDATED, c))
+        colours = period_palette(cats) | (palette or {})
+        for cat in cats:
+            colour = colours[cat]
             fp[labels.to_numpy() == cat].plot(
                 ax=ax, facecolor=colour, edgecolor="black", linewidth=0.4, alpha=0.85, zorder=3
             )

@@ -1,24 +1,32 @@
-"""Interactive web map of a run (folium / Leaflet), optionally fully offline.
+"""Interactive web map of a run (folium / Leaflet) that works with or without internet.
 
-:func:`make_map` builds one map of all zones: zone outlines (click: a popup
-with the zone's activity chart), the rings just outside them, footprints
-coloured by the period they were first detected (one layer per period, with a
-time slider that shows everything detected up to a period; click: area, dates,
-state, confidence, zone, inside/outside), optional before/after true-colour
-overlays made from the cube, a layer control, a legend and a scale bar.
-:func:`write_map` writes it as ``map.html``.
+:func:`make_map` builds one map of all zones. Per zone, one layer group each
+(named after the zone) for its outline and outside ring (click: a popup with
+the zone's activity chart), its footprints and its before/after true-colour
+views. Footprints are coloured by the period they were first detected, with
+one palette for the whole run (:func:`kpgeo.staticmap.period_palette`); a time
+slider covers every period of the time series (low-coverage periods marked)
+and shows what was detected up to a period; a footprint's popup gives its
+area, dates, state, confidence and location and, when imagery is given, small
+before/after views around its own first detection
+(:func:`kpgeo.staticmap.footprint_chips`). "Zoom to" buttons bookmark each
+zone; the map opens on the zone with the most mapped mining. A swipe control
+compares each zone's before and after views side by side. :func:`write_map`
+writes it as ``map.html``.
 
-Offline mode (``offline=True``) writes a self-contained HTML for field teams
-without internet: no basemap tiles and no external ``<script src>`` or
-``<link href>``; Leaflet's JavaScript, CSS and control icons are read at run
+Leaflet's JavaScript, CSS and control icons are always inlined, read at run
 time from the installed PyPI package ``xstatic-leaflet`` (Leaflet 1.9.3, the
-version folium pins) and inlined. Only Leaflet itself is needed: the map uses
-no jQuery, Bootstrap or marker-icon plugin.
+version folium pins): the page loads no script or style sheet from the
+internet, uses no jQuery, Bootstrap or marker plugin, and still draws zones,
+footprints and imagery without a network. Online (the default) it adds
+OpenStreetMap and Esri World Imagery basemap tiles and says so on the map if
+they cannot be loaded; ``offline=True`` leaves the tiles out altogether (a
+self-contained file for field teams, checked to reference nothing external).
 
 Every text from the data (zone names, ids, states...) is HTML-escaped before
-it reaches a popup, tooltip, legend or layer name; data are embedded with
-``tojson`` (which escapes ``<``, ``>``, ``&``), so a hostile zone name cannot
-inject markup or script.
+it reaches a popup, tooltip, legend or layer name, or set as text by the
+controls; data are embedded with ``tojson`` (which escapes ``<``, ``>``,
+``&``), so a hostile zone name cannot inject markup or script.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from kpgeo.errors import ConfigError
 
 __all__ = ["make_map", "write_map", "leaflet_assets", "png_data_url", "composite_overlays"]
 
+_TEMPLATES = Path(__file__).parent / "templates"
 _ZONE_STYLE = {
     "color": "#ffd400",
     "weight": 3,
@@ -50,6 +59,18 @@ _RING_STYLE = {
     "fill": False,
     "className": "kp-ring",
 }
+_TILES = (
+    ("OpenStreetMap", "OpenStreetMap", None),
+    (
+        "https://server.arcgisonline.com/ArcGIS/rest/services/World_Imagery/MapServer/tile/{z}/{y}/{x}",
+        "Esri World Imagery",
+        "Esri World Imagery",
+    ),
+)
+_POPUP_BIND = (
+    "function (feature, layer) {{ layer.bindPopup(feature.properties.popup_html, "
+    "{{maxWidth: {w}, maxHeight: {h}}}); }}"
+)
 
 
 # --------------------------------------------------------------------------- assets
@@ -83,8 +104,7 @@ def leaflet_assets() -> tuple[str, str]:
             pass
     if base is None or not (base / "leaflet.js").is_file():
         raise ConfigError(
-            "offline maps need Leaflet's files from an installed package: "
-            "pip install xstatic-leaflet"
+            "web maps need Leaflet's files from an installed package: pip install xstatic-leaflet"
         )
     js = (base / "leaflet.js").read_text(encoding="utf-8")
     css = (base / "leaflet.css").read_text(encoding="utf-8")
@@ -115,13 +135,22 @@ def _rgba_png(rgba: np.ndarray) -> bytes:
 
 
 def composite_overlays(
-    cube: Any, *, split_date: Any, start: Any = None, end: Any = None
+    cube: Any,
+    *,
+    split_date: Any = None,
+    dates: tuple[Any, Any] | None = None,
+    clear_fraction: Any = None,
+    n_dates: int = 3,
+    zone: Any = None,
 ) -> list[dict[str, Any]]:
-    """Before/after true-colour overlays around ``split_date`` for the web map.
+    """Before/after true-colour overlays for the web map.
 
-    The medians of the clear observations before ``split_date`` and from it on
-    are reprojected to EPSG:3857 (Leaflet's CRS, so the picture lines up
-    exactly) and encoded as PNG data URLs.
+    "Before" and "after" are medians of a few clear dates
+    (:func:`kpgeo.staticmap.compare_dates`): the ``n_dates`` clear dates just
+    before ``split_date`` and those from it on; without ``split_date``, the
+    earliest and the most recent clear dates. They are reprojected to
+    EPSG:3857 (Leaflet's CRS, so the picture lines up exactly) and encoded as
+    PNG data URLs.
 
     Parameters
     ----------
@@ -129,44 +158,53 @@ def composite_overlays(
         Cube with ``red``, ``green``, ``blue`` and ``clear`` (see
         :func:`kpgeo.staticmap.true_colour`).
     split_date
-        First date of the "after" side; earlier dates form the "before" side.
-    start, end
-        Optional outer limits of the before and after windows.
+        First date of the "after" side.
+    dates
+        ``(before_dates, after_dates)`` chosen by the caller, instead of ``split_date``.
+    clear_fraction
+        Clear fraction of each cube date; default: computed from ``clear``.
+    n_dates
+        Dates per side.
+    zone
+        The zone shown (its name prefixes the labels).
 
     Returns
     -------
     list of dict
-        ``{"label", "url", "bounds" [[south, west], [north, east]], "start", "end"}``
-        for each side that has data.
+        ``{"label", "side", "zone", "url", "bounds" [[south, west], [north, east]],
+        "start", "end", "dates"}`` for each side that has data.
     """
     from kpgeo.errors import NoDataError
-    from kpgeo.staticmap import true_colour
+    from kpgeo.staticmap import compare_dates, true_colour
 
-    split = pd.Timestamp(split_date)
+    times = pd.DatetimeIndex(pd.to_datetime(cube["time"].values))
+    if dates is None:
+        if clear_fraction is None and "clear" in cube:
+            clear_fraction = np.asarray(cube["clear"].mean(("y", "x")).values)
+        dates = compare_dates(times, clear_fraction, split=split_date, n_dates=n_dates)
+    prefix = f"{zone.name} — " if zone is not None else ""
     out = []
-    times = pd.to_datetime(cube["time"].values)
-    sides = (
-        ("before", start, split - pd.Timedelta(1, "ns"), times < split),
-        ("after", split, end, times >= split),
-    )
-    for side, a, b, sel in sides:
-        if not sel.any():
+    for side, sel in zip(("before", "after"), dates, strict=True):
+        sel = pd.DatetimeIndex(pd.to_datetime(list(sel)))
+        if not len(sel):
             continue
         try:
-            rgba = true_colour(cube, start=a, end=b, crs="EPSG:3857")
+            rgba = true_colour(cube, dates=sel, crs="EPSG:3857")
         except NoDataError:
             continue
         bbox = rgba.odc.geobox.extent.to_crs("EPSG:4326").boundingbox
-        first, last = times[sel].min(), times[sel].max()
-        label = f"True colour {side}: {first:%Y-%m-%d} – {last:%Y-%m-%d}"
+        first, last = sel.min(), sel.max()
+        n = f"{len(sel)} clear date{'s' if len(sel) > 1 else ''}"
         out.append(
             {
-                "label": label,
+                "label": f"{prefix}True colour {side}: {first:%Y-%m-%d} – {last:%Y-%m-%d} ({n})",
                 "side": side,
+                "zone": None if zone is None else str(zone.id),
                 "url": png_data_url(_rgba_png(rgba.values)),
                 "bounds": [[bbox.bottom, bbox.left], [bbox.top, bbox.right]],
                 "start": first,
                 "end": last,
+                "dates": sel,
             }
         )
     return out
@@ -193,19 +231,40 @@ def _table(rows: list[tuple[str, Any]]) -> str:
     return f"<table class='kp-table'>{cells}</table>"
 
 
-def _footprint_popup(row: Any, zone_name: str) -> str:
+def _chips_html(chips: dict[str, Any] | None) -> str:
+    """Before/after thumbnails of one footprint (from footprint_chips)."""
+    if not chips:
+        return ""
+    figs = []
+    for side in ("before", "after"):
+        chip = chips.get(side)
+        if chip is None:
+            figs.append(f"<figure><figcaption>{side}: no clear image</figcaption></figure>")
+            continue
+        days = ", ".join(f"{d:%Y-%m-%d}" for d in chip["dates"])
+        figs.append(
+            f"<figure><img class='kp-chip kp-chip-{side}' alt='{side}' "
+            f"src='{png_data_url(_rgba_png(chip['rgba']))}'>"
+            f"<figcaption>{side}: {html.escape(days)}</figcaption></figure>"
+        )
+    return "<div class='kp-chips'>" + "".join(figs) + "</div>"
+
+
+def _footprint_popup(row: Any, zone_name: str, chips: dict[str, Any] | None = None) -> str:
     inside = "inside zone" if bool(row.get("inside_zone", True)) else "outside zone (ring)"
     rows = [
         ("Site", _fmt(row.get("id"))),
         ("Area", f"{_fmt(row.get('area_ha'), '.2f')} ha"),
         ("First detected", _fmt(row.get("first_detected"))),
         ("Last active", _fmt(row.get("last_active"))),
-        ("State", _fmt(row.get("state"))),
+        ("State (last image)", _fmt(row.get("state"))),
         ("Confidence", _fmt(row.get("confidence"), ".2f")),
         ("Zone", zone_name),
         ("Location", inside),
     ]
-    return "<div class='kp-popup kp-footprint-popup'>" + _table(rows) + "</div>"
+    return (
+        "<div class='kp-popup kp-footprint-popup'>" + _table(rows) + _chips_html(chips) + "</div>"
+    )
 
 
 def _zone_popup(zone: Any, chart_png: bytes | None, totals: dict[str, Any]) -> str:
@@ -218,82 +277,292 @@ def _zone_popup(zone: Any, chart_png: bytes | None, totals: dict[str, Any]) -> s
     return f"<div class='kp-popup kp-zone-popup'><b>{name}</b>{_table(rows)}{img}</div>"
 
 
-# --------------------------------------------------------------------------- map
-_TIME_JS = """
-{% macro script(this, kwargs) %}
-(function () {
-    var map = {{ this._parent.get_name() }};
-    var layers = [{% for n in this.layer_names %}{{ n }}{{ "," if not loop.last }}{% endfor %}];
-    var labels = {{ this.labels|tojson }};
-    var Ctl = L.Control.extend({
-        options: {position: "bottomleft"},
-        onAdd: function () {
-            var div = L.DomUtil.create("div", "kp-time-control leaflet-bar");
-            div.style.background = "white"; div.style.padding = "6px 8px";
-            div.style.font = "12px sans-serif";
-            var title = L.DomUtil.create("div", "", div);
-            title.textContent = "Footprints detected up to:";
-            var input = L.DomUtil.create("input", "kp-time-slider", div);
-            input.type = "range"; input.min = 0; input.max = labels.length - 1; input.step = 1;
-            input.value = labels.length - 1; input.style.width = "180px";
-            var label = L.DomUtil.create("span", "kp-time-label", div);
-            label.style.marginLeft = "6px";
-            function apply(v) {
-                for (var i = 0; i < layers.length; i++) {
-                    if (i <= v) { if (!map.hasLayer(layers[i])) { map.addLayer(layers[i]); } }
-                    else if (map.hasLayer(layers[i])) { map.removeLayer(layers[i]); }
-                }
-                label.textContent = labels[v];
-            }
-            input.addEventListener("input", function () { apply(parseInt(input.value, 10)); });
-            input.addEventListener("change", function () { apply(parseInt(input.value, 10)); });
-            L.DomEvent.disableClickPropagation(div);
-            L.DomEvent.disableScrollPropagation(div);
-            apply(labels.length - 1);
-            return div;
-        }
-    });
-    new Ctl().addTo(map);
-})();
-{% endmacro %}
-"""
+# --------------------------------------------------------------------------- pieces
+def _control(template: str, **attrs: Any) -> Any:
+    """Return a branca MacroElement rendering ``templates/<template>`` with ``attrs``."""
+    from branca.element import MacroElement, Template
 
-_LEGEND_JS = """
-{% macro script(this, kwargs) %}
-(function () {
-    var map = {{ this._parent.get_name() }};
-    var Legend = L.Control.extend({
-        options: {position: "bottomright"},
-        onAdd: function () {
-            var div = L.DomUtil.create("div", "kp-legend");
-            div.style.background = "rgba(255,255,255,0.9)"; div.style.padding = "6px 8px";
-            div.style.font = "12px sans-serif"; div.style.borderRadius = "4px";
-            div.innerHTML = {{ this.html|tojson }};
-            return div;
-        }
-    });
-    new Legend().addTo(map);
-})();
-{% endmacro %}
-"""
+    el = MacroElement()
+    el._template = Template((_TEMPLATES / template).read_text(encoding="utf-8"))
+    for key, value in attrs.items():
+        setattr(el, key, value)
+    return el
 
 
 def _to_feature_collection(gdf: Any, props: list[dict[str, Any]]) -> dict[str, Any]:
     from shapely.geometry import mapping
 
     feats = [
-        {"type": "Feature", "geometry": mapping(geom), "properties": p}
+        {"type": "Feature", "geometry": _round_coords(mapping(geom)), "properties": p}
         for geom, p in zip(gdf.geometry, props, strict=True)
     ]
     return {"type": "FeatureCollection", "features": feats}
 
 
+def _round_coords(geo: Any, decimals: int = 6) -> Any:
+    """GeoJSON geometry mapping with coordinates rounded (1e-6 degree is about 0.1 m)."""
+    if isinstance(geo, dict):
+        return {k: _round_coords(v, decimals) for k, v in geo.items()}
+    if isinstance(geo, list | tuple):
+        return [_round_coords(v, decimals) for v in geo]
+    if isinstance(geo, float):
+        return round(geo, decimals)
+    return geo
+
+
+def _base_map(offline: bool) -> Any:
+    """Return a folium map with Leaflet inlined and basemap tiles unless offline."""
+    import folium
+    from branca.element import Element
+
+    m = folium.Map(location=[0, 0], tiles=None, control_scale=True, zoom_control=True)
+    js, css = leaflet_assets()
+    m.default_js = []
+    m.default_css = []
+    root = m.get_root()
+    root.header.add_child(Element(f"<style>{css}</style>"), name="leaflet_css_inline")
+    root.header.add_child(Element(f"<script>{js}</script>"), name="leaflet_js_inline")
+    kp_css = (_TEMPLATES / "map.css").read_text(encoding="utf-8").replace("</", "<\\/")
+    root.header.add_child(Element(f"<style>{kp_css}</style>"), name="kp_css")
+    if offline:
+        root.header.add_child(
+            Element("<style>.leaflet-container{background:#f2efe9}</style>"), name="kp_bg"
+        )
+        return m
+    tiles = []
+    for url, name, attr in _TILES:
+        layer = folium.TileLayer(url, name=name, **({"attr": attr} if attr else {}))
+        layer.add_to(m)
+        tiles.append(layer.get_name())
+    m.add_child(_control("map_tile_notice.js.j2", tile_layers=tiles), name="kp_tile_notice")
+    return m
+
+
+def _period_axis(
+    activity: pd.DataFrame | None, labels: pd.Series, freq: str, names: dict[str, str]
+) -> tuple[list[str], list[str]]:
+    """Slider steps: every period of the time series (+ footprint periods outside it).
+
+    Returns the period labels in order and, per period, a note naming the zones
+    whose coverage was low then ("" when none).
+    """
+    from kpgeo.staticmap import UNDATED, period_labels
+
+    low: dict[str, list[str]] = {}
+    steps: set[str] = set()
+    if activity is not None and len(activity):
+        inside = activity[activity["region"] == "zone"]
+        plabels = period_labels(inside["period_start"], freq=freq).to_numpy()
+        steps |= set(plabels)
+        for lab, zid, flag in zip(plabels, inside["zone"], inside["low_coverage"], strict=True):
+            if bool(flag):
+                low.setdefault(lab, []).append(names.get(str(zid), str(zid)))
+    steps |= set(labels.unique())
+    order = sorted(steps, key=lambda s: (s == UNDATED, s))
+    notes = [
+        "low clear coverage: " + ", ".join(dict.fromkeys(low[lab])) if lab in low else ""
+        for lab in order
+    ]
+    return order, notes
+
+
+def _zone_totals(activity: pd.DataFrame | None, names: dict[str, str]) -> tuple[dict, dict]:
+    """Per zone id: activity chart PNG and popup totals."""
+    from kpgeo.staticmap import figure_png
+    from kpgeo.timeseries import plot_activity
+
+    charts: dict[str, bytes] = {}
+    totals: dict[str, dict[str, Any]] = {}
+    if activity is None or not len(activity):
+        return charts, totals
+    for zid in pd.unique(activity["zone"]):
+        zid = str(zid)
+        try:
+            fig = plot_activity(activity, zone=zid, title=names.get(zid, zid))
+        except ConfigError:
+            continue
+        charts[zid] = figure_png(fig, dpi=70)
+        sub = activity[activity["zone"] == zid]
+        last = sub.sort_values("period_start").groupby("region").last()
+        totals[zid] = {
+            "Footprint inside (ha)": _fmt(last["cumulative_area_ha"].get("zone"), ".2f"),
+            "Footprint in ring (ha)": _fmt(last["cumulative_area_ha"].get("ring"), ".2f"),
+        }
+    return charts, totals
+
+
+def _add_zone_layers(m: Any, zones: list[Any], activity: Any, ring_width_m: float) -> None:
+    """One layer group per zone: outline (popup: chart and totals) and outside ring."""
+    import folium
+    import geopandas as gpd
+
+    names = {str(z.id): str(z.name) for z in zones}
+    charts, totals = _zone_totals(activity, names)
+    km = f"{ring_width_m / 1000:g} km"
+    for zone in zones:
+        zid = str(zone.id)
+        fg = folium.FeatureGroup(name=html.escape(f"{zone.name} — zone and {km} ring"))
+        ring = gpd.GeoDataFrame({"id": [zid]}, geometry=[zone.ring(ring_width_m)], crs=4326)
+        folium.GeoJson(
+            _to_feature_collection(ring, [{"id": zid}]), style_function=lambda f: _RING_STYLE
+        ).add_to(fg)
+        outline = gpd.GeoDataFrame({"id": [zid]}, geometry=[zone.geometry], crs=4326)
+        props = [{"id": zid, "popup_html": _zone_popup(zone, charts.get(zid), totals.get(zid, {}))}]
+        folium.GeoJson(
+            _to_feature_collection(outline, props),
+            style_function=lambda f: _ZONE_STYLE,
+            on_each_feature=folium.JsCode(_POPUP_BIND.format(w=480, h=520)),
+        ).add_to(fg)
+        fg.add_to(m)
+
+
+def _add_footprints(
+    m: Any,
+    fp: Any,
+    labels: pd.Series,
+    zones: list[Any],
+    order: list[str],
+    palette: dict[str, str],
+    chips: dict[str, Any],
+) -> list[list[tuple[str, str]]]:
+    """Per zone a footprint layer group holding one GeoJSON layer per period.
+
+    Returns, per period of ``order``, the ``(group, layer)`` JS names the slider drives.
+    """
+    import folium
+
+    names = {str(z.id): str(z.name) for z in zones}
+    steps: list[list[tuple[str, str]]] = [[] for _ in order]
+    zone_of = fp["zone"].astype(str).to_numpy()
+    for zid in dict.fromkeys([str(z.id) for z in zones] + list(zone_of)):
+        in_zone = zone_of == zid
+        if not in_zone.any():
+            continue
+        zname = names.get(zid, zid)
+        fg = folium.FeatureGroup(name=html.escape(f"{zname} — footprints ({int(in_zone.sum())})"))
+        fg.add_to(m)
+        for i, lab in enumerate(order):
+            sel = fp[in_zone & (labels == lab).to_numpy()]
+            if not len(sel):
+                continue
+            props = [
+                {
+                    "id": _fmt(row.get("id")),
+                    "popup_html": _footprint_popup(row, zname, chips.get(str(row.get("id")))),
+                }
+                for _, row in sel.iterrows()
+            ]
+            style = {
+                "color": "#222222",
+                "weight": 1,
+                "fillColor": palette.get(lab, "#9e9e9e"),
+                "fillOpacity": 0.75,
+                "className": f"kp-footprint kp-period-{i}",
+            }
+            layer = folium.GeoJson(
+                _to_feature_collection(sel, props),
+                style_function=lambda f, s=style: s,
+                on_each_feature=folium.JsCode(_POPUP_BIND.format(w=340, h=460)),
+            )
+            layer.add_to(fg)
+            steps[i].append((fg.get_name(), layer.get_name()))
+    return steps
+
+
+def _add_overlays(m: Any, overlays: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Image overlays ("after" shown); returns the (before, after) JS name pairs per zone."""
+    import folium
+
+    sides: dict[Any, dict[str, str]] = {}
+    for ov in overlays:
+        layer = folium.raster_layers.ImageOverlay(
+            ov["url"],
+            bounds=ov["bounds"],
+            name=html.escape(ov["label"]),
+            show=ov.get("side") == "after",
+            opacity=1.0,
+            pixelated=False,
+            class_name=f"kp-overlay kp-overlay-{ov.get('side')}",
+        )
+        layer.add_to(m)
+        sides.setdefault(ov.get("zone"), {})[ov.get("side")] = layer.get_name()
+    return [(s["before"], s["after"]) for s in sides.values() if "before" in s and "after" in s]
+
+
+def _zone_views(
+    zones: list[Any], fp: Any, overlays: list[dict[str, Any]], ring_width_m: float
+) -> list[dict[str, Any]]:
+    """Per zone: the bounds to zoom to (its footprints and imagery, else its outline)."""
+    views = []
+    zone_of = fp["zone"].astype(str).to_numpy() if len(fp) else np.array([], dtype=str)
+    for zone in zones:
+        zid = str(zone.id)
+        boxes = [tuple(fp[zone_of == zid].total_bounds)] if (zone_of == zid).any() else []
+        boxes += [
+            (o["bounds"][0][1], o["bounds"][0][0], o["bounds"][1][1], o["bounds"][1][0])
+            for o in overlays
+            if o.get("zone") == zid
+        ]
+        n = int((zone_of == zid).sum())
+        if not boxes:
+            boxes = [zone.ring(ring_width_m).bounds]
+        w, s = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        e, n_ = max(b[2] for b in boxes), max(b[3] for b in boxes)
+        views.append(
+            {
+                "id": zid,
+                "label": str(zone.name),
+                "title": f"{zone.name}: {n} footprint(s)" if n else f"{zone.name}: whole zone",
+                "bounds": [[s, w], [n_, e]],
+            }
+        )
+    return views
+
+
+def _busiest_zone(zones: list[Any], fp: Any, activity: pd.DataFrame | None) -> int:
+    """Index of the zone with the most mapped mining (final cumulative area, else footprints)."""
+    score = {str(z.id): 0.0 for z in zones}
+    if activity is not None and len(activity):
+        last = activity.sort_values("period_start").groupby(["zone", "region"]).last()
+        for (zid, _), value in last["cumulative_area_ha"].items():
+            if str(zid) in score and pd.notna(value):
+                score[str(zid)] += float(value)
+    if not any(score.values()) and len(fp):
+        counts = fp["zone"].astype(str).value_counts()
+        score = {k: float(counts.get(k, 0)) for k in score}
+    return int(np.argmax([score[str(z.id)] for z in zones]))
+
+
+def _legend_html(title: str, ring_width_m: float, order, palette, present) -> str:
+    items = [
+        f"<div><b>{html.escape(title)}</b></div>",
+        "<div><span style='display:inline-block;width:18px;border-top:3px solid #ffd400'></span>"
+        " zone</div>",
+        "<div><span style='display:inline-block;width:18px;border-top:2px dashed #00bcd4'></span> "
+        f"{html.escape(f'{ring_width_m / 1000:g} km outside ring')}</div>",
+    ]
+    items += [
+        f"<div><span class='kp-swatch' style='background:{palette.get(lab, '#9e9e9e')}'></span>"
+        f" first detected {html.escape(lab)}</div>"
+        for lab in order
+        if lab in present
+    ]
+    items.append(
+        "<div><span class='kp-swatch kp-swatch-low'></span>"
+        " slider: low clear coverage</div>"
+    )
+    return "".join(items)
+
+
+# --------------------------------------------------------------------------- map
 def make_map(
     footprints: Any,
     *,
     zones: list[Any],
     activity: pd.DataFrame | None = None,
     overlays: list[dict[str, Any]] | None = None,
+    chips: dict[str, Any] | None = None,
+    palette: dict[str, str] | None = None,
     freq: str = "QS",
     ring_width_m: float = 5000.0,
     offline: bool = False,
@@ -308,16 +577,23 @@ def make_map(
     zones
         :class:`kpgeo.zones.Zone` objects to outline (with their rings).
     activity
-        Output of :func:`kpgeo.timeseries.zone_activity`: adds each zone's
-        chart and totals to its popup.
+        Output of :func:`kpgeo.timeseries.zone_activity`: each zone's chart
+        and totals in its popup, the slider's periods and their coverage, the
+        zone the map opens on.
     overlays
-        From :func:`composite_overlays` (before/after true colour).
+        From :func:`composite_overlays` (before/after true colour, per zone).
+    chips
+        From :func:`kpgeo.staticmap.footprint_chips`: before/after views in
+        the footprint popups.
+    palette
+        Period label -> colour for the whole run
+        (:func:`kpgeo.staticmap.period_palette`); default: over the slider's periods.
     freq
         Period used for the colours, layers and slider (``"QS"`` quarters).
     ring_width_m
         Width of the outside rings, metres.
     offline
-        Self-contained HTML: no tiles, Leaflet inlined (see module docstring).
+        No basemap tiles (see the module docstring; Leaflet is inlined either way).
     title
         Plain-text title shown in the legend.
 
@@ -325,184 +601,50 @@ def make_map(
     -------
     folium.Map
     """
-    import folium
-    import geopandas as gpd
-    from branca.element import Element, MacroElement, Template
-
     from kpgeo.io import to_utc_naive
-    from kpgeo.staticmap import figure_png, period_colours, period_labels
-    from kpgeo.timeseries import plot_activity
+    from kpgeo.staticmap import UNDATED, period_labels, period_palette
 
     if not zones:
         raise ConfigError("make_map needs at least one zone (kpgeo.zones.get_zone(...))")
-    zgdf = gpd.GeoDataFrame(
-        {"id": [str(z.id) for z in zones]}, geometry=[z.geometry for z in zones], crs="EPSG:4326"
-    )
-    rings = [z.ring(ring_width_m) for z in zones]
-    minx, miny, maxx, maxy = gpd.GeoSeries(rings, crs=4326).total_bounds
+    overlays = list(overlays or [])
     names = {str(z.id): str(z.name) for z in zones}
-
-    m = folium.Map(
-        location=[(miny + maxy) / 2, (minx + maxx) / 2],
-        tiles=None,
-        control_scale=True,
-        zoom_control=True,
-    )
-    m.get_root().header.add_child(
-        Element(
-            "<style>.kp-popup{font:12px/1.3 sans-serif}.kp-popup th,.kp-popup td{padding:1px 4px}"
-            ".leaflet-control-layers{font:12px sans-serif}</style>"
-        ),
-        name="kp_css",
-    )
-    if offline:
-        js, css = leaflet_assets()
-        m.default_js = []
-        m.default_css = []
-        root = m.get_root()
-        root.header.add_child(Element(f"<style>{css}</style>"), name="leaflet_css_inline")
-        root.header.add_child(Element(f"<script>{js}</script>"), name="leaflet_js_inline")
-        root.header.add_child(
-            Element("<style>.leaflet-container{background:#f2efe9}</style>"), name="kp_bg"
-        )
-    else:
-        m.default_js = [("leaflet", m.default_js[0][1])]
-        m.default_css = [("leaflet_css", m.default_css[0][1])]
-        folium.TileLayer("OpenStreetMap", name="OpenStreetMap").add_to(m)
-        folium.TileLayer(
-            "https://server.arcgisonline.com/ArcGIS/rest/services/World_Imagery/MapServer/tile/{z}/{y}/{x}",
-            attr="Esri World Imagery",
-            name="Esri World Imagery",
-        ).add_to(m)
-
-    for ov in overlays or []:
-        folium.raster_layers.ImageOverlay(
-            ov["url"],
-            bounds=ov["bounds"],
-            name=html.escape(ov["label"]),
-            show=ov.get("side") == "after",
-            opacity=1.0,
-            pixelated=False,
-        ).add_to(m)
-
-    # zones and rings
-    charts: dict[str, bytes] = {}
-    totals: dict[str, dict[str, Any]] = {}
-    if activity is not None and len(activity):
-        for zid in pd.unique(activity["zone"]):
-            zid = str(zid)
-            try:
-                charts[zid] = figure_png(
-                    plot_activity(activity, zone=zid, title=names.get(zid, zid)), dpi=70
-                )
-            except ConfigError:
-                continue
-            sub = activity[activity["zone"] == zid]
-            last = sub.sort_values("period_start").groupby("region").last()
-            totals[zid] = {
-                "Footprint inside (ha)": _fmt(last["cumulative_area_ha"].get("zone"), ".2f"),
-                "Footprint in ring (ha)": _fmt(last["cumulative_area_ha"].get("ring"), ".2f"),
-            }
-    rgdf = gpd.GeoDataFrame({"id": zgdf["id"]}, geometry=rings, crs="EPSG:4326")
-    folium.GeoJson(
-        _to_feature_collection(rgdf, [{"id": i} for i in rgdf["id"]]),
-        name=html.escape(f"Outside rings ({ring_width_m / 1000:g} km)"),
-        style_function=lambda f: _RING_STYLE,
-    ).add_to(m)
-
-    zprops = [
-        {
-            "id": str(z.id),
-            "popup_html": _zone_popup(z, charts.get(str(z.id)), totals.get(str(z.id), {})),
-        }
-        for z in zones
-    ]
-    bind = (
-        "function (feature, layer) {{ layer.bindPopup(feature.properties.popup_html, "
-        "{{maxWidth: {w}, maxHeight: {h}}}); }}"
-    )
-    folium.GeoJson(
-        _to_feature_collection(zgdf, zprops),
-        name="Zones",
-        style_function=lambda f: _ZONE_STYLE,
-        on_each_feature=folium.JsCode(bind.format(w=480, h=520)),
-    ).add_to(m)
-    # footprints, one layer per first-detected period
-    fp = footprints
-    layer_names: list[str] = []
-    labels: list[str] = []
-    colours: list[str] = []
+    fp = footprints.to_crs(4326) if len(footprints) else footprints
     if len(fp):
-        fp = fp.to_crs(4326)
         first = to_utc_naive(fp["first_detected"], what="footprints first_detected")
-        per = period_labels(first, freq=freq).fillna("undated")
-        labels = sorted(per.unique(), key=lambda s: (s == "undated", s))
-        colours = period_colours(len(labels))
-        for i, (lab, colour) in enumerate(zip(labels, colours, strict=True)):
-            sel = fp[(per == lab).to_numpy()]
-            props = []
-            for _, row in sel.iterrows():
-                props.append(
-                    {
-                        "id": _fmt(row.get("id")),
-                        "area_ha": float(row["area_ha"])
-                        if "area_ha" in row and pd.notna(row["area_ha"])
-                        else None,
-                        "popup_html": _footprint_popup(
-                            row, names.get(str(row["zone"]), str(row["zone"]))
-                        ),
-                    }
-                )
-            style = {
-                "color": "#222222",
-                "weight": 1,
-                "fillColor": colour,
-                "fillOpacity": 0.75,
-                "className": f"kp-footprint kp-period-{i}",
-            }
-            fg = folium.FeatureGroup(name=html.escape(f"Detected {lab}"), show=True)
-            folium.GeoJson(
-                _to_feature_collection(sel, props),
-                style_function=lambda f, s=style: s,
-                on_each_feature=folium.JsCode(bind.format(w=320, h=400)),
-            ).add_to(fg)
-            fg.add_to(m)
-            layer_names.append(fg.get_name())
+        labels = period_labels(first, freq=freq).fillna(UNDATED).reset_index(drop=True)
+        fp = fp.reset_index(drop=True)
+    else:
+        labels = pd.Series([], dtype=object)
+    order, notes = _period_axis(activity, labels, freq, names)
+    palette = period_palette(order) | (palette or {})
+
+    m = _base_map(offline)
+    pairs = _add_overlays(m, overlays)
+    _add_zone_layers(m, zones, activity, ring_width_m)
+    steps = _add_footprints(m, fp, labels, zones, order, palette, chips or {}) if len(fp) else []
+
+    import folium
 
     folium.LayerControl(collapsed=False).add_to(m)
-    if layer_names:
-        ctl = MacroElement()
-        ctl._template = Template(_TIME_JS)
-        ctl.layer_names = layer_names
-        ctl.labels = labels
-        m.add_child(ctl, name="kp_time_control")
-
-    legend = MacroElement()
-    legend._template = Template(_LEGEND_JS)
-    items = [
-        f"<div><b>{html.escape(title)}</b></div>",
-        "<div><span style='display:inline-block;width:18px;border-top:3px solid #ffd400'></span>"
-        " zone</div>",
-        "<div><span style='display:inline-block;width:18px;border-top:2px dashed #00bcd4'></span> "
-        f"{html.escape(f'{ring_width_m / 1000:g} km outside ring')}</div>",
-    ]
-    items += [
-        f"<div><span style='display:inline-block;width:12px;height:12px;background:{c};"
-        f"border:1px solid #222'></span> first detected {html.escape(lab)}</div>"
-        for lab, c in zip(labels, colours, strict=True)
-    ]
-    legend.html = "".join(items)
-    m.add_child(legend, name="kp_legend")
-    # open on the detections (and imagery) when there are any, else on the zones
-    focus = [tuple(fp.total_bounds)] if len(fp) else []
-    focus += [
-        (o["bounds"][0][1], o["bounds"][0][0], o["bounds"][1][1], o["bounds"][1][0])
-        for o in overlays or []
-    ]
-    if focus:
-        minx, miny = min(b[0] for b in focus), min(b[1] for b in focus)
-        maxx, maxy = max(b[2] for b in focus), max(b[3] for b in focus)
-    m.fit_bounds([[miny, minx], [maxy, maxx]])
+    if order:
+        m.add_child(
+            _control("map_time_control.js.j2", period_layers=steps or [[] for _ in order],
+                     labels=order, notes=notes),
+            name="kp_time_control",
+        )
+    views = _zone_views(zones, fp, overlays, ring_width_m)
+    if len(zones) > 1:
+        every = [[min(v["bounds"][0][0] for v in views), min(v["bounds"][0][1] for v in views)],
+                 [max(v["bounds"][1][0] for v in views), max(v["bounds"][1][1] for v in views)]]
+        buttons = views + [{"id": "", "label": "all zones", "title": "all zones", "bounds": every}]
+        m.add_child(_control("map_zone_buttons.js.j2", zones=buttons), name="kp_zone_buttons")
+    if pairs:
+        m.add_child(_control("map_swipe.js.j2", pairs=pairs), name="kp_swipe")
+    present = set(labels.unique())
+    legend = _legend_html(title, ring_width_m, order, palette, present)
+    m.add_child(_control("map_legend.js.j2", html=legend), name="kp_legend")
+    # open on the detections (and imagery) of the busiest zone
+    m.fit_bounds(views[_busiest_zone(zones, fp, activity)]["bounds"])
     return m
 
 
@@ -515,18 +657,19 @@ def write_map(path: str | os.PathLike, footprints: Any, **kwargs: Any) -> Path:
 
     m = make_map(footprints, **kwargs)
     page = m.get_root().render()
-    if kwargs.get("offline"):
-        _check_offline(page, path)
+    _check_no_external_code(page, path, offline=bool(kwargs.get("offline")))
     with atomic_path(path) as tmp:
         Path(tmp).write_text(page, encoding="utf-8")
     return Path(path)
 
 
-def _check_offline(page: str, path: Any) -> None:
+def _check_no_external_code(page: str, path: Any, *, offline: bool) -> None:
+    """Refuse a map that loads scripts or styles (or, offline, anything) from the network."""
     import re
 
+    tags = r"(?:script|link|img)" if offline else r"(?:script|link)"
     bad = re.findall(
-        r"<(?:script|link|img)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//[^\"' >]+", page
+        rf"<{tags}\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//[^\"' >]+", page
     )
     if bad:
-        raise ConfigError(f"offline map {path} would still load external resources: {bad[:3]}")
+        raise ConfigError(f"map {path} would load external resources: {bad[:3]}")

@@ -11,7 +11,17 @@ import pytest
 from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _report_data import EVIL, RING_M, make_footprints, make_rgb_cube, make_zone  # noqa: E402
+from _report_data import (  # noqa: E402
+    EVIL,
+    RING_M,
+    UTM,
+    X0,
+    Y0,
+    make_cube,
+    make_footprints,
+    make_rgb_cube,
+    make_zone,
+)
 
 from kpgeo.report import REPORT_OUTPUTS, render_bulletin, write_report, zone_file_stem  # noqa: E402
 
@@ -57,9 +67,9 @@ def test_bulletin_content_and_escaping(report_dir):
     fp = make_footprints(crs="EPSG:4326")
     for sid, geom in zip(fp["id"], fp.geometry, strict=True):
         row = re.search(rf"<td>{sid}</td>(.*?)</tr>", page, re.S).group(1)
-        lat, lon = (float(v) for v in re.findall(r">(-?\d+\.\d{5})<", row))
-        assert lat == pytest.approx(geom.centroid.y, abs=2e-5)
-        assert lon == pytest.approx(geom.centroid.x, abs=2e-5)
+        lat, lon = (float(v) for v in re.findall(r">(-?\d+\.\d{6})<", row))
+        assert lat == pytest.approx(geom.centroid.y, abs=2e-6)
+        assert lon == pytest.approx(geom.centroid.x, abs=2e-6)
     assert "outside (ring)" in page and "low clear-sky coverage" in page
 
 
@@ -220,3 +230,112 @@ def test_cli_report_compare_date_splits_before_after_views(tmp_path):
     after = re.search(r"True colour after: (\d{4}-\d\d-\d\d) \\u2013 (\d{4}-\d\d-\d\d)", page)
     assert before and after, "before/after overlays missing"
     assert before.group(2) < "2020-03-01" <= after.group(1)
+
+
+# ------------------------------------------------------------ issue 8, items 15 and 16
+def test_bulletin_states_imaged_area_and_last_image_not_period_span():
+    from kpgeo.timeseries import clear_coverage, zone_activity, zone_regions
+
+    zone = make_zone(zid="z")
+    cov = clear_coverage(make_cube(), zone_regions([zone], ring_width_m=RING_M))
+    fp = make_footprints("z")
+    act = zone_activity(fp, cov, zones=[zone], ring_width_m=RING_M)
+    page = render_bulletin(zones=[zone], footprints=fp, activity=act, coverage=cov)
+    text = _text(page)
+    # the 120 x 120 px grid part of the zone: 144 ha imaged, about all of this small zone
+    share = 100 * 144.0 / zone.area_ha
+    assert f"Imaged: 144 ha of {zone.area_ha:,.0f} ha ({share:.0f} % of the zone)" in text
+    assert "last image 2020-11-25" in text
+    assert "2020-12-31" not in text and "2020-01-01" not in text  # no period span
+
+
+def test_bulletin_share_of_a_large_zone_is_small():
+    from kpgeo.timeseries import clear_coverage, zone_activity, zone_regions
+    from kpgeo.zones import get_zone
+
+    zone = get_zone("caf-berberati")
+    cov = clear_coverage(make_cube(), zone_regions([make_zone()], ring_width_m=RING_M))
+    cov["region"] = cov["region"].str.replace("test-zone", zone.id)
+    fp = make_footprints(zone.id)
+    act = zone_activity(fp, cov, zones=[zone], ring_width_m=RING_M)
+    page = render_bulletin(zones=[zone], footprints=fp, activity=act, coverage=cov)
+    share = 100 * 144.0 / zone.area_ha  # 144 ha of about 900,000 ha
+    assert re.search(rf"kp-imaged-share\">{share:.2g}&nbsp;%", page), share
+
+
+def test_bulletin_first_detected_is_not_called_new():
+    from kpgeo.timeseries import zone_activity
+
+    zone = make_zone(zid="z")
+    fp = make_footprints("z")
+    act = zone_activity(fp, None, zones=[zone], ring_width_m=RING_M)
+    page = render_bulletin(zones=[zone], footprints=fp, activity=act)
+    headers = re.findall(r"<th>(.*?)</th>", page, re.S)
+    assert not [h for h in headers if re.search(r"\bnew\b", h, re.I)], headers
+    assert "First detected in 2020Q4 (ha)" in headers
+    q4 = act[(act["region"] == "zone")].iloc[-1]
+    assert q4["new_sites"] == 3  # fp-003, fp-004, fp-005
+    assert f"first detected in 2020Q4: {q4['new_area_ha']:.2f} ha (3 site(s))" in _text(page)
+    # the state "new" is defined, and distinguished from "first detected in a period"
+    assert "<i>new</i> — its disturbance began only" in page
+    assert "not necessarily in state <i>new</i>" in page
+
+
+def test_compare_dates_are_clear_dates_next_to_the_split():
+    from kpgeo.report import zone_compare_dates
+
+    cube = make_rgb_cube()
+    fp = make_footprints()
+    late = fp[fp["first_detected"] >= "2020-07-01"]  # earliest detection 2020-07-10
+    before, after = zone_compare_dates(cube, late)
+    # before: clear dates just before the first detection (cloudy Q2 dates left out)
+    assert list(before.strftime("%Y-%m-%d")) == ["2020-01-10", "2020-02-20"]
+    # after: the three most recent clear dates
+    assert list(after.strftime("%Y-%m-%d")) == ["2020-08-20", "2020-10-05", "2020-11-25"]
+    # a user-chosen date: the three clear dates on each side of it
+    before, after = zone_compare_dates(cube, late, compare_date="2020-10-01")
+    assert list(before.strftime("%Y-%m-%d")) == ["2020-02-20", "2020-07-10", "2020-08-20"]
+    assert list(after.strftime("%Y-%m-%d")) == ["2020-10-05", "2020-11-25"]
+
+
+def test_footprint_chips_show_the_change_at_its_first_detection():
+    import geopandas as gpd
+    import numpy as np
+    from shapely.geometry import box
+
+    from kpgeo.staticmap import footprint_chips
+
+    # make_rgb_cube's bright pit appears on 2020-07-10 (x 200-500 m, y 700-1000 m of the zone)
+    pit = gpd.GeoDataFrame(
+        {"id": ["pit"], "first_detected": [pd.Timestamp("2020-07-10")], "area_ha": [4.0]},
+        geometry=[box(X0 + 250, Y0 + 750, X0 + 450, Y0 + 950)],
+        crs=UTM,
+    )
+    chips = footprint_chips(make_rgb_cube(), pit)["pit"]
+    assert chips["before"]["dates"].max() < pd.Timestamp("2020-07-10")
+    assert chips["after"]["dates"].min() == pd.Timestamp("2020-07-10")
+    assert len(chips["before"]["dates"]) == len(chips["after"]["dates"]) == 2
+
+    def centre_brightness(rgba):
+        h, w = rgba.shape[:2]
+        return float(np.mean(rgba[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3, :3]))
+
+    assert centre_brightness(chips["after"]["rgba"]) > centre_brightness(
+        chips["before"]["rgba"]
+    ) + 60
+
+
+def test_report_map_has_chips_swipe_and_short_windows(report_dir):
+    out, _, _ = report_dir
+    page = (out / "map.html").read_text(encoding="utf-8")
+    assert page.count("kp-chip-before") >= 5 and "kp-swipe-control" in page
+    # the before view is the few clear dates before the first detection (2020-01-10): none here
+    labels = re.findall(r"True colour (before|after): (\d{4}-\d\d-\d\d) \\u2013 (\d{4}-\d\d-\d\d)",
+                        page)
+    assert labels == [("after", "2020-08-20", "2020-11-25")]
+
+
+def _text(page):
+    """Visible text of an HTML page, whitespace collapsed."""
+    text = re.sub(r"<[^>]+>", " ", page.replace("&nbsp;", " "))
+    return re.sub(r"\s+", " ", text)
