@@ -28,6 +28,7 @@ one-line-per-zone table for the bulletin ("mapped X ha; estimated Y ha ± Z").
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ import pandas as pd
 
 from kpgeo.errors import ConfigError, KpgeoWarning
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "Z95",
     "StratifiedEstimate",
@@ -48,6 +51,7 @@ __all__ = [
     "read_labels",
     "estimate_sheet",
     "zone_area_summary",
+    "run_area_estimates",
     "ALL_MINING",
 ]
 
@@ -386,3 +390,32 @@ def zone_area_summary(area: pd.DataFrame, *, cls: str = ALL_MINING) -> pd.DataFr
                                        rows["ci_half_ha"], strict=True)]
     return rows[["zone", "period_start", "period_end", "mapped_ha", "estimated_ha",
                  "ci_half_ha", "ci_low_ha", "ci_high_ha", "text"]].reset_index(drop=True)
+
+
+def run_area_estimates(run_dir: str | os.PathLike) -> SheetEstimates:
+    """Estimates from every labelled sheet of a run (``OUT/zones/*/sample_*/labels.csv``).
+
+    A sheet that cannot be used (not fully labelled yet, inconsistent) is
+    skipped with a logged warning, so one zone's sheet never stops the others.
+    Also looks at ``OUT/sample_*/labels.csv`` (the layout of ``kpgeo detect``).
+
+    Returns
+    -------
+    SheetEstimates
+        Concatenated tables (empty when there is no usable sheet).
+    """
+    run_dir = Path(run_dir)
+    paths = sorted(run_dir.glob("zones/*/sample_*/labels.csv")) + sorted(
+        run_dir.glob("sample_*/labels.csv"))
+    parts = []
+    for path in paths:
+        try:
+            parts.append(estimate_sheet(read_labels(path)))
+        except ConfigError as exc:
+            log.warning("%s: skipped (%s)", path, exc)
+    if not parts:
+        return SheetEstimates(area=pd.DataFrame(), accuracy=pd.DataFrame(),
+                              error_matrix=pd.DataFrame())
+    return SheetEstimates(**{name: pd.concat([getattr(p, name) for p in parts],
+                                             ignore_index=True)
+                             for name in ("area", "accuracy", "error_matrix")})

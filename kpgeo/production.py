@@ -109,10 +109,10 @@ PARAM_SPECS: dict[str, ParamSpec] = {
         (0.05, 10.0), ParamRange(0.3, 1.5, source=_PLACEHOLDER, placeholder=True)),
     "grade_ct_per_m3": ParamSpec(
         "diamond grade of the worked gravel", "ct/m3", (0.001, 5.0),
-        ParamRange(0.05, 0.5, source=_PLACEHOLDER, placeholder=True)),
+        ParamRange(0.05, 0.3, source=_PLACEHOLDER, placeholder=True)),
     "recovery": ParamSpec(
         "fraction of the carats in the gravel that artisanal processing recovers", "fraction",
-        (0.05, 1.0), ParamRange(0.6, 0.9, source=_PLACEHOLDER, placeholder=True)),
+        (0.05, 1.0), ParamRange(0.5, 0.8, source=_PLACEHOLDER, placeholder=True)),
     "miners_per_ha": ParamSpec(
         "artisanal miners working per hectare of active mining", "miners/ha", (0.1, 2000.0),
         ParamRange(20.0, 100.0, source=_PLACEHOLDER, placeholder=True)),
@@ -121,7 +121,7 @@ PARAM_SPECS: dict[str, ParamSpec] = {
         (1.0, 366.0), ParamRange(150.0, 250.0, source=_PLACEHOLDER, placeholder=True)),
     "gravel_m3_per_miner_day": ParamSpec(
         "gravel a miner digs and washes per working day", "m3/miner-day", (0.01, 10.0),
-        ParamRange(0.2, 1.0, source=_PLACEHOLDER, placeholder=True)),
+        ParamRange(0.1, 0.5, source=_PLACEHOLDER, placeholder=True)),
 }
 
 

@@ -305,3 +305,18 @@ def test_single_unit_stratum_warns_and_gives_nan_se():
         est = stratified_estimate(["a", "a", "b"], ["x", "x", "y"], ["x", "y", "y"],
                                   {"a": 10, "b": 5})
     assert np.isnan(est.area_se["x"]) and est.area["x"] == pytest.approx(5 / 15)
+
+
+def test_run_area_estimates_skips_unfinished_sheets(tmp_path, caplog):
+    from kpgeo.area import run_area_estimates
+
+    done = tmp_path / "zones" / "z1" / "sample_all"
+    todo = tmp_path / "zones" / "z2" / "sample_all"
+    done.mkdir(parents=True)
+    todo.mkdir(parents=True)
+    small_sheet().to_csv(done / "labels.csv", index=False)
+    small_sheet().assign(zone="z2", ref_class="").to_csv(todo / "labels.csv", index=False)
+    est = run_area_estimates(tmp_path)
+    assert set(est.area["zone"]) == {"z1"}
+    assert "z2" in caplog.text and "skipped" in caplog.text
+    assert run_area_estimates(tmp_path / "nothing").area.empty
