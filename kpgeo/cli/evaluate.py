@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from kpgeo.cli.options import echo_json, json_opt
+
 __all__ = ["evaluate"]
 
 
@@ -30,9 +32,10 @@ __all__ = ["evaluate"]
               help="Don't-care protocol: sites with fewer clear observations from their "
                    "start to the last date are pending (use the detector's persistence, 3).")
 @click.option("--overwrite", is_flag=True, default=False, help="Replace an existing --out file.")
+@json_opt
 def evaluate(truth_path: str, fp_path: str, labels_path: str | None, out_path: str | None,
              iou_threshold: float, baseline_obs: int | None, confirm_obs: int | None,
-             overwrite: bool) -> None:
+             overwrite: bool, as_json: bool) -> None:
     """Object, pixel, area and latency accuracy of FOOTPRINTS against TRUTH."""
     from kpgeo import io
     from kpgeo.errors import OutputExistsError
@@ -42,6 +45,11 @@ def evaluate(truth_path: str, fp_path: str, labels_path: str | None, out_path: s
         raise OutputExistsError(f"{out_path} exists; pass --overwrite to replace it.")
     m = evaluate_files(truth_path, fp_path, labels=labels_path, iou_threshold=iou_threshold,
                        baseline_obs=baseline_obs, confirm_obs=confirm_obs)
+    if out_path:
+        io.write_json(m, out_path)
+    if as_json:
+        echo_json(m)
+        return
     o = m["object"]
     click.echo(f"object  P={o['precision']:.3f} R={o['recall']:.3f} F1={o['f1']:.3f} "
                f"({o['detected_sites']}/{o['n_truth']} sites, {o['n_detected']} footprints)")
@@ -61,5 +69,3 @@ def evaluate(truth_path: str, fp_path: str, labels_path: str | None, out_path: s
     lat = m["latency"]
     click.echo(f"latency median {lat['median_days']:.0f} days, "
                f"{lat['median_clear_obs']} clear obs")
-    if out_path:
-        io.write_json(m, out_path)

@@ -39,15 +39,18 @@ def production_table(path: Path | None) -> dict:
 @click.option("--exports", "exports_path", default=None,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="KP export statistics CSV: year, carats[, country].")
-@click.option("--freq", type=click.Choice(["YS", "QS", "MS"]), default="YS", show_default=True,
-              help="Period of the estimates.")
+@click.option("--period", "freq", type=click.Choice(["YS", "QS", "MS"]), default="YS",
+              show_default=True, help="Period of the estimates: YS years, QS quarters, MS months.")
+@click.option("--freq", "freq_alias", type=click.Choice(["YS", "QS", "MS"]), default=None,
+              hidden=True, deprecated=True, help="Deprecated: use --period.")
 @click.option("--include-outside", is_flag=True,
               help="Count footprints outside their zone too (the outside ring).")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for production.csv (and exports_check.csv); default: RUN.")
 @overwrite_opt
 def production(run_dir: Path, config_path: Path | None, exports_path: Path | None, freq: str,
-               include_outside: bool, out_dir: Path | None, overwrite: bool) -> None:
+               freq_alias: str | None, include_outside: bool, out_dir: Path | None,
+               overwrite: bool) -> None:
     """Estimate diamond production capacity from mined area (Monte Carlo, ct/yr).
 
     Two USGS-style estimates per zone and period: volume and grade (new
@@ -56,6 +59,7 @@ def production(run_dir: Path, config_path: Path | None, exports_path: Path | Non
     reported as the median and 90 % interval. With --exports, years whose
     exports exceed the 90 % interval of the country's zones are flagged.
     """
+    freq = freq_alias or freq  # the deprecated --freq spelling
     import warnings
 
     from kpgeo import io

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from kpgeo.cli.options import aoi_opt, offline_opt, overwrite_opt
+from kpgeo.cli.options import (
+    aoi_opt,
+    echo_json,
+    json_opt,
+    offline_opt,
+    overwrite_opt,
+    period_opt,
+    ring_width_opt,
+)
 
 __all__ = ["report"]
 
@@ -40,20 +48,8 @@ __all__ = ["report"]
     type=click.Path(file_okay=False, path_type=str),
     help="Output directory. Default: the run directory.",
 )
-@click.option(
-    "--period",
-    default="QS",
-    show_default=True,
-    type=click.Choice(["QS", "MS", "YS"]),
-    help="Time-series period: quarters, months or years.",
-)
-@click.option(
-    "--ring-width-m",
-    type=float,
-    default=5000.0,
-    show_default=True,
-    help="Width of the watched band just outside each zone (metres).",
-)
+@period_opt
+@ring_width_opt
 @click.option(
     "--min-coverage",
     type=float,
@@ -66,10 +62,12 @@ __all__ = ["report"]
     "--compare-date",
     default=None,
     metavar="YYYY-MM-DD",
-    help="Split of the before/after true-colour views. Default: start of the last period.",
+    help="Compare the clear images just before this date with those just after it. "
+    "Default: just before each zone's first detection vs the most recent images.",
 )
 @click.option("--title", default=None, help="Bulletin title. Default: the run directory name.")
 @overwrite_opt
+@json_opt
 def report(
     run_dir: str,
     items_path: str | None,
@@ -83,6 +81,7 @@ def report(
     compare_date: str | None,
     title: str | None,
     overwrite: bool,
+    as_json: bool,
 ) -> None:
     """Write timeseries.csv/.parquet/.png, map.html, map_<zone>.png and bulletin.html for a run."""
     from pathlib import Path
@@ -137,6 +136,9 @@ def report(
         title=title or run.resolve().name,
         overwrite=overwrite,
     )
+    if as_json:
+        echo_json({"outputs": {name: str(path) for name, path in outputs.items()}})
+        return
     click.echo(f"{len(outputs)} report file(s) -> {out_dir or run_dir}")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kpgeo.cli.options import out_dir_opt, overwrite_opt
+from kpgeo.cli.options import echo_json, json_opt, out_dir_opt, overwrite_opt
 
 
 @click.command("simulate")
@@ -29,8 +29,9 @@ from kpgeo.cli.options import out_dir_opt, overwrite_opt
 @click.option("--tile-size", type=int, default=512, show_default=True,
               help="Generation tile side (bounds memory; does not change the output).")
 @overwrite_opt
+@json_opt
 def simulate(out_dir, zone_key, bbox, center, size, n_dates, start, end, preset, seed,
-             resolution, tile_size, overwrite):
+             resolution, tile_size, overwrite, as_json):
     """Simulate a multi-date Sentinel-2 L2A scene with artisanal mining and its confounders.
 
     Writes per-date COGs, items.json (STAC) and the truth files into --out.
@@ -61,10 +62,16 @@ def simulate(out_dir, zone_key, bbox, center, size, n_dates, start, end, preset,
         overwrite=True,
     )
     h, w = scene.shape
+    paths = (scene.items_path, scene.truth_path, scene.labels_path, scene.cloud_path,
+             scene.mining_start_path)
+    if as_json:
+        echo_json({"dates": [str(d) for d in scene.dates], "shape_yx": [h, w],
+                   "crs": str(scene.crs), "preset": scene.preset, "seed": scene.seed,
+                   "events": dict(scene.n_events), "files": [str(p) for p in paths]})
+        return
     click.echo(f"wrote {len(scene.dates)} dates ({scene.dates[0]} .. {scene.dates[-1]}) of "
                f"{h}x{w} px, {scene.crs}, preset {scene.preset}, seed {scene.seed} to {out}")
     ev = ", ".join(f"{k}: {v}" for k, v in scene.n_events.items())
     click.echo(f"  events: {ev}")
-    for p in (scene.items_path, scene.truth_path, scene.labels_path, scene.cloud_path,
-              scene.mining_start_path):
+    for p in paths:
         click.echo(f"  {p}")

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import click
 
-from kpgeo.cli.options import aoi_opt, items_opt, zone_opt
+from kpgeo.cli.options import aoi_opt, items_opt, json_opt, ring_width_opt, zone_opt
 
 
 @click.command()
 @items_opt
 @zone_opt
 @aoi_opt
-@click.option(
-    "--ring-width-m",
-    type=float,
-    default=5000.0,
-    show_default=True,
-    help="Width of the watched band just outside the zone.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@ring_width_opt
+@json_opt
 def summary(
     items_path: str, zone_key: str | None, aoi_path: str | None, ring_width_m: float, as_json: bool
 ) -> None:
