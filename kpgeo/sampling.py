@@ -54,6 +54,7 @@ __all__ = [
     "Period",
     "ChangeMap",
     "read_change_map",
+    "zone_of_folder",
     "period_class",
     "stratify",
     "stratum_pixels",
@@ -171,6 +172,8 @@ class ChangeMap:
 def read_change_map(zone_dir: str | os.PathLike, *, zone: str | None = None) -> ChangeMap:
     """Read ``state.tif`` and ``first_detected.tif`` from a zone's output folder.
 
+    ``zone`` (the id written into the sheet) defaults to :func:`zone_of_folder`.
+
     Raises
     ------
     ConfigError
@@ -202,7 +205,18 @@ def read_change_map(zone_dir: str | os.PathLike, *, zone: str | None = None) -> 
                                "projected grid in metres")
     return ChangeMap(state=arrays["state"].astype("uint8"),
                      first_detected=arrays["first_detected"].astype("int32"),
-                     transform=transform, crs=crs, zone=zone or zone_dir.name)
+                     transform=transform, crs=crs, zone=zone or zone_of_folder(zone_dir))
+
+
+def zone_of_folder(zone_dir: str | os.PathLike) -> str:
+    """Zone id of a zone's output folder: ``summary.json``'s ``zone``, else the folder name."""
+    import json
+
+    zone_dir = Path(zone_dir)
+    try:
+        return str(json.loads((zone_dir / "summary.json").read_text())["zone"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return zone_dir.name
 
 
 def period_class(start_days: np.ndarray, mined: np.ndarray, period: Period) -> np.ndarray:
@@ -213,8 +227,8 @@ def period_class(start_days: np.ndarray, mined: np.ndarray, period: Period) -> n
     stable; mining that began after ``end`` is not mining at the end of the
     period. A mined pixel without a date counts as stable.
     """
-    lo, hi = period.days
-    days = np.asarray(start_days, dtype="float64")
+    lo, hi = (int(np.clip(v, -2**40, 2**40)) for v in period.days)  # ints: no float copy
+    days = np.asarray(start_days)
     mined = np.asarray(mined, dtype=bool)
     known = mined & (days >= 0)
     out = np.zeros(days.shape, "uint8")

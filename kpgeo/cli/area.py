@@ -38,7 +38,8 @@ def area(labels_path: Path, out_dir: Path | None, fpc: bool, overwrite: bool) ->
     acc = est.accuracy.set_index(["zone", "period_start", "period_end", "class"])
     for row in zone_area_summary(est.area).itertuples():
         key = (row.zone, row.period_start, row.period_end)
-        period = f"{row.period_start or 'start'}/{row.period_end or 'end'}"
+        period = (f"{row.period_start or 'start'}/{row.period_end or 'end'}"
+                  if row.period_start or row.period_end else "whole series")
         ua, pa = acc.loc[key + (ALL_MINING,), ["users", "producers"]]
         oa, oa_se = acc.loc[key + ("overall",), ["overall", "overall_se"]]
         click.echo(f"{row.zone} {period}: {row.text}; mining user's {ua:.2f} producer's "

@@ -31,16 +31,6 @@ def zone_folder(run: Path, zone: str | None) -> Path:
                              param_hint="--run")
 
 
-def _zone_id(folder: Path) -> str:
-    summary = folder / "summary.json"
-    if summary.is_file():
-        try:
-            return str(json.loads(summary.read_text())["zone"])
-        except (ValueError, KeyError, OSError):
-            pass
-    return folder.name
-
-
 def _items_from_stamp(folder: Path, zone: str) -> str | None:
     """Find the items file a pipeline run used for the zone (its ``done.json``), if any."""
     try:
@@ -114,11 +104,11 @@ def sample(run_dir: Path, zone: str | None, period: str | None, region: str,
     `kpgeo area --labels labels.csv`.
     """
     from kpgeo.errors import UnknownZoneError
-    from kpgeo.sampling import Period, sample_zone
+    from kpgeo.sampling import Period, sample_zone, zone_of_folder
     from kpgeo.zones import load_aoi
 
     folder = zone_folder(run_dir, zone)
-    zone_id = _zone_id(folder)
+    zone_id = zone_of_folder(folder)
     geometry, region_name = None, None
     if aoi_path is not None:
         geometry, region_name = load_aoi(aoi_path).geometry, str(aoi_path)
