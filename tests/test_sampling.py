@@ -329,3 +329,11 @@ def test_cli_sample_then_area(detected, tmp_path):
     res = runner.invoke(main, ["sample", "--run", str(zone_dir), "--no-chips",
                                "--out", str(tmp_path / "z")])
     assert res.exit_code == 2 and "--region all" in res.output
+
+
+def test_zone_of_folder(tmp_path):
+    from kpgeo.sampling import zone_of_folder
+
+    assert zone_of_folder(tmp_path / "caf-nola") == "caf-nola"
+    (tmp_path / "summary.json").write_text('{"zone": "civ-seguela"}')
+    assert zone_of_folder(tmp_path) == "civ-seguela"
