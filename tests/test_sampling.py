@@ -306,7 +306,7 @@ def test_cli_sample_then_area(detected, tmp_path):
     runner = CliRunner()
     out = tmp_path / "sheet"
     res = runner.invoke(main, ["sample", "--run", str(zone_dir), "--region", "all",
-                               "--period", "2020-01-01/2020-12-31", "--min-per-stratum", "10",
+                               "--window", "2020-01-01/2020-12-31", "--min-per-stratum", "10",
                                "--truth", str(scene.mining_start_path), "--no-chips",
                                "--out", str(out)])
     assert res.exit_code == 0, res.output

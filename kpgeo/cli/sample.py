@@ -58,8 +58,8 @@ def _users(text: str | None) -> dict[str, float]:
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Output folder of `kpgeo run` (with --zone) or of `kpgeo detect`.")
 @click.option("--zone", "zone", default=None, help="Zone id (folder under RUN/zones/).")
-@click.option("--period", default=None, metavar="START/END",
-              help="Period whose new mining is estimated, ISO dates (inclusive); "
+@click.option("--window", "window", default=None, metavar="START/END",
+              help="Date window whose new mining is estimated, ISO dates (inclusive); "
                    "default: the whole series.")
 @click.option("--region", type=click.Choice(["zone", "all"]), default="zone", show_default=True,
               help="Population: pixels inside the zone polygon, or the whole mapped area "
@@ -87,16 +87,16 @@ def _users(text: str | None) -> dict[str, float]:
               help="Simulator truth_mining_start.tif: label the sheet from the truth "
                    "(simulated analyst).")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder of the sheet; default ZONE_DIR/sample_<period>.")
+              help="Folder of the sheet; default ZONE_DIR/sample_<window>.")
 @overwrite_opt
-def sample(run_dir: Path, zone: str | None, period: str | None, region: str,
+def sample(run_dir: Path, zone: str | None, window: str | None, region: str,
            aoi_path: str | None, n_total: int | None, target_se: float, users_text: str | None,
            min_per_stratum: int, buffer_px: int, seed: int, items_path: str | None,
            no_chips: bool, truth_path: str | None, out_dir: Path | None,
            overwrite: bool) -> None:
     """Draw a stratified random sample of pixels and write the labelling sheet.
 
-    Strata: new mining (first detected in the period), stable mining (before
+    Strata: new mining (first detected in the window), stable mining (before
     it), a buffer around mapped mining and no change. Writes labels.csv
     (open in a spreadsheet), labels.gpkg (open in QGIS), design.json and,
     with imagery, chips/<unit>_before.png and _after.png. Fill ref_class with
@@ -124,7 +124,7 @@ def sample(run_dir: Path, zone: str | None, period: str | None, region: str,
     if items is None and not no_chips:
         click.echo("note: no imagery found for chips (pass --items ITEMS.json)", err=True)
     sheet, paths = sample_zone(
-        folder, out_dir, period=Period.parse(period), buffer_px=buffer_px,
+        folder, out_dir, period=Period.parse(window), buffer_px=buffer_px,
         users=_users(users_text), target_se=target_se, n=n_total,
         min_per_stratum=min_per_stratum, seed=seed, region=geometry, region_name=region_name,
         items=items, truth=truth_path, overwrite=overwrite)
