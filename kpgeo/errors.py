@@ -20,6 +20,8 @@ __all__ = [
     "CRSMismatchError",
     "NoDataError",
     "OutputExistsError",
+    "OutputWriteError",
+    "RunLockedError",
     "KpgeoWarning",
     "InsufficientDataWarning",
 ]
@@ -70,6 +72,20 @@ class NoDataError(ImageryError):
 
 class OutputExistsError(KpgeoError, FileExistsError):
     """An output exists and overwriting was not requested."""
+
+
+class OutputWriteError(KpgeoError, OSError):
+    """An output cannot be written: read-only file system, disk full, no permission, not a folder.
+
+    ``errno`` and ``filename`` are those of the underlying :class:`OSError`.
+    """
+
+    def __str__(self) -> str:  # OSError would format errno/filename instead of the message
+        return str(self.args[0]) if self.args else ""
+
+
+class RunLockedError(KpgeoError, BlockingIOError):
+    """Another kpgeo run is writing into the same output folder (its lock file is held)."""
 
 
 class KpgeoWarning(UserWarning):
