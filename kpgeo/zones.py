@@ -12,12 +12,19 @@ zone used for metric work (buffers, distances, pixel grids), and
 what an equal-area projection approximates. :meth:`Zone.ring` gives the band
 just outside a zone, where the monitoring team watches for activity that
 leaks out of a compliant zone.
+
+A zone id becomes a folder name (``OUT/zones/<id>/``), so it must be a safe
+slug (:func:`check_zone_id`): letters, digits, ``.``, ``_`` and ``-``, starting
+with a letter or digit, at most 80 characters. An ``id`` property that is not
+one is **refused** (the message suggests a slug); an id that kpgeo derives from
+a name or a file name is **slugified** (:func:`slugify`).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -41,6 +48,8 @@ __all__ = [
     "to_crs",
     "geodesic_area_ha",
     "default_aoi_dir",
+    "check_zone_id",
+    "slugify",
 ]
 
 _GEOD = Geod(ellps="WGS84")
@@ -54,6 +63,8 @@ _ZONE_FIELDS = (
     "source",
     "licence",
 )
+#: A zone id that is safe as a folder name.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,9 @@ class Zone:
     licence: str = ""
     properties: dict[str, Any] = field(default_factory=dict, repr=False, compare=False, hash=False)
     """All properties of the source feature."""
+
+    def __post_init__(self) -> None:
+        check_zone_id(self.id)
 
     @functools.cached_property
     def utm_crs(self) -> CRS:
@@ -107,6 +121,46 @@ class Zone:
 
         row = {name: getattr(self, name) for name in _ZONE_FIELDS} | {"area_ha": self.area_ha}
         return gpd.GeoDataFrame([row], geometry=[self.geometry], crs="EPSG:4326")
+
+
+def slugify(text: str, *, default: str = "aoi") -> str:
+    """Safe zone id from any text: ASCII, lower case, runs of other characters become ``-``.
+
+    >>> slugify("Séguéla (north) / v2")
+    'seguela-north-v2'
+    """
+    decomposed = unicodedata.normalize("NFKD", str(text))
+    ascii_text = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
+    slug = re.sub(r"[^a-z0-9._-]+", "-", ascii_text).strip("-._")[:80].strip("-._")
+    return slug or default
+
+
+def check_zone_id(zone_id: Any, where: str = "") -> str:
+    """Refuse a zone id that is not safe as a folder name; return it.
+
+    Parameters
+    ----------
+    zone_id
+        The id (``OUT/zones/<id>/`` is written from it).
+    where
+        Context for the message (file name).
+
+    Raises
+    ------
+    InvalidAOIError
+        Empty id, path separators, ``..``, spaces or other characters than
+        letters, digits, ``.``, ``_`` and ``-``; more than 80 characters. The
+        message suggests a slug to use instead.
+    """
+    text = zone_id if isinstance(zone_id, str) else ""
+    if not _SAFE_ID.match(text):
+        prefix = f"{where}: " if where else ""
+        raise InvalidAOIError(
+            f"{prefix}zone id {zone_id!r} cannot be used as a folder name (letters, digits, "
+            "'.', '_' and '-' only, starting with a letter or digit, at most 80 characters); "
+            f"set its id to a slug such as {slugify(str(zone_id), default='my-zone')!r}"
+        )
+    return text
 
 
 def utm_crs_for(geometry: BaseGeometry) -> CRS:
@@ -182,9 +236,15 @@ def _validate_geometry(geometry: BaseGeometry | None, where: str) -> BaseGeometr
 
 
 def _zone_from_properties(props: dict[str, Any], geometry: BaseGeometry, where: str) -> Zone:
-    zone_id = props.get("id") or _norm_key(str(props.get("name") or Path(where).stem))
+    """Zone from feature properties: an ``id`` is checked, a missing one derived from the name."""
+    zone_id = props.get("id")
+    if zone_id is None or zone_id == "":
+        zone_id = slugify(str(props.get("name") or Path(where).stem))
+    elif isinstance(zone_id, int) and not isinstance(zone_id, bool):
+        zone_id = str(zone_id)
+    check_zone_id(zone_id, where)
     return Zone(
-        id=str(zone_id),
+        id=zone_id,
         name=str(props.get("name") or zone_id),
         geometry=_validate_geometry(geometry, where),
         country=str(props.get("country") or ""),
@@ -213,6 +273,13 @@ def _read_polygon_file(path: Path) -> tuple[dict[str, Any], BaseGeometry]:
         raise InvalidAOIError(
             f"{path}: the file has no CRS; save it with one (GeoJSON is EPSG:4326)"
         )
+    missing = gdf.geometry.isna() | gdf.geometry.is_empty
+    if missing.any():
+        which = ", ".join(str(i + 1) for i in missing.to_numpy().nonzero()[0][:5])
+        raise InvalidAOIError(
+            f"{path}: feature(s) {which} of {len(gdf)} have no geometry (null or empty); "
+            "give every feature a polygon or remove it"
+        )
     gdf = gdf.to_crs(4326)
     invalid = ~gdf.geometry.is_valid
     if invalid.any():
@@ -234,7 +301,8 @@ def _load_dir(aoi_dir: str) -> tuple[Zone, ...]:
     zones = []
     for path in sorted(folder.glob("*.geojson")):
         props, geometry = _read_polygon_file(path)
-        props.setdefault("id", path.stem)
+        if props.get("id") in (None, ""):
+            props["id"] = slugify(path.stem)
         zones.append(_zone_from_properties(props, geometry, str(path)))
     ids = [z.id for z in zones]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
@@ -282,12 +350,14 @@ def load_aoi(
         GDAL (GeoJSON, GeoPackage, Shapefile...); a shapely geometry in EPSG:4326;
         or a GeoDataFrame/GeoSeries in any CRS.
     name
-        Name (and id) for an ad-hoc AOI; defaults to the file stem or ``"aoi"``.
+        Name for an ad-hoc AOI (its id is :func:`slugify` of it); defaults to the
+        file's ``id``/``name`` properties, else its stem, else ``"aoi"``.
 
     Raises
     ------
     InvalidAOIError
-        Empty, invalid, non-polygonal or unreadable AOI.
+        Empty, invalid, non-polygonal or unreadable AOI; a feature without geometry;
+        an ``id`` property that is not safe as a folder name (:func:`check_zone_id`).
     UnknownZoneError
         A string that is neither an existing file nor a known zone.
     """
@@ -295,7 +365,9 @@ def load_aoi(
         return aoi
     if isinstance(aoi, BaseGeometry):
         label = name or "aoi"
-        return _zone_from_properties({"id": label, "name": label}, aoi, f"AOI {label!r}")
+        return _zone_from_properties(
+            {"id": slugify(label), "name": label}, aoi, f"AOI {label!r}"
+        )
     if hasattr(aoi, "to_crs") and hasattr(aoi, "geometry"):  # GeoDataFrame / GeoSeries
         if aoi.crs is None:
             raise InvalidAOIError("the AOI GeoDataFrame has no CRS; set one with .set_crs()")
@@ -304,7 +376,9 @@ def load_aoi(
             raise InvalidAOIError("the AOI GeoDataFrame holds no features")
         label = name or "aoi"
         return _zone_from_properties(
-            {"id": label, "name": label}, shapely.union_all(geoms.values), f"AOI {label!r}"
+            {"id": slugify(label), "name": label},
+            shapely.union_all(geoms.values),
+            f"AOI {label!r}",
         )
     path = Path(os.fspath(aoi))
     if path.suffix and (
@@ -312,8 +386,9 @@ def load_aoi(
     ):
         props, geometry = _read_polygon_file(path)
         if name:
-            props["id"] = props["name"] = name
-        props.setdefault("id", _norm_key(path.stem))
+            props["id"], props["name"] = slugify(name), name
+        if props.get("id") in (None, ""):
+            props["id"] = slugify(str(props.get("name") or path.stem))
         return _zone_from_properties(props, geometry, str(path))
     return get_zone(str(aoi))
 
