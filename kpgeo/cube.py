@@ -9,8 +9,10 @@
 2. picks one output grid: the target CRS (``crs=``, else the CRS shared by the
    items, else — mixed UTM zones, common where S2 tiles straddle a zone
    boundary — the zone's local UTM when ``aoi`` is a :class:`~kpgeo.zones.Zone`,
-   else the CRS of most items; items in other CRSs are **reprojected**, never
-   refused), the native resolution of the finest reflectance band (10 m for
+   else the CRS of most items; a geographic CRS (EPSG:4326 exports from Google
+   Earth Engine or Sentinel Hub) is never the default grid: such imagery goes on
+   the zone's UTM, else the UTM of the imagery; items in other CRSs are
+   **reprojected**, never refused), the native resolution of the finest reflectance band (10 m for
    Sentinel-2; the 20 m SCL/SWIR are resampled nearest), snapped to the native
    pixel grid, over the AOI bounding box **intersected with the union of the
    item footprints** (a 9,000 km² zone and a 3 km scene give a 3 km cube);
@@ -66,12 +68,14 @@ from kpgeo.items import (
     AssetHeader,
     band_assets,
     band_scaling,
+    check_band_encoding,
     inspect_assets,
+    item_datetime,
     mask_band,
     norm_items,
 )
 from kpgeo.masks import get_mask_scheme
-from kpgeo.zones import to_crs
+from kpgeo.zones import to_crs, utm_crs_for
 
 __all__ = ["load_cube", "check_clear", "region_mask", "DEFAULT_CHUNKS"]
 
@@ -137,7 +141,9 @@ def load_cube(
     crs
         Output CRS (anything pyproj understands). Default: the items' CRS; for
         items in several CRSs, the zone's UTM when ``aoi`` is a Zone, else the
-        CRS of most items. Other items are reprojected onto that grid.
+        CRS of most items; never a geographic CRS (lon/lat imagery goes on the
+        AOI's, else the imagery's, UTM zone, at its native pixel size in metres).
+        Other items are reprojected onto that grid.
     chunks
         Dask chunks by dim name; default :data:`DEFAULT_CHUNKS`
         (``{"time": -1, "y": 512, "x": 512}``: whole time series per chunk).
@@ -192,7 +198,7 @@ def load_cube(
     for plan in plans:  # drop bands not common to every item
         plan.assets = {b: k for b, k in plan.assets.items() if b in band_list or b == scheme}
     aoi_geom, aoi_utm = _norm_aoi(aoi)
-    target = _target_crs(plans, crs, aoi_utm)
+    target = _target_crs(plans, crs, aoi_utm, aoi_geom)
     res, anchor = _native_grid(plans, band_list, target, resolution)
     gbox, region, aoi_t = _output_geobox(plans, target, res, anchor, aoi_geom)
     chunks_ = _norm_chunks(chunks)
@@ -413,6 +419,7 @@ def _plan_items(
                     KpgeoWarning,
                     stacklevel=3,
                 )
+            check_band_encoding(plan.item, plan.assets[b], plan.headers[b], sc)
             plan.scaling[b] = sc
     return plans, scheme
 
@@ -456,7 +463,13 @@ def _norm_aoi(aoi: Any) -> tuple[Any, Any]:
     return zone.geometry, zone.utm_crs
 
 
-def _target_crs(plans: list[_ItemPlan], crs: Any, aoi_utm: Any) -> Any:
+def _target_crs(plans: list[_ItemPlan], crs: Any, aoi_utm: Any, aoi_geom: Any) -> Any:
+    """Output CRS: ``crs``; else the shared projected CRS; else the AOI's UTM; else the majority.
+
+    Geographic CRSs are never chosen by default: lon/lat imagery goes on the AOI's
+    UTM zone, else on the UTM zone of the imagery (or of the AOI) centre.
+    """
+    import shapely
     from odc.geo import CRS
 
     if crs is not None:
@@ -465,11 +478,16 @@ def _target_crs(plans: list[_ItemPlan], crs: Any, aoi_utm: Any) -> Any:
         except Exception as exc:
             raise ConfigError(f"crs={crs!r} is not a CRS pyproj understands ({exc})") from exc
     counts = Counter(p.crs_wkt for p in plans)
-    if len(counts) == 1:
+    projected = Counter({wkt: n for wkt, n in counts.items() if CRS(wkt).projected})
+    if len(counts) == 1 and projected:
         return CRS(next(iter(counts)))
     if aoi_utm is not None:
         return CRS(aoi_utm)
-    return CRS(counts.most_common(1)[0][0])
+    if projected:
+        return CRS(projected.most_common(1)[0][0])
+    feet = shapely.union_all([_raster_footprint(h, "EPSG:4326") for p in plans
+                              for h in p.headers.values()])
+    return CRS(utm_crs_for(feet if aoi_geom is None else aoi_geom))
 
 
 def _native_grid(
@@ -501,14 +519,24 @@ def _native_grid(
         res = best[0]
     elif target.geographic:
         raise ConfigError(f"crs={target} is geographic: pass resolution in degrees")
-    else:  # reprojected everything: take the finest metric pixel of any item
-        res = min(abs(p.headers[b].transform[0]) for p in plans for b in bands)
+    else:  # every band is reprojected: the finest native pixel, measured in the target CRS
+        res = min(_pixel_size(p.headers[b], target) for p in plans for b in bands)
     if best is None:
         return res, "default"
     fx = (best[1] / res) % 1.0
     fy = (best[2] / res) % 1.0
     fx, fy = (0.0 if min(fx, 1 - fx) < 1e-6 else fx), (0.0 if min(fy, 1 - fy) < 1e-6 else fy)
     return res, xy_(fx, fy)
+
+
+def _pixel_size(hdr: AssetHeader, target: Any) -> float:
+    """Native pixel side of an asset in target-CRS units, to 2 significant digits.
+
+    The side of a square with the mean pixel area of the asset's footprint in
+    ``target``: 8.98e-5 degree pixels at 5° N give 10 (metres in UTM).
+    """
+    side = float(np.sqrt(_raster_footprint(hdr, target).area / (hdr.shape[0] * hdr.shape[1])))
+    return float(f"{side:.2g}")
 
 
 def _output_geobox(
@@ -565,12 +593,7 @@ def _centre_lon(region: Any, target: Any) -> float:
 
 
 def _utc(item: Any) -> _dt.datetime:
-    when = item.datetime or item.common_metadata.start_datetime
-    if when is None:
-        raise ImageryError(f"item {item.id!r} has no datetime")
-    if when.tzinfo is None:
-        return when.replace(tzinfo=_dt.UTC)
-    return when.astimezone(_dt.UTC)
+    return item_datetime(item)
 
 
 def _group_key(plan: _ItemPlan, bands: list[str], lon: float) -> tuple[str, tuple[float, ...]]:

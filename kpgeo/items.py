@@ -16,7 +16,12 @@ This module
   processing baseline ≥ 04.00 unless ``earthsearch:boa_offset_applied`` says
   the provider already removed it) or the Landsat C2 L2 one (2.75e-5, -0.2);
 - checks every asset up front, reading headers only (:func:`inspect_assets`):
-  missing file, unreadable/corrupt/truncated raster, missing CRS.
+  missing file, unreadable/corrupt/truncated raster, missing CRS;
+- validates every item field it reads (:func:`validate_item`, :func:`band_scaling`,
+  :func:`check_band_encoding`): ``datetime`` within 1970 .. tomorrow, ``geometry``,
+  ``bbox``, ``eo:bands``, ``raster:bands`` (a list of objects), ``scale`` (finite,
+  non-zero), ``offset`` (finite), ``data_type`` (agreeing with the file); errors
+  name the item, the asset and the field.
 
 Scale/offset convention: ``reflectance = DN * scale + offset``.
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +39,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from kpgeo._item_checks import (
+    check_band_encoding,
+    field_number,
+    first_band_meta,
+    item_datetime,
+    short_repr,
+    validate_item,
+)
 from kpgeo.errors import (
     AssetReadError,
     CRSMismatchError,
@@ -50,6 +64,9 @@ __all__ = [
     "norm_items",
     "band_assets",
     "band_scaling",
+    "check_band_encoding",
+    "item_datetime",
+    "validate_item",
     "mask_band",
     "inspect_asset",
     "inspect_assets",
@@ -86,6 +103,7 @@ _S2_OFFSET_PB4 = -0.1
 _LANDSAT_C2_SCALE = 2.75e-5
 _LANDSAT_C2_OFFSET = -0.2
 _REMOTE_SCHEMES = ("http", "https", "s3", "gs", "az", "abfs", "vsi")
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- reading
@@ -111,9 +129,12 @@ def read_items(path: str | os.PathLike) -> list[Any]:
     NoDataError
         The collection holds no item.
     """
-    import pystac
-
     path = Path(os.fspath(path))
+    if path.is_dir():
+        hint = " (did you mean items.json in it?)" if (path / "items.json").is_file() else ""
+        raise AssetReadError(
+            f"{path} is a folder, not a STAC ItemCollection JSON file{hint}"
+        )
     if not path.is_file():
         raise AssetReadError(f"{path}: no such STAC ItemCollection file")
     try:
@@ -131,15 +152,12 @@ def read_items(path: str | os.PathLike) -> list[Any]:
             f"{path}: not a STAC ItemCollection "
             "(expected a GeoJSON FeatureCollection of STAC Items)"
         )
-    if not data.get("features"):
+    features = data.get("features")
+    if not features:
         raise NoDataError(f"{path}: the ItemCollection holds no items")
-    try:
-        collection = pystac.ItemCollection.from_dict(data, preserve_dict=False)
-    except Exception as exc:  # pystac raises KeyError/ValueError/STACTypeError variously
-        raise ImageryError(
-            f"{path}: not a valid STAC ItemCollection ({type(exc).__name__}: {exc})"
-        ) from exc
-    items = list(collection)
+    if not isinstance(features, list):
+        raise ImageryError(f"{path}: 'features' must be a list of STAC Items")
+    items = [_parse_item(feature, i, where=str(path)) for i, feature in enumerate(features)]
     base = path.resolve().parent
     for item in items:
         for asset in item.assets.values():
@@ -147,7 +165,33 @@ def read_items(path: str | os.PathLike) -> list[Any]:
                 asset.href = _local_path(asset.href)
             if not _is_remote(asset.href) and not os.path.isabs(asset.href):
                 asset.href = str((base / asset.href).resolve())
+    log.info("read %d STAC item(s) from %s", len(items), path)
     return items
+
+
+def _parse_item(feature: Any, index: int, *, where: str) -> Any:
+    """One STAC Item dict -> validated :class:`pystac.Item`; errors name the item."""
+    import pystac
+
+    label = f"item #{index + 1}"
+    if isinstance(feature, Mapping) and isinstance(feature.get("id"), str):
+        label += f" {feature['id']!r}"
+    if not isinstance(feature, Mapping):
+        raise ImageryError(f"{where}: {label} is not a JSON object")
+    assets = feature.get("assets")
+    if not isinstance(assets, Mapping):
+        raise ImageryError(f"{where}: {label}: 'assets' must be an object of named assets")
+    for key, asset in assets.items():
+        if not isinstance(asset, Mapping) or not isinstance(asset.get("href"), str):
+            raise ImageryError(f"{where}: {label} asset {key!r}: 'href' must be a string")
+    try:
+        item = pystac.Item.from_dict(dict(feature), preserve_dict=False)
+    except Exception as exc:  # pystac raises KeyError/ValueError/STACError variously
+        raise ImageryError(
+            f"{where}: {label} is not a valid STAC Item ({type(exc).__name__}: {exc})"
+        ) from exc
+    validate_item(item, where=where)
+    return item
 
 
 def norm_items(items: Any) -> list[Any]:
@@ -186,6 +230,7 @@ def norm_items(items: Any) -> list[Any]:
                 raise ImageryError(f"item #{i} is not a valid STAC Item ({exc})") from exc
         if not isinstance(item, pystac.Item):
             raise ImageryError(f"item #{i} is a {type(item).__name__}, not a pystac.Item")
+        validate_item(item)
         out.append(item)
     if not out:
         raise NoDataError("the item collection is empty: no imagery to load")
@@ -220,6 +265,11 @@ def band_assets(item: Any) -> dict[str, str]:
                 nir08 = key
                 continue
             eo_bands = asset.extra_fields.get("eo:bands") or []
+            if not isinstance(eo_bands, list) or not all(isinstance(b, Mapping) for b in eo_bands):
+                raise ImageryError(
+                    f"item {item.id!r} asset {key!r}: eo:bands must be a list of band objects, "
+                    f"got {short_repr(eo_bands)}"
+                )
             common = eo_bands[0].get("common_name") if len(eo_bands) == 1 else None
             if common in REFLECTANCE_BANDS:
                 name = common
@@ -239,13 +289,6 @@ def mask_band(assets: Mapping[str, str]) -> str | None:
         if name in assets:
             return name
     return None
-
-
-def _first_band_meta(asset: Any) -> dict[str, Any]:
-    bands = asset.extra_fields.get("raster:bands") or asset.extra_fields.get("bands") or []
-    if bands and isinstance(bands[0], Mapping):
-        return dict(bands[0])
-    return {}
 
 
 def _baseline(item: Any) -> float | None:
@@ -297,14 +340,23 @@ def band_scaling(item: Any, asset_key: str) -> tuple[float, float] | None:
     -------
     tuple or None
         ``(scale, offset)``, or None when nothing says how to scale.
+
+    Raises
+    ------
+    ImageryError
+        ``raster:bands`` not a list of objects; ``scale`` not a finite non-zero
+        number; ``offset`` not a finite number (the message names item, asset, field).
     """
     asset = item.assets[asset_key]
-    meta = _first_band_meta(asset)
-    if "scale" in meta or "offset" in meta:
-        return float(meta.get("scale", 1.0) or 1.0), float(meta.get("offset", 0.0) or 0.0)
-    if "scale" in asset.extra_fields or "offset" in asset.extra_fields:
-        return float(asset.extra_fields.get("scale", 1.0)), float(
-            asset.extra_fields.get("offset", 0.0)
+    where = f"item {item.id!r} asset {asset_key!r}"
+    meta = first_band_meta(item, asset_key)
+    for fields, prefix in ((meta, "raster:bands[0]."), (asset.extra_fields, "")):
+        scale, offset = fields.get("scale"), fields.get("offset")
+        if scale is None and offset is None:
+            continue
+        return (
+            1.0 if scale is None else field_number(scale, where, prefix + "scale", nonzero=True),
+            0.0 if offset is None else field_number(offset, where, prefix + "offset"),
         )
     if _is_sentinel2(item):
         baseline = _baseline(item)
@@ -343,6 +395,9 @@ class AssetHeader:
         Data type of band 1.
     nodata
         Nodata of band 1, or None.
+    sample_max
+        Floating-point files only: the largest absolute valid value in a few small
+        windows (centre and quadrants), to tell reflectance from scaled DNs; else None.
     """
 
     href: str
@@ -352,6 +407,7 @@ class AssetHeader:
     shape: tuple[int, int]
     dtype: str
     nodata: float | None
+    sample_max: float | None = None
 
 
 def _is_remote(href: str) -> bool:
@@ -429,6 +485,7 @@ def inspect_asset(href: str, *, label: str = "") -> AssetHeader:
                 shape=(src.height, src.width),
                 dtype=str(src.dtypes[0]),
                 nodata=src.nodata,
+                sample_max=_sample_max(src) if src.dtypes[0].startswith("float") else None,
             )
     except AssetReadError as exc:
         raise AssetReadError(f"{where}{exc}") from exc
@@ -436,6 +493,23 @@ def inspect_asset(href: str, *, label: str = "") -> AssetHeader:
         raise AssetReadError(
             f"{where}cannot read raster asset {href}: corrupt, truncated or not a raster ({exc})"
         ) from exc
+
+
+def _sample_max(src: Any, size: int = 16) -> float | None:
+    """Largest absolute valid value of band 1 in five small windows (centre, quadrants)."""
+    import numpy as np
+    from rasterio.windows import Window
+
+    best = None
+    h, w = src.height, src.width
+    for fy, fx in ((0.5, 0.5), (0.25, 0.25), (0.25, 0.75), (0.75, 0.25), (0.75, 0.75)):
+        y0, x0 = max(0, int(h * fy) - size // 2), max(0, int(w * fx) - size // 2)
+        win = Window(x0, y0, min(size, w - x0), min(size, h - y0))
+        values = src.read(1, window=win, masked=True).astype("float64").filled(np.nan)
+        values = np.abs(values[np.isfinite(values)])
+        if values.size:
+            best = max(best or 0.0, float(values.max()))
+    return best
 
 
 _POOL: ThreadPoolExecutor | None = None

@@ -55,13 +55,14 @@ def cube_summary(cube: Any, coverage: pd.DataFrame, *, zone: Any) -> dict[str, A
     for label, name in (("zone", zone.id), ("ring", zone.id + RING_SUFFIX)):
         rows = coverage[coverage["region"] == name]
         fractions = rows["clear_fraction"].to_numpy(dtype="float64")
+        seen = fractions[np.isfinite(fractions)]  # NaN: the region has no pixel on the grid
         n_pixels = int(rows["n_pixels"].iloc[0]) if len(rows) else 0
         regions[label] = {
             "imaged_area_ha": round(n_pixels * pixel_ha, 2),
-            "clear_fraction_mean": _round(np.nanmean(fractions)) if fractions.size else None,
-            "clear_fraction_min": _round(np.nanmin(fractions)) if fractions.size else None,
-            "clear_fraction_max": _round(np.nanmax(fractions)) if fractions.size else None,
-            "dates_mostly_clear": int((fractions >= 0.5).sum()),
+            "clear_fraction_mean": _round(seen.mean()) if seen.size else None,
+            "clear_fraction_min": _round(seen.min()) if seen.size else None,
+            "clear_fraction_max": _round(seen.max()) if seen.size else None,
+            "dates_mostly_clear": int((seen >= 0.5).sum()),
         }
     return {
         "zone": zone.id,
