@@ -17,14 +17,18 @@ ring (:mod:`kpgeo.cube`), detects footprints (:mod:`kpgeo.change`,
 :mod:`kpgeo.footprints`), measures clear-observation coverage
 (:mod:`kpgeo.timeseries`) and writes everything into ``OUT/zones/<zone-id>/``,
 finishing with a ``done.json`` stamp that records a fingerprint of the inputs
-(item ids, asset sizes and times, parameters, kpgeo version). A later run skips
+(the items' metadata, the *content* of every local asset file, the zone, the
+parameters, the kpgeo version; see :func:`asset_identity`). A later run skips
 zones whose stamp still matches, so a run that was interrupted resumes where it
 stopped, and a run after new imagery arrived redoes only the zones whose
 imagery changed. :func:`run_pipeline` then merges the zones and writes the
-run-level outputs (time series, web map, static maps, bulletin).
+run-level outputs (time series, web map, static maps, bulletin) all together.
 
-Every output is written atomically (:mod:`kpgeo.io`), so an interrupted run
-leaves either the previous file or the new one, never half of one.
+One run at a time writes into an output folder (its ``.kpgeo.lock``, see
+:func:`kpgeo.io.output_dir`). Every output is written atomically
+(:mod:`kpgeo.io`), so an interrupted run leaves either the previous file or
+the new one, never half of one; its temporary files are removed by the next
+run. A zone that fails, for any reason, fails alone: the others complete.
 """
 
 from __future__ import annotations
@@ -34,13 +38,20 @@ import hashlib
 import json
 import logging
 import os
+import time
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kpgeo._version import __version__
-from kpgeo.errors import ConfigError, KpgeoError, NoDataError
+from kpgeo.errors import (
+    ConfigError,
+    KpgeoError,
+    NoDataError,
+    OutputWriteError,
+    RunLockedError,
+)
 from kpgeo.zones import Zone, load_aoi
 
 __all__ = [
@@ -52,6 +63,7 @@ __all__ = [
     "run_zone",
     "run_pipeline",
     "dask_scheduler",
+    "asset_identity",
     "ZONE_OUTPUTS",
 ]
 
@@ -69,6 +81,8 @@ ZONE_OUTPUTS = (
     "state.tif",
 )
 DONE = "done.json"
+#: Cache of asset content hashes inside a run's output folder (see :func:`asset_identity`).
+HASH_CACHE = ".kpgeo-hashes.json"
 
 
 @dataclass(frozen=True)
@@ -193,6 +207,11 @@ def load_config(path: str | os.PathLike) -> RunConfig:
         if "items" not in entry or ("zone" in entry) == ("aoi" in entry):
             raise ConfigError(f"{where}: needs items= and exactly one of zone= or aoi=")
         items = (path.parent / entry["items"]).resolve()
+        if items.is_dir():
+            raise ConfigError(
+                f"{where}: items {items} is a folder; give the STAC ItemCollection JSON file "
+                "in it (e.g. items.json)"
+            )
         if not items.is_file():
             raise ConfigError(f"{where}: items file {items} does not exist")
         aoi = entry["zone"] if "zone" in entry else path.parent / entry["aoi"]
@@ -245,12 +264,17 @@ def dask_scheduler(spec: str | None = None) -> Any:
             f"scheduler {spec!r} needs dask.distributed: pip install 'kpgeo[distributed]'"
         ) from exc
     if spec == "local":
+        quiet = logging.getLogger("distributed").getEffectiveLevel()
         with (
             LocalCluster(
-                n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=None
+                n_workers=os.cpu_count() or 1,
+                threads_per_worker=1,
+                dashboard_address=None,
+                silence_logs=max(quiet, logging.WARNING),
             ) as cluster,
             Client(cluster) as client,
         ):
+            log.info("dask: local cluster of %d worker process(es)", len(cluster.workers))
             yield client
     elif "://" in spec:
         try:
@@ -265,21 +289,86 @@ def dask_scheduler(spec: str | None = None) -> Any:
         )
 
 
-def _fingerprint(job: ZoneJob, config: RunConfig) -> str:
+def asset_identity(href: str, cache: dict[str, list] | None = None) -> str:
+    """Content identity of one asset file, for the resume fingerprint.
+
+    A local file is identified by the SHA-256 of its bytes. The hash is cached
+    (``cache``: path -> ``[size, mtime_ns, ctime_ns, inode, sha256]``) and reused
+    while the file's size, modification time, *change* time and inode are all
+    unchanged. The change time (ctime) is set by the kernel on every write and
+    metadata change and cannot be set back (not even by ``os.utime``), so
+    rewriting bytes while keeping size and mtime is seen, and a plain ``touch``
+    costs one re-read of that file, not a recomputation. A remote asset
+    (``https://``, ``s3://``) is identified by its href; its item's metadata
+    (``file:checksum``, ``updated``, ...) is part of the fingerprint too, and no
+    request is made.
+
+    Parameters
+    ----------
+    href
+        Local path or URL.
+    cache
+        Mutable mapping updated in place (the run keeps it in ``OUT/.kpgeo-hashes.json``).
+
+    Returns
+    -------
+    str
+        ``"sha256:<hex>"``, ``"url:<href>"`` or ``"missing:<href>"``.
+    """
+    from kpgeo.items import _is_remote, _local_path
+
+    if _is_remote(href):
+        return f"url:{href}"
+    path = os.path.abspath(_local_path(href))
+    try:
+        st = os.stat(path)
+    except OSError:
+        return f"missing:{href}"
+    key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    hit = (cache or {}).get(path)
+    if hit is not None and list(hit[:4]) == key:
+        return hit[4]
+    try:
+        with open(path, "rb") as fh:
+            digest = "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError:
+        return f"unreadable:{href}"
+    if cache is not None:
+        cache[path] = [*key, digest]
+    return digest
+
+
+def _load_hash_cache(out: Path) -> dict[str, list]:
+    try:
+        cache = json.loads((out / HASH_CACHE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def _fingerprint(job: ZoneJob, config: RunConfig, cache: dict[str, list] | None = None) -> str:
     """Hash of everything a zone's result depends on: imagery, zone, parameters, version."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from kpgeo.items import read_items
 
+    start = time.perf_counter()
+    items = sorted(read_items(job.items), key=lambda it: it.id)
+    hrefs = sorted(
+        {a.get_absolute_href() or a.href for item in items for a in item.assets.values()}
+    )
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        identities = dict(zip(hrefs, pool.map(lambda h: asset_identity(h, cache), hrefs),
+                              strict=True))
     digest = hashlib.sha256()
-    for item in sorted(read_items(job.items), key=lambda it: it.id):
-        # the item's metadata (dates, scaling, geometry, hrefs) and its files' size and mtime
+    for item in items:
+        # the item's metadata (dates, scaling, geometry, hrefs) and its files' content
         digest.update(json.dumps(item.to_dict(), sort_keys=True, default=str).encode())
         for key in sorted(item.assets):
             href = item.assets[key].get_absolute_href() or item.assets[key].href
-            try:
-                st = os.stat(href)
-                digest.update(f"{key}:{st.st_size}:{st.st_mtime_ns}".encode())
-            except OSError:
-                digest.update(f"{key}:{href}".encode())
+            digest.update(f"{key}:{identities[href]}".encode())
+    log.debug("%s: fingerprint of %d item(s), %d asset(s) in %.1f s", job.zone.id, len(items),
+              len(hrefs), time.perf_counter() - start)
     settings = {
         "zone": job.zone.id,
         "zone_wkb": hashlib.sha256(job.zone.geometry.wkb).hexdigest(),
@@ -357,23 +446,33 @@ def process_zone(
         No clear observation of the zone or its ring on any date.
     """
     from kpgeo import io
+    from kpgeo.console import step
     from kpgeo.cube import load_cube
     from kpgeo.footprints import detect_footprints, write_detection
     from kpgeo.summary import cube_summary
     from kpgeo.timeseries import clear_coverage, zone_regions
 
     watched = zone.geometry.union(zone.ring(ring_width_m))
-    cube = load_cube(items, aoi=watched)
-    with _progress_bar(progress):
+    with step(f"{zone.id}: reading item headers"):
+        cube = load_cube(items, aoi=watched)
+    log.info(
+        "%s: %d date(s), %s x %s px at %g m in %s, bands %s",
+        zone.id, cube.sizes["time"], cube.sizes["y"], cube.sizes["x"],
+        cube.attrs.get("resolution", float("nan")), cube.attrs.get("crs"),
+        cube.attrs.get("bands"),
+    )  # fmt: skip
+    with step(f"{zone.id}: clear coverage", progress=progress):
         coverage = clear_coverage(cube, zone_regions([zone], ring_width_m=ring_width_m))
-        if not (coverage["clear_fraction"].fillna(0) > 0).any():
-            raise NoDataError(
-                f"{zone.id}: no clear observation of the zone or its ring in {items} "
-                f"({cube.sizes['time']} dates, all cloudy or masked); nothing to detect"
-            )
-        summary = cube_summary(cube, coverage, zone=zone)
+    if not (coverage["clear_fraction"].fillna(0) > 0).any():
+        raise NoDataError(
+            f"{zone.id}: no clear observation of the zone or its ring in {items} "
+            f"({cube.sizes['time']} dates, all cloudy or masked); nothing to detect"
+        )
+    summary = cube_summary(cube, coverage, zone=zone)
+    with step(f"{zone.id}: change detection", progress=progress):
         change, footprints = detect_footprints(cube, zone, params=params, min_area_ha=min_area_ha)
-    write_detection(change, footprints, out_dir, overwrite=True)
+    with step(f"{zone.id}: writing rasters and footprints", progress=progress):
+        write_detection(change, footprints, out_dir, overwrite=True)
     io.write_table(coverage, Path(out_dir) / "coverage.csv")
     outside = ~footprints["inside_zone"].astype(bool)
     summary |= {
@@ -385,17 +484,14 @@ def process_zone(
     return ZoneResult(summary=summary, footprints=footprints, coverage=coverage, cube=cube)
 
 
-def _progress_bar(enabled: bool) -> Any:
-    """Dask progress bar on stderr for computations of the local schedulers."""
-    if not enabled:
-        return contextlib.nullcontext()
-    from dask.diagnostics import ProgressBar
-
-    return ProgressBar(minimum=1.0)
-
-
 def run_zone(
-    job: ZoneJob, *, config: RunConfig, out_dir: str | os.PathLike, force: bool = False
+    job: ZoneJob,
+    *,
+    config: RunConfig,
+    out_dir: str | os.PathLike,
+    force: bool = False,
+    progress: bool = False,
+    hash_cache: dict[str, list] | None = None,
 ) -> dict:
     """Process one zone of a run into ``out_dir/zones/<zone-id>/``; skip it when already done.
 
@@ -409,6 +505,10 @@ def run_zone(
         Run output folder.
     force
         Recompute even when an up-to-date ``done.json`` stamp exists.
+    progress
+        Draw progress bars on stderr.
+    hash_cache
+        Asset content-hash cache (see :func:`asset_identity`), updated in place.
 
     Returns
     -------
@@ -426,12 +526,16 @@ def run_zone(
     from kpgeo import io
 
     zone_dir = Path(out_dir) / "zones" / job.zone.id
-    fingerprint = _fingerprint(job, config)
+    fingerprint = _fingerprint(job, config, hash_cache)
     if not force and _is_done(zone_dir, fingerprint):
-        log.info("%s: up to date, skipped", job.zone.id)
-        summary = json.loads((zone_dir / "summary.json").read_text())
-        return summary | {"skipped": True}
-    (zone_dir / DONE).unlink(missing_ok=True)
+        with contextlib.suppress(OSError, ValueError):  # unreadable summary: redo the zone
+            summary = json.loads((zone_dir / "summary.json").read_text(encoding="utf-8"))
+            log.info("%s: up to date (same imagery and settings), skipped", job.zone.id)
+            return summary | {"skipped": True}
+    try:
+        (zone_dir / DONE).unlink(missing_ok=True)
+    except OSError as exc:
+        raise io.output_error(zone_dir / DONE, exc) from exc
     result = process_zone(
         job.items,
         job.zone,
@@ -439,6 +543,7 @@ def run_zone(
         ring_width_m=config.ring_width_m,
         min_area_ha=config.min_area_ha,
         params=change_params(config.change),
+        progress=progress,
     )
     io.write_json(
         {"fingerprint": fingerprint, "kpgeo": __version__, "config": _config_record(config)},
@@ -454,9 +559,20 @@ def _config_record(config: RunConfig) -> dict:
 
 
 def run_pipeline(
-    config: RunConfig, out_dir: str | os.PathLike, *, force: bool = False, report: bool = True
+    config: RunConfig,
+    out_dir: str | os.PathLike,
+    *,
+    force: bool = False,
+    report: bool = True,
+    progress: bool = False,
 ) -> dict:
     """Run every zone of ``config`` (resuming finished ones) and write the run-level outputs.
+
+    The output folder is locked for the run (:func:`kpgeo.io.output_dir`:
+    another run into it is refused) and cleared of temporary files an
+    interrupted run left. A zone that fails, for whatever reason, is reported
+    and retried by the next run; the other zones still complete. The run-level
+    outputs are written together: all of them are replaced, or none.
 
     Parameters
     ----------
@@ -468,6 +584,8 @@ def run_pipeline(
         Recompute zones even when their results are up to date.
     report
         Also write the time series, web map, static maps and bulletin.
+    progress
+        Draw progress bars on stderr (per zone and step).
 
     Returns
     -------
@@ -478,38 +596,79 @@ def run_pipeline(
 
     Raises
     ------
+    RunLockedError
+        Another run is writing into ``out_dir``.
+    OutputWriteError
+        ``out_dir`` cannot be written (read-only, full, a file in the way...); the
+        outputs of earlier runs are left as they were.
     KpgeoError
         When no zone could be processed (the error of the single zone, if one).
     """
+    from kpgeo import io
+
+    with io.output_dir(out_dir) as out:
+        cache = _load_hash_cache(out)
+        saved = dict(cache)
+        summaries, done_jobs, failures = [], [], []
+        for i, job in enumerate(config.jobs, 1):
+            log.info("zone %d/%d: %s (%s), items %s", i, len(config.jobs), job.zone.id,
+                     job.zone.name, job.items)
+            try:
+                summaries.append(
+                    run_zone(job, config=config, out_dir=out, force=force, progress=progress,
+                             hash_cache=cache)
+                )
+                done_jobs.append(job)
+            except (RunLockedError, OutputWriteError):
+                raise  # the output folder itself is unusable: no other zone would do better
+            except Exception as exc:  # one zone's failure, whatever it is, must not stop the others
+                failures.append(exc)
+                summaries.append(_failed_zone(job, exc))
+            finally:
+                if cache != saved:
+                    io.write_json(cache, out / HASH_CACHE)
+                    saved = dict(cache)
+        if not done_jobs:
+            if len(failures) == 1 and isinstance(failures[0], KpgeoError):
+                raise failures[0]
+            raise KpgeoError(
+                "no zone of the run could be processed: "
+                + "; ".join(s["error"] for s in summaries)
+            )
+        outputs = _write_run_outputs(out, config, done_jobs, summaries, report=report,
+                                     progress=progress)
+    return {"zones": summaries, "outputs": outputs}
+
+
+def _failed_zone(job: ZoneJob, exc: Exception) -> dict:
+    """Summary of a zone that failed; logs the cause (the traceback at -vv)."""
+    if isinstance(exc, KpgeoError):
+        error = f"{type(exc).__name__}: {exc}"
+    else:
+        error = (
+            f"unexpected {type(exc).__name__}: {exc} (a kpgeo or library bug, or an input "
+            "kpgeo does not check yet; run with -vv for the traceback and report it)"
+        )
+    log.info("%s: failed, %s", job.zone.id, error)
+    log.debug("%s: traceback of the failure", job.zone.id, exc_info=exc)
+    return {"zone": job.zone.id, "name": job.zone.name, "status": "failed", "error": error}
+
+
+def _write_run_outputs(
+    out: Path,
+    config: RunConfig,
+    done_jobs: list[ZoneJob],
+    summaries: list[dict],
+    *,
+    report: bool,
+    progress: bool,
+) -> dict[str, Path]:
+    """Merge the finished zones and write the run-level outputs, all or none."""
     import geopandas as gpd
     import pandas as pd
 
     from kpgeo import io
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    summaries = []
-    done_jobs = []
-    failures = []
-    for job in config.jobs:
-        try:
-            summaries.append(run_zone(job, config=config, out_dir=out, force=force))
-            done_jobs.append(job)
-        except KpgeoError as exc:  # one zone's bad imagery must not stop the others
-            log.error("%s: %s", job.zone.id, exc)
-            failures.append(exc)
-            summaries.append(
-                {
-                    "zone": job.zone.id,
-                    "name": job.zone.name,
-                    "status": "failed",
-                    "error": f"{type(exc).__name__}: {exc}",
-                }
-            )
-    if not done_jobs:
-        if len(failures) == 1:
-            raise failures[0]
-        raise KpgeoError("no zone of the run could be processed: " + "; ".join(map(str, failures)))
+    from kpgeo.console import step
 
     zone_dirs = [out / "zones" / job.zone.id for job in done_jobs]
     footprints = pd.concat(
@@ -521,24 +680,31 @@ def run_pipeline(
         [pd.read_csv(d / "coverage.csv", parse_dates=["date"]) for d in zone_dirs],
         ignore_index=True,
     )
-    outputs = {
-        "footprints.geojson": io.write_vector(footprints, out / "footprints.geojson"),
-        "footprints.parquet": io.write_vector(footprints, out / "footprints.parquet"),
-        "coverage.csv": io.write_table(coverage, out / "coverage.csv"),
-    }
-    if report:
-        from kpgeo.report import write_report
+    with (
+        step("run: time series, maps and bulletin", progress=progress),
+        io.staging_dir(out, last=("run.json",)) as stage,
+    ):
+        written = {
+            "footprints.geojson": io.write_vector(footprints, stage / "footprints.geojson"),
+            "footprints.parquet": io.write_vector(footprints, stage / "footprints.parquet"),
+            "coverage.csv": io.write_table(coverage, stage / "coverage.csv"),
+        }
+        if report:
+            from kpgeo.report import write_report
 
-        outputs |= write_report(
-            out,
-            footprints=footprints,
-            coverage=coverage,
-            zones=[job.zone for job in done_jobs],
-            items={job.zone.id: job.items for job in done_jobs},
-            period=config.period,
-            ring_width_m=config.ring_width_m,
-            offline=config.offline_map,
-            title=config.name,
+            written |= write_report(
+                stage,
+                footprints=footprints,
+                coverage=coverage,
+                zones=[job.zone for job in done_jobs],
+                items={job.zone.id: job.items for job in done_jobs},
+                period=config.period,
+                ring_width_m=config.ring_width_m,
+                offline=config.offline_map,
+                title=config.name,
+            )
+        outputs = {name: out / Path(path).name for name, path in written.items()}
+        io.write_json(
+            {"run": config.name, "zones": summaries, "outputs": outputs}, stage / "run.json"
         )
-    io.write_json({"run": config.name, "zones": summaries, "outputs": outputs}, out / "run.json")
-    return {"zones": summaries, "outputs": outputs}
+    return outputs

@@ -58,9 +58,19 @@ def test_run_writes_zone_and_run_outputs(tmp_path, config_file):
     assert not list(out.rglob("*.tmp*")), "temporary files left behind"
 
 
-def test_rerun_skips_finished_zone_and_redoes_changed_imagery(tmp_path, config_file, scene):
+def test_rerun_skips_finished_zone_and_redoes_changed_imagery(tmp_path, scene):
+    """The fingerprint follows file content: `touch` keeps the result, new bytes redo it."""
+    import shutil
+
+    import numpy as np
+    import rasterio
+
+    scene_copy = tmp_path / "scene"
+    shutil.copytree(scene.out_dir, scene_copy)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'[[zones]]\nzone = "caf-boda"\nitems = "{scene_copy / "items.json"}"\n')
+    config = load_config(cfg)
     out = tmp_path / "out"
-    config = load_config(config_file)
     run_pipeline(config, out, report=False)
     stamp = out / "zones" / "caf-boda" / "done.json"
     first = json.loads(stamp.read_text())
@@ -68,9 +78,14 @@ def test_rerun_skips_finished_zone_and_redoes_changed_imagery(tmp_path, config_f
     again = run_pipeline(config, out, report=False)
     assert again["zones"][0].get("skipped") is True
 
-    # new imagery for a date (here: a rewritten asset) invalidates the zone
-    asset = scene.asset_path(0, "red")
+    # a copy or `touch` changes the times, not the content: still up to date
+    asset = scene_copy / scene.asset_path(0, "red").relative_to(scene.out_dir)
     os.utime(asset, ns=(asset.stat().st_atime_ns, asset.stat().st_mtime_ns + 10**9))
+    assert run_pipeline(config, out, report=False)["zones"][0].get("skipped") is True
+
+    # new imagery for a date (here: the asset rewritten) invalidates the zone
+    with rasterio.open(asset, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as dst:
+        dst.write(np.flipud(dst.read(1)), 1)
     redone = run_pipeline(config, out, report=False)
     assert not redone["zones"][0].get("skipped")
     assert json.loads(stamp.read_text())["fingerprint"] != first["fingerprint"]

@@ -9,7 +9,6 @@ traceback, and give exit status 1 (2 for usage errors, as click does).
 from __future__ import annotations
 
 import importlib
-import logging
 
 import click
 
@@ -66,18 +65,28 @@ class KpgeoGroup(LazyGroup):
             return super().invoke(ctx)
         except KpgeoError as exc:
             raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+        except OSError as exc:  # a file-system fault outside kpgeo's own checks
+            if exc.errno is None or ctx.obj and ctx.obj.get("verbosity", 0) >= 2:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{type(exc).__name__}: {where}{exc.strerror}") from exc
 
 
 @click.group(cls=KpgeoGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="kpgeo")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="More log output on stderr: -v what kpgeo does (zones, steps, times, memory), "
+    "-vv kpgeo debug and library messages.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only errors: no summaries, no progress bars.")
 @click.pass_context
 def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """Monitor artisanal diamond mining in Kimberley Process zones from satellite imagery."""
-    level = (
-        logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    )
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from kpgeo.console import configure
+
+    configure(-1 if quiet else verbose)
     ctx.ensure_object(dict)
     ctx.obj["verbosity"] = -1 if quiet else verbose

@@ -79,10 +79,8 @@ def detect(
     summary.json; and, unless --no-report, the time series, map.html,
     map_<zone>.png and bulletin.html.
     """
-    import warnings
-
     from kpgeo import io
-    from kpgeo.errors import InsufficientDataWarning
+    from kpgeo.console import want_progress
     from kpgeo.pipeline import ZONE_OUTPUTS, RunConfig, ZoneJob, process_zone
     from kpgeo.report import REPORT_OUTPUTS, write_report
     from kpgeo.summary import format_summary
@@ -99,33 +97,32 @@ def detect(
         period=period,
     )
     expected = ZONE_OUTPUTS + (() if no_report else REPORT_OUTPUTS)
-    io.ensure_out_dir(out_dir, overwrite=overwrite, expect=expected)
+    if not overwrite:
+        io.refuse_existing(out_dir, expected)
     verbosity = (ctx.obj or {}).get("verbosity", 0)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", InsufficientDataWarning)
+    # OUT is created, locked against a second run and cleared of temporary files here;
+    # a command that fails before writing anything leaves no empty OUT behind
+    with io.output_dir(out_dir):
         result = process_zone(
             items_path,
             zone,
             out_dir=out_dir,
             ring_width_m=ring_width_m,
             min_area_ha=min_area_ha,
-            progress=progress and verbosity >= 0,
+            progress=progress and want_progress(verbosity),
         )
-    for w in caught:
-        if issubclass(w.category, InsufficientDataWarning):
-            click.echo(f"Warning: {w.message}", err=True)
-    if not no_report:
-        outputs = write_report(
-            out_dir,
-            footprints=result.footprints,
-            coverage=result.coverage,
-            zones=[zone],
-            cube=result.cube,
-            period=period,
-            ring_width_m=ring_width_m,
-            offline=offline,
-            title=f"kpgeo: {zone.name}",
-        )
+        if not no_report:
+            outputs = write_report(
+                out_dir,
+                footprints=result.footprints,
+                coverage=result.coverage,
+                zones=[zone],
+                cube=result.cube,
+                period=period,
+                ring_width_m=ring_width_m,
+                offline=offline,
+                title=f"kpgeo: {zone.name}",
+            )
     if verbosity >= 0:
         click.echo(format_summary(result.summary))
         if not no_report:

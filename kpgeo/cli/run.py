@@ -28,7 +28,9 @@ from kpgeo.cli.options import offline_opt
     help="Dask scheduler: 'threads' (default), 'local' (one worker process per core) "
     "or a scheduler address such as tcp://host:8786.",
 )
+@click.pass_context
 def run(
+    ctx: click.Context,
     config_path: str,
     out_dir: str,
     force: bool,
@@ -40,14 +42,19 @@ def run(
     import dataclasses
     from pathlib import Path
 
+    from kpgeo.console import want_progress
     from kpgeo.pipeline import dask_scheduler, load_config, run_pipeline
     from kpgeo.summary import format_summary
+
+    verbosity = (ctx.obj or {}).get("verbosity", 0)
 
     config = load_config(config_path)
     if offline:
         config = dataclasses.replace(config, offline_map=True)
     with dask_scheduler(scheduler):
-        result = run_pipeline(config, out_dir, force=force, report=not no_report)
+        result = run_pipeline(
+            config, out_dir, force=force, report=not no_report, progress=want_progress(verbosity)
+        )
     failed = [s for s in result["zones"] if s.get("status") == "failed"]
     for summary in result["zones"]:
         if summary.get("status") == "failed":
@@ -55,13 +62,15 @@ def run(
                 f"{summary['name']} ({summary['zone']}): FAILED, {summary['error']}", err=True
             )
             continue
-        skipped = "\n  (up to date: skipped)" if summary.get("skipped") else ""
-        click.echo(format_summary(summary) + skipped)
+        if verbosity >= 0:
+            skipped = "\n  (up to date: skipped)" if summary.get("skipped") else ""
+            click.echo(format_summary(summary) + skipped)
     outputs = result["outputs"]
-    click.echo(f"\nWrote {len(outputs)} run outputs to {Path(out_dir)}/")
-    for name in ("bulletin.html", "map.html", "timeseries.csv"):
-        if name in outputs:
-            click.echo(f"  open {outputs[name]}")
+    if verbosity >= 0:
+        click.echo(f"\nWrote {len(outputs)} run outputs to {Path(out_dir)}/")
+        for name in ("bulletin.html", "map.html", "timeseries.csv"):
+            if name in outputs:
+                click.echo(f"  open {outputs[name]}")
     if failed:
         raise click.ClickException(
             f"{len(failed)} zone(s) failed and will be retried by the next run: "
