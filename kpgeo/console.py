@@ -31,7 +31,14 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["configure", "step", "want_progress", "peak_memory", "LIBRARY_LOGGERS"]
+__all__ = [
+    "configure",
+    "step",
+    "want_progress",
+    "quiet_workers",
+    "peak_memory",
+    "LIBRARY_LOGGERS",
+]
 
 log = logging.getLogger("kpgeo")
 
@@ -144,6 +151,25 @@ def _show_warning(
         logging.getLogger("py.warnings").info(
             "%s:%s: %s: %s", filename, lineno, category.__name__, message
         )
+
+
+def quiet_workers(client: Any) -> None:
+    """Drop library warnings in a local cluster's worker processes, as :func:`configure` does here.
+
+    Worker processes print warnings (numpy's all-NaN slices...) straight to the
+    terminal; below ``-vv`` only kpgeo's own warnings are kept. Does nothing when
+    :func:`configure` was not called (a notebook keeps its own set-up).
+    """
+    if _HANDLER is None or logging.getLogger("py.warnings").isEnabledFor(logging.INFO):
+        return
+    client.run(_hide_library_warnings)
+
+
+def _hide_library_warnings() -> None:
+    from kpgeo.errors import KpgeoWarning
+
+    warnings.simplefilter("ignore")
+    warnings.simplefilter("default", KpgeoWarning)
 
 
 def want_progress(verbosity: int = 0, stream: Any = None) -> bool:

@@ -274,6 +274,9 @@ def dask_scheduler(spec: str | None = None) -> Any:
             ) as cluster,
             Client(cluster) as client,
         ):
+            from kpgeo.console import quiet_workers
+
+            quiet_workers(client)
             log.info("dask: local cluster of %d worker process(es)", len(cluster.workers))
             yield client
     elif "://" in spec:

@@ -120,6 +120,18 @@ def test_lock_held_by_another_process_then_stale_after_kill(config, tmp_path):
     assert not (out / io.LOCK_NAME).exists()
 
 
+def test_unreadable_old_lock_is_stale_but_a_fresh_one_is_not(tmp_path):
+    lock = tmp_path / io.LOCK_NAME
+    lock.write_text("")  # a run that died between creating and writing its lock
+    with pytest.raises(RunLockedError, match="starting now"):
+        with io.run_lock(tmp_path):
+            pass
+    os.utime(lock, (1e9, 1e9))
+    with io.run_lock(tmp_path):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+    assert not lock.exists()
+
+
 def test_lock_from_another_host_is_respected(tmp_path):
     lock = tmp_path / io.LOCK_NAME
     lock.write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": "2024-01-01T00:00:00Z"}))
@@ -287,6 +299,24 @@ def test_disk_full_during_run_outputs_leaves_the_previous_set(config, tmp_path, 
     assert not (out / io.LOCK_NAME).exists()
 
 
+def test_library_error_on_a_full_disk_is_reported_as_disk_full(tmp_path, monkeypatch):
+    """GDAL and matplotlib word a full disk their own way; the free space tells."""
+    from collections import namedtuple
+
+    from kpgeo.errors import OutputWriteError
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda _p: usage(100, 100, 0))
+    with pytest.raises(OutputWriteError, match="x.tif: no space left on device"):
+        with io.atomic_path(tmp_path / "x.tif"):
+            raise RuntimeError("TIFFAppendToStrip:Write error at scanline 0")
+    with pytest.raises(ValueError, match="a bug"):  # other errors pass through
+        monkeypatch.setattr(io.shutil, "disk_usage", lambda _p: usage(100, 10, 90))
+        with io.atomic_path(tmp_path / "x.tif"):
+            raise ValueError("a bug")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unmapped_os_error_in_the_cli_is_one_line(monkeypatch, tmp_path):
     import kpgeo.cli.zones
 
@@ -391,4 +421,5 @@ def test_local_cluster_is_quiet_by_default(config, tmp_path):
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert "INFO" not in res.stderr and "distributed" not in res.stderr
+    assert "RuntimeWarning" not in res.stderr
     assert "dates      :" in res.stdout
