@@ -44,6 +44,7 @@ Outputs (in ``out_dir``)
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -56,10 +57,13 @@ import numpy as np
 from kpgeo.errors import ConfigError, OutputExistsError
 from kpgeo.simulate.presets import PRESETS, SimParams, get_preset
 
-__all__ = ["simulate_scene", "SimulatedScene", "PRESETS", "SimParams", "DEFAULT_CENTER"]
+__all__ = ["simulate_scene", "SimulatedScene", "PRESETS", "SimParams", "DEFAULT_CENTER",
+           "SOURCES"]
 
 #: scene centre when neither zone, bbox nor center is given (near Berbérati, CAR)
 DEFAULT_CENTER = (15.79, 4.26)
+#: scene sources: fractal landscapes with hand-set spectra, or real imagery and data
+SOURCES = ("procedural", "real")
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,9 @@ class SimulatedScene:
     seed: int
     zone_id: str | None
     n_events: dict
+    source: str = "procedural"
+    params: Any = None
+    """The parameters used (for ``randomize=True``: the ones drawn for this seed)."""
 
     @property
     def times64(self) -> np.ndarray:
@@ -149,12 +156,14 @@ def simulate_scene(
     resolution: float = 10.0,
     start: Any = "2019-01-01",
     end: Any = "2020-12-31",
-    n_dates: int = 24,
+    n_dates: int | None = None,
     preset: str | SimParams = "clean",
     seed: int = 0,
     tile_size: int = 512,
     overwrite: bool = True,
     progress: Any = None,
+    source: str = "procedural",
+    randomize: bool = False,
 ) -> SimulatedScene:
     """Simulate a multi-date Sentinel-2 L2A scene with ground truth and write it to ``out_dir``.
 
@@ -178,9 +187,12 @@ def simulate_scene(
     start, end
         Period (ISO dates); acquisitions follow a 5-day revisit, subsampled.
     n_dates
-        Number of acquisitions kept (irregularly spaced).
+        Number of acquisitions kept (irregularly spaced); default 24 for the
+        procedural source, 36 for the real one.
     preset
-        Name in :data:`PRESETS` or a :class:`SimParams`.
+        Name in :data:`PRESETS` or a :class:`SimParams` (procedural), or a
+        :class:`~kpgeo.simulate.realbase.RealParams` (real; the preset names are
+        the same).
     seed
         Everything is a deterministic function of the seed.
     tile_size
@@ -190,6 +202,16 @@ def simulate_scene(
         When False, refuse to write into a folder that already holds a scene.
     progress
         Optional callable receiving the number of pixels finished per tile.
+    source
+        ``"procedural"`` (fractal landscapes, hand-set spectra) or ``"real"``
+        (real Sentinel-2 texture, OSM land use, real tropical spectra and
+        seasons, real mine outlines and cloud shapes: :mod:`kpgeo.simulate.realbase`).
+        Both write the same files.
+    randomize
+        Procedural source only: draw greenness, phenology, pit water, gravel,
+        clouds, revisit gaps and non-green mining ground per seed
+        (:func:`~kpgeo.simulate.presets.randomize_params`); same as a preset with
+        ``randomize=True``. Off by default (the default output is unchanged).
 
     Returns
     -------
@@ -198,7 +220,8 @@ def simulate_scene(
     Raises
     ------
     ConfigError
-        Unknown preset; bad shape, dates, n_dates, bbox, resolution or tile size.
+        Unknown preset or source; bad shape, dates, n_dates, bbox, resolution or tile
+        size; ``randomize`` with the real source.
     OutputExistsError
         ``overwrite=False`` and ``out_dir`` already holds ``items.json``.
 
@@ -208,7 +231,6 @@ def simulate_scene(
     >>> scene.items_path  # doctest: +SKIP
     PosixPath('scene/items.json')
     """
-    from kpgeo.io import write_json
     from kpgeo.simulate.atmosphere import plan_atmosphere
     from kpgeo.simulate.events import plan_events, truth_features
     from kpgeo.simulate.grid import check_shape, make_calendar, make_grid
@@ -223,11 +245,26 @@ def simulate_scene(
         write_scene,
     )
 
-    params = get_preset(preset)
+    source = _check_source(source)
     try:
         seed = int(seed)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"seed must be an integer, got {seed!r}") from exc
+    if source == "real":
+        from kpgeo.simulate.realbase import get_real_preset
+
+        if randomize:
+            raise ConfigError("randomize=True applies to the procedural source; the real "
+                              "source draws its own variation per seed")
+        params = get_real_preset(preset)
+    else:
+        params = get_preset(preset)
+        if randomize or params.randomize:
+            from kpgeo.simulate.presets import randomize_params
+
+            params = randomize_params(params, seed)
+    if n_dates is None:
+        n_dates = 36 if source == "real" else 24
     try:
         resolution = float(resolution)
     except (TypeError, ValueError) as exc:
@@ -273,12 +310,22 @@ def simulate_scene(
     out.mkdir(parents=True, exist_ok=True)
 
     grid = make_grid(ctr, shape, resolution)
-    cal = make_calendar(start, end, n_dates, lon=ctr[0],
-                        rng=np.random.default_rng(mix_key(seed, 1)))
-    land = plan_landscape(grid, seed=seed)
     zone_utm = None
     if zone_obj is not None:
         zone_utm = _project(zone_obj.geometry, grid.epsg)
+    if source == "real":
+        from kpgeo.simulate.realbase import simulate_real
+
+        res = simulate_real(out, grid=grid, lon=ctr[0], start=start, end=end,
+                            n_dates=n_dates, params=params, seed=seed, zone_utm=zone_utm,
+                            tile_size=tile_size, progress=progress)
+        return _finish(out, items=res["items"], feats=res["features"], grid=grid,
+                       cal=res["calendar"], zone_obj=zone_obj, preset=params.name, seed=seed,
+                       n_events=res["n_events"], source=source, params=params)
+    cal = make_calendar(start, end, n_dates, lon=ctr[0],
+                        rng=np.random.default_rng(mix_key(seed, 1)),
+                        gap_fraction=params.revisit_gap_fraction)
+    land = plan_landscape(grid, seed=seed)
     from kpgeo.simulate.landscape import woody_at
 
     events = plan_events(grid, cal=cal, land=land, params=params, seed=seed, zone_utm=zone_utm,
@@ -291,6 +338,11 @@ def simulate_scene(
     amp = {y: rng.uniform(0.7, 1.1) for y in years}
     doy = cal.doy
     green = np.array([greenness(doy[i], shift[d.year]) for i, d in enumerate(cal.dates)])
+    if params.randomize:  # drawn phenology: timing, amplitude and mean greenness
+        green = np.array([greenness(doy[i], shift[d.year] + params.pheno_shift_days)
+                          for i, d in enumerate(cal.dates)])
+        green = np.clip(0.5 + params.pheno_amplitude * (green - 0.5)
+                        + params.greenness_offset, 0.0, 1.0)
     floods = np.array([flood_level(doy[i], amp[d.year]) for i, d in enumerate(cal.dates)])
     floods = floods * params.flood_strength
     turb = np.clip(0.25 + 0.5 * green + rng.normal(0, 0.08, len(cal.dates)), 0.05, 1.0)
@@ -314,19 +366,43 @@ def simulate_scene(
             p.unlink(missing_ok=True)
         raise
     items = stac_items(out, inp, written["stats"])
+    feats = truth_features(events, grid, last_day=int(cal.days[-1]))
+    return _finish(out, items=items, feats=feats, grid=grid, cal=cal, zone_obj=zone_obj,
+                   preset=params.name, seed=seed,
+                   n_events={"mining": len(events.sites), "farm": len(events.farms),
+                             "burn": len(events.burns)},
+                   source=source, params=params)
+
+
+def _check_source(source: Any) -> str:
+    key = str(source).strip().lower()
+    if key not in SOURCES:
+        raise ConfigError(f"unknown scene source {source!r}; valid: {', '.join(SOURCES)}")
+    return key
+
+
+def _finish(out: Path, *, items: dict, feats: list, grid, cal, zone_obj, preset: str, seed: int,
+            n_events: dict, source: str, params) -> SimulatedScene:
+    """Validate and write items.json and truth.geojson; describe the scene."""
     import pystac
+
+    from kpgeo.io import write_json
+    from kpgeo.simulate.writer import TRUTH_FILES
 
     try:
         pystac.ItemCollection.from_dict(items)
     except Exception as exc:  # pragma: no cover - our own output must be valid
         raise ConfigError(f"internal error: generated items are not valid STAC: {exc}") from exc
     write_json(items, out / TRUTH_FILES["items"])
-    feats = truth_features(events, grid, last_day=int(cal.days[-1]))
     truth = {"type": "FeatureCollection",
              "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}},
              "features": feats}
     if zone_obj is not None:
         truth["zone_id"] = getattr(zone_obj, "id", None)
+    if source == "real":
+        truth["source"] = "real"
+    elif getattr(params, "randomize", False):
+        truth["sim_params"] = dataclasses.asdict(params)
     write_json(truth, out / TRUTH_FILES["truth"])
 
     return SimulatedScene(
@@ -342,11 +418,12 @@ def simulate_scene(
         crs=grid.crs,
         transform=grid.transform,
         shape=grid.shape,
-        preset=params.name,
+        preset=preset,
         seed=seed,
         zone_id=getattr(zone_obj, "id", None) if zone_obj is not None else None,
-        n_events={"mining": len(events.sites), "farm": len(events.farms),
-                  "burn": len(events.burns)},
+        n_events=n_events,
+        source=source,
+        params=params,
     )
 
 

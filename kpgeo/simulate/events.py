@@ -56,6 +56,10 @@ class MiningSite:
     tau: float
     inside_zone: bool | None = None
     growth: list = field(default_factory=list)
+    ground: str | None = None
+    """``bank`` / ``channel`` / ``cleared`` with domain randomisation (else None)."""
+    pre_clear: int | None = None
+    """Day the ground was laid bare before the first pit (``channel``: sand bar exposed)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,7 @@ class EventPlan:
     farms: list
     burns: list
     key: int
+    gravel_brightness: float = 1.0
 
     @property
     def pits(self) -> list:
@@ -120,6 +125,9 @@ class EventPlan:
                 "farm_bare": np.array([f.bare_days for f in self.farms], np.int64),
                 "farm_grow": np.array([f.grow_days for f in self.farms], np.int64),
                 "burn_sev": np.array([b.severity for b in self.burns], np.float64),
+                "site_preclear": np.array([_NEVER if s.pre_clear is None else s.pre_clear
+                                           for s in self.sites], np.int64),
+                "site_channel": np.array([s.ground == "channel" for s in self.sites], bool),
             }
             self.__dict__["_tables"] = cached
         return cached
@@ -217,12 +225,16 @@ def plan_events(grid: SceneGrid, *, cal: Calendar, land, params: SimParams, seed
             target = _logu(rng, *params.site_area_ha) * 1e4
         target = min(target, params.max_site_fraction * scene_ha * 1e4)
         want_inside = sides[i % 2] if sides else None
+        ground = "bank" if params.nongreen_site_fraction > 0 else None
+        if ground and rng.uniform() < params.nongreen_site_fraction:
+            ground = "channel" if rng.uniform() < 0.5 else "cleared"
         placed = None
         for _try in range(_SITE_TRIES):
             centre = _site_centre(rng, rivers_main, rivers_trib, inner, zone_utm, want_inside)
             if centre is None:
                 break
-            pits = _site_pits(rng, land, centre, target=target, single=single, params=params)
+            pits = _site_pits(rng, land, centre, target=target, single=single, params=params,
+                              channel=ground == "channel")
             extent = unary_union([g for g, *_ in pits]).buffer(_SITE_GAP_M / 2)
             # sites never share ground: the maximal extent of a new site (all its pits,
             # buffered) must not touch an existing one, so a footprint on one site cannot
@@ -258,8 +270,12 @@ def plan_events(grid: SceneGrid, *, cal: Calendar, land, params: SimParams, seed
             continue
         inside = None if zone_utm is None else bool(zone_utm.contains(unary_union(
             [p.geom for p in kept]).centroid))
+        pre_clear = None
+        if ground in ("channel", "cleared"):
+            pre_clear = int(min(p.start for p in kept) - rng.uniform(60, 400))
         sites.append(MiningSite(site_id=f"mine-{len(sites) + 1:03d}", pits=kept, start=start,
-                                end=end, tau=float(rng.uniform(150, 400)), inside_zone=inside))
+                                end=end, tau=float(rng.uniform(150, 400)), inside_zone=inside,
+                                ground=ground, pre_clear=pre_clear))
         extents.append(extent)
 
     # ---------------- farms ----------------------------------------------
@@ -316,7 +332,8 @@ def plan_events(grid: SceneGrid, *, cal: Calendar, land, params: SimParams, seed
                           tau=float(rng.uniform(6, 15)), severity=float(rng.uniform(0.7, 1.0)),
                           lag=int(rng.integers(5, 21))))
 
-    plan = EventPlan(sites=sites, farms=farms, burns=burns, key=mix_key(seed, 202))
+    plan = EventPlan(sites=sites, farms=farms, burns=burns, key=mix_key(seed, 202),
+                     gravel_brightness=params.gravel_brightness)
     for s in sites:
         s.growth = _growth(s, cal)
     return plan
@@ -351,8 +368,12 @@ def _site_centre(rng, rivers_main, rivers_trib, inner, zone_utm, want_inside):
     return None
 
 
-def _site_pits(rng, land, centre, *, target, single, params) -> list:
-    """Pits of one site strung along its river: ``[(geom, dist to centre, kind, turb)]``."""
+def _site_pits(rng, land, centre, *, target, single, params, channel=False) -> list:
+    """Pits of one site strung along its river: ``[(geom, dist to centre, kind, turb)]``.
+
+    ``channel``: the pits are dug into the river bed and its sand bars (small enough to
+    stay mostly within the channel; mostly gravel).
+    """
     line, s0, p0 = centre
     hw = land.main_half_width if line in land.main_rivers else land.trib_half_width
     pits = []
@@ -361,6 +382,8 @@ def _site_pits(rng, land, centre, *, target, single, params) -> list:
     spread_w = float(np.clip(np.sqrt(target) * 0.25, 10.0, 150.0))
     while total < target * 1.2:
         a = target if single else min(_logu(rng, *params.pit_area_ha) * 1e4, target)
+        if channel:
+            a = min(a, np.pi * (hw + 8.0) ** 2)
         if pits:
             si = float(np.clip(s0 + rng.normal(0, spread_l / 3), 0, line.length))
         else:
@@ -375,13 +398,18 @@ def _site_pits(rng, land, centre, *, target, single, params) -> list:
                                      + abs(rng.normal(0, spread_w)))
         if pits and rng.uniform() < 0.15:
             off = rng.normal(0, hw)  # working the river bed itself
+        if channel:
+            off = rng.normal(0, 0.4 * hw)
         cx, cy = pa.x + nx * off, pa.y + ny * off
         kind_r = rng.uniform()
         kind = _KIND_WATER if kind_r < 0.45 else (_KIND_GRAVEL if kind_r < 0.8 else _KIND_SPOIL)
         if single:
             kind = _KIND_WATER if kind_r < 0.6 else _KIND_GRAVEL
+        if channel:
+            kind = _KIND_WATER if kind_r < 0.3 else (_KIND_GRAVEL if kind_r < 0.9 else _KIND_SPOIL)
         geom = _blob(rng, cx, cy, a)
-        pits.append((geom, float(np.hypot(cx - p0.x, cy - p0.y)), kind, rng.uniform(0.2, 1.0)))
+        pits.append((geom, float(np.hypot(cx - p0.x, cy - p0.y)), kind,
+                     rng.uniform(*params.pit_turbidity)))
         total += geom.area
         if single:
             break
@@ -489,6 +517,7 @@ def apply_events(surf: np.ndarray, ev: EventTile, plan: EventPlan, *, day: int, 
         tb = plan.tables()
         pi = ev.pit_index[m] - 1
         pstart = tb["pit_start"][pi]
+        _paint_pre_clear(surf, m, ev, plan, pi, pstart, day)
         sel = pstart <= day
         if sel.any():
             kind, turb, site = tb["pit_kind"][pi], tb["pit_turb"][pi], tb["pit_site"][pi]
@@ -514,6 +543,9 @@ def apply_events(surf: np.ndarray, ev: EventTile, plan: EventPlan, *, day: int, 
             bare = _mix(bare, SPECTRA["wet_laterite"][:, None] * np.ones_like(tex)[None],
                         np.full_like(tex, 0.35 * wet))
             spoil = SPECTRA["spoil"][:, None] * (0.9 + 0.2 * tex)[None]
+            if plan.gravel_brightness != 1.0:  # domain randomisation
+                bare = bare * np.float32(plan.gravel_brightness)
+                spoil = spoil * np.float32(plan.gravel_brightness)
             water = water_spectrum(t_now).T
             mat = np.where(kind[None] == _KIND_WATER, water,
                            np.where(kind[None] == _KIND_GRAVEL, bare, spoil))
@@ -526,6 +558,23 @@ def apply_events(surf: np.ndarray, ev: EventTile, plan: EventPlan, *, day: int, 
             new = _mix(mat, cur, bgf)
             cur[:, sel] = new[:, sel]
             surf[:, m] = cur
+
+
+def _paint_pre_clear(surf, m, ev, plan, pi, pstart, day) -> None:
+    """Ground laid bare before its pit opens (domain randomisation's non-green sites)."""
+    tb = plan.tables()
+    site = tb["pit_site"][pi]
+    pre = (tb["site_preclear"][site] <= day) & (pstart > day)
+    if not pre.any():
+        return
+    tex = ev.texture[m][pre]
+    soil = 0.55 * SPECTRA["laterite"] + 0.45 * SPECTRA["grass_dry"]
+    sand = SPECTRA["gravel"] * np.float32(plan.gravel_brightness)
+    mat = np.where(tb["site_channel"][site][pre][None], sand[:, None], soil[:, None])
+    mat = (mat * (0.9 + 0.2 * tex)[None]).astype(np.float32)
+    cur = surf[:, m]
+    cur[:, pre] = _mix(cur[:, pre], mat, np.full(pre.sum(), 0.9, np.float32))
+    surf[:, m] = cur
 
 
 def truth_features(plan: EventPlan, grid: SceneGrid, *, last_day: int) -> list[dict]:
@@ -560,6 +609,8 @@ def truth_features(plan: EventPlan, grid: SceneGrid, *, last_day: int) -> list[d
         }
         if s.inside_zone is not None:
             props["inside_zone"] = s.inside_zone
+        if s.ground is not None:
+            props["ground"] = s.ground
         feat(geom, props)
     for f in plan.farms:
         feat(f.geom, {"class": "farm", "site_id": f.site_id, "start_date": _iso(f.start),

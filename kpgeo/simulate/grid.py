@@ -152,13 +152,16 @@ class Calendar:
 
 
 def make_calendar(
-    start: Any, end: Any, n_dates: int, *, lon: float, rng: np.random.Generator
+    start: Any, end: Any, n_dates: int, *, lon: float, rng: np.random.Generator,
+    gap_fraction: float = 0.0,
 ) -> Calendar:
     """Irregular acquisition dates: the 5-day Sentinel-2 revisit, randomly subsampled.
 
     Candidates alternate Sentinel-2A / 2B; ``n_dates`` of them are kept at
-    random, which leaves realistic gaps. The overpass time is 10:30 local
-    solar time (UTC = 10:30 - lon / 15 h) plus a few seconds.
+    random, which leaves realistic gaps. With ``gap_fraction`` > 0, about that
+    share of the candidates is first lost in outages of 2-12 consecutive
+    revisits (never so many that fewer than ``n_dates`` remain). The overpass
+    time is 10:30 local solar time (UTC = 10:30 - lon / 15 h) plus a few seconds.
     """
     d0, d1 = parse_date(start, "start"), parse_date(end, "end")
     if d1 <= d0:
@@ -174,7 +177,17 @@ def make_calendar(
             f"n_dates={n_dates!r} out of range: between {d0} and {d1} the 5-day revisit gives "
             f"1..{len(candidates)} dates"
         )
-    idx = np.sort(rng.choice(len(candidates), size=n, replace=False))
+    if gap_fraction > 0:
+        keep = np.ones(len(candidates), bool)
+        target = min(int(gap_fraction * len(candidates)), len(candidates) - n)
+        while (~keep).sum() < target:
+            k0 = int(rng.integers(len(candidates)))
+            run = keep[k0:k0 + int(rng.integers(2, 13))]
+            run[: max(0, min(len(run), int(keep.sum()) - n))] = False
+        pool = np.flatnonzero(keep)
+        idx = np.sort(pool[rng.choice(len(pool), size=n, replace=False)])
+    else:
+        idx = np.sort(rng.choice(len(candidates), size=n, replace=False))
     hours = 10.5 - lon / 15.0
     dates, times, platforms = [], [], []
     for i in idx:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from kpgeo.errors import ConfigError
 
-__all__ = ["SimParams", "PRESETS", "get_preset"]
+__all__ = ["SimParams", "PRESETS", "get_preset", "randomize_params", "RANDOM_RANGES"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,25 @@ class SimParams:
     """Multiplicative sensor noise (fraction)."""
     gain_sd: float = 0.025
     """Per-date illumination gain standard deviation (clipped to ±5 %)."""
+    # --- domain randomisation (opt-in; the defaults leave the output unchanged) ----
+    randomize: bool = False
+    """Draw the fields below (and jitter the cloud statistics) per seed: see
+    :func:`randomize_params` and :data:`RANDOM_RANGES`."""
+    greenness_offset: float = 0.0
+    """Added to the background greenness of every date (wetter / drier landscape)."""
+    pheno_amplitude: float = 1.0
+    """Scales the seasonal swing of the greenness about 0.5."""
+    pheno_shift_days: float = 0.0
+    """Shifts the seasons (days; positive = later)."""
+    pit_turbidity: tuple[float, float] = (0.2, 1.0)
+    """Range of the turbidity of mining-pit water (0 clear .. 1 laterite-laden)."""
+    gravel_brightness: float = 1.0
+    """Scales the reflectance of the bare gravel / laterite of mining sites."""
+    revisit_gap_fraction: float = 0.0
+    """Share of the 5-day revisits lost in outages of 2-12 acquisitions, before sampling."""
+    nongreen_site_fraction: float = 0.0
+    """Share of mining sites dug into non-green ground: river channel / sand bar, or ground
+    cleared 2-13 months before the first pit (no vegetation loss at the start)."""
 
     def replace(self, **changes) -> SimParams:
         """Return a copy with some fields changed (unknown names raise ConfigError)."""
@@ -155,3 +174,54 @@ def get_preset(preset: str | SimParams) -> SimParams:
             f"unknown simulator preset {preset!r}; valid presets: {', '.join(sorted(PRESETS))}"
         )
     return PRESETS[key]
+
+
+#: ranges of the domain randomisation (uniform). ``absolute``: the field is drawn from
+#: the range; ``relative``: the preset's value is multiplied by a factor from the range
+#: (clipped to 0..0.95), so ``cloudy`` stays cloudier than ``clean``.
+RANDOM_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "absolute": {
+        "greenness_offset": (-0.12, 0.12),
+        "pheno_amplitude": (0.6, 1.3),
+        "pheno_shift_days": (-35.0, 35.0),
+        "pit_turbidity_low": (0.0, 0.4),
+        "pit_turbidity_high": (0.6, 1.0),
+        "gravel_brightness": (0.75, 1.25),
+        "revisit_gap_fraction": (0.0, 0.35),
+        "nongreen_site_fraction": (0.2, 0.5),
+    },
+    "relative": {
+        "cloud_dry": (0.4, 2.0),
+        "cloud_wet": (0.6, 1.5),
+        "clear_date_probability": (0.5, 1.6),
+        "cirrus_probability": (0.5, 1.8),
+        "scl_miss_thin": (0.6, 1.4),
+        "scl_miss_shadow": (0.6, 1.4),
+    },
+}
+
+
+def randomize_params(params: SimParams, seed: int) -> SimParams:
+    """Draw the randomised fields of ``params`` for ``seed`` (see :data:`RANDOM_RANGES`).
+
+    Deterministic in ``seed``; uses its own random stream, so everything else the seed
+    draws is unchanged. The returned parameters have ``randomize=True`` and the name
+    ``"<preset>+random"``.
+    """
+    import numpy as np
+
+    from kpgeo.simulate.noise import mix_key
+
+    rng = np.random.default_rng(mix_key(int(seed), 9001))
+    a = {k: float(rng.uniform(*r)) for k, r in RANDOM_RANGES["absolute"].items()}
+    rel = {k: float(np.clip(getattr(params, k) * rng.uniform(*r), 0.0, 0.95))
+           for k, r in RANDOM_RANGES["relative"].items()}
+    rel["cloud_wet"] = max(rel["cloud_wet"], rel["cloud_dry"])
+    name = params.name if params.name.endswith("+random") else f"{params.name}+random"
+    return params.replace(
+        name=name, randomize=True, greenness_offset=a["greenness_offset"],
+        pheno_amplitude=a["pheno_amplitude"], pheno_shift_days=a["pheno_shift_days"],
+        pit_turbidity=(a["pit_turbidity_low"], a["pit_turbidity_high"]),
+        gravel_brightness=a["gravel_brightness"],
+        revisit_gap_fraction=a["revisit_gap_fraction"],
+        nongreen_site_fraction=a["nongreen_site_fraction"], **rel)

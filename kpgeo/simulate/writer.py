@@ -84,8 +84,16 @@ def _to_dn(x: np.ndarray) -> np.ndarray:
     return dn.astype(np.uint16)
 
 
-def write_scene(out: Path, inp: SceneInputs, *, tile_size: int, progress=None) -> dict:
-    """Render and write the scene into ``out``; return per-date statistics."""
+def write_scene(out: Path, inp: SceneInputs, *, tile_size: int, progress=None,
+                render=None) -> dict:
+    """Render and write the scene into ``out``; return per-date statistics.
+
+    ``render`` (default: the procedural source's tile renderer) is called as
+    ``render(inp, row0, col0, shape, days, doys, raw, t_cloud, t_lab, t_start, t_conf,
+    stats, Window)`` for every tile and writes its windows into the open rasters;
+    the real source (:mod:`kpgeo.simulate.realbase`) passes its own.
+    """
+    render = _render_tile if render is None else render
     import rasterio
     from rasterio.windows import Window
 
@@ -127,8 +135,8 @@ def write_scene(out: Path, inp: SceneInputs, *, tile_size: int, progress=None) -
         for r0 in range(0, h, tile_size):
             for c0 in range(0, w, tile_size):
                 th, tw = min(tile_size, h - r0), min(tile_size, w - c0)
-                _render_tile(inp, r0, c0, (th, tw), days, doys, raw, t_cloud, t_lab,
-                             t_start, t_conf, stats, Window)
+                render(inp, r0, c0, (th, tw), days, doys, raw, t_cloud, t_lab,
+                       t_start, t_conf, stats, Window)
                 if progress is not None:
                     progress(th * tw)
     return {"raw": {k: v.name for k, v in raw.items()}, "stats": stats,
