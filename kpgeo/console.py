@@ -77,6 +77,15 @@ class _StderrHandler(logging.StreamHandler):
     def stream(self, value: Any) -> None:
         pass
 
+    def emit(self, record: logging.LogRecord) -> None:  # noqa: D102
+        bars = sys.modules.get("tqdm")
+        if bars is None or not getattr(bars.tqdm, "_instances", None):
+            return super().emit(record)
+        try:  # a progress bar is on screen: print above it instead of through it
+            bars.tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
 
 class _Formatter(logging.Formatter):
     """``warning: message`` for kpgeo, ``LEVEL logger: message`` for libraries."""

@@ -44,6 +44,7 @@ check; loading an all-cloud collection is not an error in itself.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
 import warnings
 from collections import Counter
@@ -78,6 +79,8 @@ from kpgeo.masks import get_mask_scheme
 from kpgeo.zones import to_crs, utm_crs_for
 
 __all__ = ["load_cube", "check_clear", "region_mask", "DEFAULT_CHUNKS"]
+
+log = logging.getLogger(__name__)
 
 # odc-loader warps 20 m bands from in-memory arrays that carry their transform
 # separately; rasterio then warns that the array "has no geotransform" (about
@@ -194,6 +197,8 @@ def load_cube(
     item_list = norm_items(items)
     wanted = _norm_bands(bands)
     plans, scheme = _plan_items(item_list, wanted, mask_clouds)
+    log.info("%d item(s) read, %d asset header(s) checked", len(plans),
+             sum(len(p.headers) for p in plans))
     band_list = wanted or _common_bands(plans, scheme)
     for plan in plans:  # drop bands not common to every item
         plan.assets = {b: k for b, k in plan.assets.items() if b in band_list or b == scheme}

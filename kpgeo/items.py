@@ -165,7 +165,7 @@ def read_items(path: str | os.PathLike) -> list[Any]:
                 asset.href = _local_path(asset.href)
             if not _is_remote(asset.href) and not os.path.isabs(asset.href):
                 asset.href = str((base / asset.href).resolve())
-    log.info("read %d STAC item(s) from %s", len(items), path)
+    log.debug("read %d STAC item(s) from %s", len(items), path)
     return items
 
 

@@ -374,7 +374,7 @@ def test_verbose_run_logs_zone_steps_items_time_memory(config, scene, tmp_path):
     assert res.exit_code == 0, res.output
     err = res.stderr
     assert "zone 1/1: site" in err
-    assert f"read {len(scene.ids)} STAC item(s)" in err
+    assert f"{len(scene.ids)} item(s) read, {7 * len(scene.ids)} asset header(s) checked" in err
     assert "site: change detection: done in" in err and "peak memory" in err
     assert "INFO " not in err  # library loggers stay at WARNING with -v
     again = _run("-v", "run", str(config), "--out", str(tmp_path / "out"), "--no-report")
