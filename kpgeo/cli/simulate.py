@@ -17,12 +17,19 @@ from kpgeo.cli.options import echo_json, json_opt, out_dir_opt, overwrite_opt
               help="Scene centre in degrees (overrides the zone/bbox centre).")
 @click.option("--size", type=int, default=None,
               help="Scene side in pixels (square; default 256, or the bbox extent).")
-@click.option("--dates", "n_dates", type=int, default=24, show_default=True,
-              help="Number of acquisition dates.")
+@click.option("--dates", "n_dates", type=int, default=None,
+              help="Number of acquisition dates (default 24 procedural, 36 real).")
 @click.option("--start", default="2019-01-01", show_default=True, help="First day (ISO).")
 @click.option("--end", default="2020-12-31", show_default=True, help="Last day (ISO).")
 @click.option("--preset", default="clean", show_default=True,
               help="default, clean, cloudy, farm-heavy, burn-heavy or small-pits.")
+@click.option("--source", type=click.Choice(["procedural", "real"]), default="procedural",
+              show_default=True,
+              help="procedural (fractal landscapes) or real (real S2 texture, OSM land use, "
+                   "real tropical seasons, real mine outlines and cloud shapes).")
+@click.option("--randomize", is_flag=True,
+              help="Procedural source: draw greenness, phenology, pit water, gravel, clouds, "
+                   "revisit gaps and non-green mining ground per seed.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resolution", type=float, default=10.0, show_default=True,
               help="Pixel size of the 10 m bands, metres.")
@@ -30,8 +37,8 @@ from kpgeo.cli.options import echo_json, json_opt, out_dir_opt, overwrite_opt
               help="Generation tile side (bounds memory; does not change the output).")
 @overwrite_opt
 @json_opt
-def simulate(out_dir, zone_key, bbox, center, size, n_dates, start, end, preset, seed,
-             resolution, tile_size, overwrite, as_json):
+def simulate(out_dir, zone_key, bbox, center, size, n_dates, start, end, preset, source,
+             randomize, seed, resolution, tile_size, overwrite, as_json):
     """Simulate a multi-date Sentinel-2 L2A scene with artisanal mining and its confounders.
 
     Writes per-date COGs, items.json (STAC) and the truth files into --out.
@@ -60,17 +67,21 @@ def simulate(out_dir, zone_key, bbox, center, size, n_dates, start, end, preset,
         seed=seed,
         tile_size=tile_size,
         overwrite=True,
+        source=source,
+        randomize=randomize,
     )
     h, w = scene.shape
     paths = (scene.items_path, scene.truth_path, scene.labels_path, scene.cloud_path,
              scene.mining_start_path)
     if as_json:
         echo_json({"dates": [str(d) for d in scene.dates], "shape_yx": [h, w],
-                   "crs": str(scene.crs), "preset": scene.preset, "seed": scene.seed,
+                   "crs": str(scene.crs), "source": scene.source, "preset": scene.preset,
+                   "seed": scene.seed,
                    "events": dict(scene.n_events), "files": [str(p) for p in paths]})
         return
     click.echo(f"wrote {len(scene.dates)} dates ({scene.dates[0]} .. {scene.dates[-1]}) of "
-               f"{h}x{w} px, {scene.crs}, preset {scene.preset}, seed {scene.seed} to {out}")
+               f"{h}x{w} px, {scene.crs}, {scene.source} source, preset {scene.preset}, "
+               f"seed {scene.seed} to {out}")
     ev = ", ".join(f"{k}: {v}" for k, v in scene.n_events.items())
     click.echo(f"  events: {ev}")
     for p in paths:
