@@ -3,22 +3,47 @@
 The ``.ipynb`` files are generated, without outputs, so that reviews read
 plain Python and the repository stays small. Edit this file, then run::
 
-    python notebooks/_make_notebooks.py          # rewrite the three notebooks
-    python notebooks/_make_notebooks.py --check  # exit 1 if a notebook is stale
+    python notebooks/_make_notebooks.py            # rewrite the three notebooks
+    python notebooks/_make_notebooks.py --check    # exit 1 if a notebook is stale
+    python notebooks/_make_notebooks.py --execute  # also rewrite notebooks/executed/
 
-``tests/test_notebooks.py`` executes the notebooks and checks they match this
-script.
+``--execute`` runs each notebook (in a kernel of this interpreter, from
+``notebooks/``) and writes a copy with its outputs to ``notebooks/executed/``,
+for reading without running it. The copies are kept small: the inline folium
+map (embedded Leaflet and imagery) is replaced by a note, large figures are
+stored as JPEG at most 900 px wide, large HTML/SVG reprs (xarray, odc-geo)
+keep only their text form, execution timestamps are dropped and local paths
+are shortened.
+
+``tests/test_notebooks.py`` executes the notebooks and checks that they and
+their executed copies match this script.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
+EXECUTED = HERE / "executed"
+#: the largest executed copy allowed (bytes)
+MAX_EXECUTED_BYTES = 400_000
+#: larger rich outputs are slimmed (characters of base64 or markup)
+MAX_RICH_CHARS = 20_000
+#: width (pixels) of the figures of the executed copies, stored as JPEG
+FIGURE_WIDTH = 900
+#: what replaces the inline web map in the executed copies
+MAP_NOTE = (
+    "*The interactive folium map is left out of this executed copy (it embeds Leaflet and "
+    "the imagery: about 1 MB). Run the notebook to see it, or open the `map.html` that "
+    "`write_report` writes below.*"
+)
 
 # --------------------------------------------------------------------------- shared cells
 
@@ -699,17 +724,21 @@ plot_activity(monthly, zone=zones[0].id, title=f"{zones[0].name}: monthly activi
     ("md", '''\
 ## The web map
 
-`make_map` draws the zones and rings (click a zone for its activity chart), the
-footprints coloured by the quarter of their first detection (one layer per quarter and a
-time slider), and before/after true-colour overlays from `composite_overlays`. Here the
-overlays of the first zone are split at the start of its last quarter of 2019.
+`make_map` draws, per zone, its outline and ring (click the zone for its activity chart),
+its footprints coloured by the quarter of their first detection (one colour per quarter for
+the whole run, and a time slider over every quarter of the series, cloudy ones hatched) and
+its before/after true-colour overlays from `composite_overlays`, with "Zoom to" buttons per
+zone and a swipe control. The overlays compare a few clear images on each side of a date:
+here the three clear images just before and just after 1 October 2019 in the first zone.
+(`write_report` picks the images just before each zone's first detection and the most
+recent ones, and adds before/after views of every footprint to its popup.)
 
-The map is HTML displayed by the notebook; its basemap tiles are fetched by your
-browser, not by Python. `offline=True` makes a self-contained map without tiles for field
-teams without internet.'''),
+The map is HTML displayed by the notebook, with Leaflet embedded: it works without
+internet, and your browser (not Python) adds basemap tiles when online. `offline=True`
+leaves the tiles out.'''),
     ("code", '''\
 first = zones[0]
-overlays = composite_overlays(cubes[first.id], split_date="2019-10-01")
+overlays = composite_overlays(cubes[first.id], split_date="2019-10-01", zone=first)
 for overlay in overlays:
     print(overlay["label"])
 web_map = make_map(footprints, zones=zones, activity=activity, overlays=overlays,
@@ -767,9 +796,104 @@ def render(cells: list[tuple[str, str]]) -> str:
     return nbformat.writes(build(cells)) + "\n"
 
 
+def _kernel_for_this_python(folder: Path) -> str:
+    """Register (under ``folder``, via JUPYTER_PATH) a kernel that runs this interpreter."""
+    spec = folder / "jupyter" / "kernels" / "kpgeo-this-python"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "kpgeo", "language": "python",
+    }))
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(
+        [str(folder / "jupyter"), *filter(None, [os.environ.get("JUPYTER_PATH")])])
+    return spec.name
+
+
+def _as_jpeg(png_b64: str) -> str:
+    """A base64 PNG figure as a base64 JPEG at most ``FIGURE_WIDTH`` pixels wide."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(base64.b64decode(png_b64)))
+    flat = Image.new("RGB", img.size, "white")
+    flat.paste(img, mask=img.convert("RGBA").getchannel("A"))
+    if flat.width > FIGURE_WIDTH:
+        flat = flat.resize((FIGURE_WIDTH, round(flat.height * FIGURE_WIDTH / flat.width)),
+                           Image.LANCZOS)
+    buf = io.BytesIO()
+    flat.save(buf, format="JPEG", quality=72, optimize=True)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def slim(nb: nbformat.NotebookNode, tmp: str) -> nbformat.NotebookNode:
+    """Drop the inline web map, timestamps and local paths from an executed notebook."""
+    paths = {tmp: "$TMP", str(HERE.parent): "<repository>"}
+
+    def local(text: str) -> str:
+        for path, short in paths.items():
+            text = text.replace(path, short)
+        return text
+
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "leaflet" in data.get("text/html", "").lower():
+                out["data"] = {"text/markdown": MAP_NOTE}
+                out["metadata"] = {}
+                continue
+            # rich reprs of xarray/odc objects (embedded CSS and SVG): their text is enough
+            for key in ("text/html", "image/svg+xml"):
+                if len(data.get(key, "")) > MAX_RICH_CHARS and "text/plain" in data:
+                    del data[key]
+            if len(data.get("image/png", "")) > MAX_RICH_CHARS:
+                data["image/jpeg"] = _as_jpeg(data.pop("image/png"))
+                out.get("metadata", {}).pop("image/png", None)
+            for key in ("text/plain", "text/html"):
+                if isinstance(data.get(key), str):
+                    data[key] = local(data[key])
+            if isinstance(out.get("text"), str):
+                out["text"] = local(out["text"])
+    return nb
+
+
+def execute(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
+    """Run a notebook from ``notebooks/`` in a fresh kernel; return it slimmed, with outputs."""
+    from nbclient import NotebookClient
+
+    nb = build(cells)
+    saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "KPGEO_NOTEBOOK_OUT")}
+    with tempfile.TemporaryDirectory(prefix="kpgeo-nb-") as tmp:
+        try:
+            kernel = _kernel_for_this_python(Path(tmp))
+            os.environ["KPGEO_NOTEBOOK_OUT"] = str(Path(tmp) / "out")
+            NotebookClient(nb, timeout=600, kernel_name=kernel,
+                           resources={"metadata": {"path": str(HERE)}}).execute()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        nb.metadata = build([]).metadata  # the kernelspec readers have, not the temporary one
+        return slim(nb, tmp)
+
+
 def main(argv: list[str]) -> int:
     """Write the notebooks, or with ``--check`` report those that differ from this script."""
     check = "--check" in argv
+    if "--execute" in argv:
+        EXECUTED.mkdir(exist_ok=True)
+        for name, cells in NOTEBOOKS.items():
+            text = nbformat.writes(execute(cells)) + "\n"
+            if len(text.encode("utf-8")) > MAX_EXECUTED_BYTES:
+                print(f"{name}: executed copy is {len(text) // 1000} kB, over "
+                      f"{MAX_EXECUTED_BYTES // 1000} kB: make its figures smaller")
+                return 1
+            (EXECUTED / name).write_text(text, encoding="utf-8")
+            print("wrote", EXECUTED / name, f"({len(text) // 1000} kB)")
     stale = []
     for name, cells in NOTEBOOKS.items():
         path = HERE / name

@@ -94,3 +94,54 @@ def test_notebook_executes(name, tmp_path, monkeypatch, this_python_kernel):
     if name.startswith("03_"):
         html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
         assert any("leaflet" in h.lower() for h in html), "the folium map is not displayed"
+
+
+# ------------------------------------------------------------ issue 8, item 17
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_executed_copy_is_in_sync_small_and_complete(name):
+    gen = _generator()
+    path = NB_DIR / "executed" / name
+    assert path.is_file(), f"run python notebooks/_make_notebooks.py --execute ({name})"
+    assert path.stat().st_size < gen.MAX_EXECUTED_BYTES
+    executed = nbformat.read(path, as_version=4)
+    nbformat.validate(executed)
+    source = gen.build(gen.NOTEBOOKS[name])
+    assert [(c.cell_type, c.source) for c in executed.cells] == [
+        (c.cell_type, c.source) for c in source.cells
+    ], "stale executed copy: run python notebooks/_make_notebooks.py --execute"
+    code = [c for c in executed.cells if c.cell_type == "code"]
+    assert all(c.execution_count for c in code), "every code cell ran"
+    outputs = [o for c in code for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    figures = [o for o in outputs if {"image/png", "image/jpeg"} & set(o.get("data", {}))]
+    assert len(figures) >= 3
+    text = path.read_text(encoding="utf-8")
+    assert "/tmp/" not in text and str(NB_DIR.parent) not in text  # no local paths
+
+
+def test_readme_install_command_provides_jupyter():
+    import re
+    import tomllib
+
+    readme = (NB_DIR / "README.md").read_text(encoding="utf-8")
+    pyproject = tomllib.loads((NB_DIR.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    extras = pyproject["project"]["optional-dependencies"]
+
+    def packages(extra, seen=()):
+        out = set()
+        for req in extras[extra]:
+            name = re.split(r"[<>=\[; ]", req, maxsplit=1)[0].lower()
+            nested = re.fullmatch(r"kpgeo\[(.+)\]", req.split(";")[0].strip())
+            if nested:
+                for sub in nested.group(1).split(","):
+                    if sub not in seen:
+                        out |= packages(sub.strip(), (*seen, extra))
+            else:
+                out.add(name)
+        return out
+
+    assert "jupyter lab" in readme
+    install = re.search(r'pip install -e "\.\[([\w,]+)\]"', readme)
+    assert install, "notebooks/README.md must say how to install"
+    have = set().union(*(packages(e) for e in install.group(1).split(",")))
+    assert "jupyterlab" in have, (install.group(0), sorted(have))
