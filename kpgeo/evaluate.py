@@ -30,10 +30,15 @@ resolves overlapping confounders as mining > flood > farm > burn (a burnt or
 cleared seasonal floodplain counts as ``flood``: it is under water every wet
 season); ``truth_confounders.tif`` keeps every confounder as bits.
 
-Latency: for each detected site, ``first_detected`` (earliest over its
-footprints) minus the true ``start_date`` in days, and the number of clear
-dates (majority of the site's pixels clear in ``truth_cloud.tif``) strictly
-after the true start and up to the detection date.
+Latency, for each detected site, in days and in clear observations (dates on
+which the majority of the site's pixels are clear in ``truth_cloud.tif``):
+
+* **alert latency** (``latency``): from the true ``start_date`` to the
+  earliest ``alert_date`` of its footprints — the date the detector could first
+  have confirmed the site (clear dates strictly after the start, up to and
+  including the alert date: 1 = confirmed on the first clear date showing it);
+* **break offset** (``break_offset``): ``first_detected`` (the back-dated
+  break) minus the true start — how well the detector dates a site it found.
 """
 
 from __future__ import annotations
@@ -176,10 +181,13 @@ def evaluate_footprints(
     dont_care_fp = on_mining & (in_dc > in_care)
     tp_fp = on_mining & ~dont_care_fp
 
-    first = pd.to_datetime(fps["first_detected"]) if "first_detected" in fps else \
-        pd.Series(pd.NaT, index=fps.index)
+    def date_col(name):
+        return pd.to_datetime(fps[name]) if name in fps else pd.Series(pd.NaT, index=fps.index)
+
+    first, alert = date_col("first_detected"), date_col("alert_date")
     detected = np.zeros(len(sites), bool)
     det_date = [pd.NaT] * len(sites)
+    alert_date = [pd.NaT] * len(sites)
     ious = np.full(len(sites), np.nan)
     tree = shapely.STRtree(fps.geometry.values) if len(fps) else None
     for i, site in enumerate(sites.geometry.values):
@@ -198,6 +206,7 @@ def evaluate_footprints(
         detected[i] = ious[i] >= iou_threshold or cover >= overlap_threshold
         if detected[i]:
             det_date[i] = first.iloc[cand].min()
+            alert_date[i] = alert.iloc[cand].min()
 
     n_fp = int(len(fps) - dont_care_fp.sum())
     n_care = int(care.sum())
@@ -241,33 +250,9 @@ def evaluate_footprints(
     }
 
     # latency (sites that count only)
-    lat_days = []
-    lat_obs = []
-    per_site = []
-    for i in range(len(sites)):
-        if not care[i] or not detected[i] or pd.isna(starts.iloc[i]) or pd.isna(det_date[i]):
-            continue
-        d = (pd.Timestamp(det_date[i]) - pd.Timestamp(starts.iloc[i])).days
-        entry = {"site_id": sites["site_id"].iloc[i] if "site_id" in sites else i, "days": d}
-        lat_days.append(d)
-        if clear_site is not None:
-            cl = clear_site[i]
-            sel = (dates_idx > starts.iloc[i]) & (dates_idx <= pd.Timestamp(det_date[i]))
-            n = int(np.sum(cl & np.asarray(sel)))
-            if d < 0:
-                sel = (dates_idx <= starts.iloc[i]) & (dates_idx > pd.Timestamp(det_date[i]))
-                n = -int(np.sum(cl & np.asarray(sel)))
-            entry["clear_obs"] = n
-            lat_obs.append(n)
-        per_site.append(entry)
-    res["latency"] = {
-        "median_days": float(np.median(lat_days)) if lat_days else float("nan"),
-        "mean_days": float(np.mean(lat_days)) if lat_days else float("nan"),
-        "median_clear_obs": float(np.median(lat_obs)) if lat_obs else float("nan"),
-        "days_all": [float(v) for v in lat_days],
-        "clear_obs_all": [float(v) for v in lat_obs],
-        "sites": per_site,
-    }
+    res["latency"] = _latency(sites, care & detected, starts, alert_date, clear_site, dates_idx)
+    res["break_offset"] = _latency(sites, care & detected, starts, det_date, clear_site,
+                                   dates_idx)
     if labels is not None:
         dc_mask = None
         if (~care).any():
@@ -275,6 +260,38 @@ def evaluate_footprints(
                                  labels) > 0
         res.update(_pixel_metrics(fps, labels, cloud=cloud, dates=dates_idx, ignore=dc_mask))
     return res
+
+
+def _latency(sites: Any, use: np.ndarray, starts: Any, when: list, clear_site: Any,
+             dates_idx: Any) -> dict[str, Any]:
+    """Days and clear observations from each site's true start to ``when`` (see module doc)."""
+    import pandas as pd
+
+    lat_days, lat_obs, per_site = [], [], []
+    for i in range(len(sites)):
+        if not use[i] or pd.isna(starts.iloc[i]) or pd.isna(when[i]):
+            continue
+        start, date = pd.Timestamp(starts.iloc[i]), pd.Timestamp(when[i])
+        d = (date - start).days
+        entry = {"site_id": sites["site_id"].iloc[i] if "site_id" in sites else i, "days": d}
+        lat_days.append(d)
+        if clear_site is not None:
+            cl = clear_site[i]
+            if d >= 0:
+                n = int(np.sum(cl & np.asarray((dates_idx > start) & (dates_idx <= date))))
+            else:
+                n = -int(np.sum(cl & np.asarray((dates_idx <= start) & (dates_idx > date))))
+            entry["clear_obs"] = n
+            lat_obs.append(n)
+        per_site.append(entry)
+    return {
+        "median_days": float(np.median(lat_days)) if lat_days else float("nan"),
+        "mean_days": float(np.mean(lat_days)) if lat_days else float("nan"),
+        "median_clear_obs": float(np.median(lat_obs)) if lat_obs else float("nan"),
+        "days_all": [float(v) for v in lat_days],
+        "clear_obs_all": [float(v) for v in lat_obs],
+        "sites": per_site,
+    }
 
 
 def _rasterize(geoms: Any, values: Any, labels: Any, fill: int = 0) -> np.ndarray:

@@ -1,22 +1,28 @@
 """Mining footprints: from the per-pixel change rasters to polygons.
 
-:func:`extract_footprints` cleans the change mask (pixels in a mining state,
-``confidence >= min_confidence``) with scikit-image morphology — a closing
-with a small disk bridges the one-pixel gaps between neighbouring pits of one
-site, then objects and holes smaller than the minimum mapping unit are
-dropped/filled —, grows the remaining objects over adjacent ``pending``
-pixels (bare runs at the end of the series too short to be confirmed: the
-newest pits of a confirmed site; see :mod:`kpgeo.change`), labels connected
-objects (8-connectivity) and vectorises
-them with :func:`rasterio.features.shapes`. Attributes are aggregated per
-object from the change rasters. Areas and distances are computed in the
-zone's local UTM CRS (or EPSG:6933 equal-area when there is no zone and the
-cube CRS is geographic).
+:func:`extract_footprints` builds the footprint mask in three steps, each a
+small pure function on arrays (:func:`footprint_mask`):
+
+1. *confirmed* pixels (a mining state, ``confidence >= min_confidence``) are
+   cleaned with scikit-image morphology — a closing with a small disk bridges
+   the one-pixel gaps between neighbouring pits of one site, then objects and
+   holes smaller than the minimum mapping unit are dropped/filled;
+2. the objects grow by hysteresis (:func:`skimage.filters.apply_hysteresis_threshold`)
+   over connected ``pending`` pixels — mining-like runs still too short to be
+   confirmed at the last date: the newest pits of a site that opens outward
+   from its first pit. Pending pixels never form an object on their own;
+3. connected objects (8-connectivity) are labelled and vectorised with
+   :func:`rasterio.features.shapes`.
+
+Attributes are aggregated per object from the change rasters; ``alert_date`` is
+the date on which the object first reached the mapping unit in confirmed
+pixels (what an operational alert would have reported). Areas and distances
+are computed in the zone's local UTM CRS (or EPSG:6933 equal-area when there
+is no zone and the cube CRS is geographic).
 
 :func:`detect_footprints` chains :func:`kpgeo.change.detect_changes` and
-:func:`extract_footprints` on a cube; :func:`run_detect` is the file-level
-orchestration used by ``kpgeo detect``, pipelines and notebooks (load cube →
-detect → footprints → write outputs).
+:func:`extract_footprints`; :func:`write_detection` writes footprints and the
+change rasters.
 """
 
 from __future__ import annotations
@@ -40,14 +46,15 @@ __all__ = [
 ]
 
 FOOTPRINT_COLUMNS = [
-    "id", "zone", "geometry", "area_ha", "first_detected", "last_active", "state",
+    "id", "zone", "geometry", "area_ha", "first_detected", "alert_date", "last_active", "state",
     "confidence", "water_fraction", "mean_ndvi", "mean_mndwi", "mean_bsi",
     "distance_to_boundary_m", "inside_zone",
 ]
 
 #: files written by :func:`write_detection`
 DETECT_OUTPUTS = ("footprints.geojson", "footprints.parquet", "first_detected.tif",
-                  "last_active.tif", "confidence.tif", "state.tif")
+                  "alert_date.tif", "last_active.tif", "confidence.tif", "state.tif",
+                  "reason.tif")
 
 #: nodata of the int32 day rasters (days since 1970-01-01)
 DAY_NODATA = -1
@@ -114,6 +121,32 @@ def _clean_mask(mask: np.ndarray, *, min_pixels: int, closing_radius: int) -> np
         out = morphology.remove_small_objects(out, max_size=min_pixels - 1, connectivity=2)
         out = morphology.remove_small_holes(out, max_size=min_pixels - 1)
     return out
+
+
+def footprint_mask(confirmed: np.ndarray, pending: np.ndarray | None = None, *,
+                   min_pixels: int, closing_radius: int = 1) -> np.ndarray:
+    """Footprint mask from confirmed and pending pixels (see the module docstring).
+
+    Parameters
+    ----------
+    confirmed : numpy.ndarray of bool
+        Pixels in a mining state.
+    pending : numpy.ndarray of bool, optional
+        Pixels whose mining-like run is too short to confirm yet; they join
+        the confirmed objects they touch, never form one alone.
+    min_pixels : int
+        Minimum mapping unit in pixels (objects and holes below it are removed).
+    closing_radius : int
+        Radius (pixels) of the morphological closing; 0 disables it.
+    """
+    from skimage.filters import apply_hysteresis_threshold
+
+    core = _clean_mask(confirmed, min_pixels=min_pixels, closing_radius=closing_radius)
+    if pending is None or not core.any():
+        return core
+    level = core.astype("uint8") * 2 + (pending & ~core).astype("uint8")
+    grown = apply_hysteresis_threshold(level, 0.5, 1.5)
+    return _clean_mask(grown, min_pixels=min_pixels, closing_radius=closing_radius)
 
 
 def extract_footprints(
@@ -200,17 +233,9 @@ def extract_footprints(
         metric_crs) else abs(transform.a * transform.e)
     min_pixels = int(np.ceil(min_area_ha * 10_000.0 / px_area_m2 - 1e-9)) if min_area_ha else 0
 
-    mask = _clean_mask(mask, min_pixels=min_pixels, closing_radius=int(closing_radius))
-    if "pending" in change and mask.any():
-        # grow the confirmed objects (already above the mapping unit) over adjacent pending
-        # pixels: pits dug too recently to be confirmed on their own, next to a confirmed
-        # part of the same site. Pending pixels never form an object by themselves.
-        pend = np.asarray(change["pending"].values, dtype=bool) & ~mask
-        if pend.any():
-            lab_u, _ = ndimage.label(mask | pend, structure=np.ones((3, 3), int))
-            keep = np.unique(lab_u[mask])
-            mask = np.isin(lab_u, keep[keep > 0])
-            mask = _clean_mask(mask, min_pixels=min_pixels, closing_radius=int(closing_radius))
+    pending = np.asarray(change["pending"].values, dtype=bool) if "pending" in change else None
+    mask = footprint_mask(mask, pending, min_pixels=min_pixels,
+                          closing_radius=int(closing_radius))
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), int))
     empty = gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in FOOTPRINT_COLUMNS
                               if c != "geometry"}, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
@@ -233,6 +258,8 @@ def extract_footprints(
 
     first = agg(days("first_detected"), np.nanmin)
     last = agg(days("last_active"), np.nanmax)
+    alert = _alert_days(days("alert_date"), labels, idx, max(min_pixels, 1)) \
+        if "alert_date" in change else np.full(n, np.nan)
     # pixels added by the closing have no state: mode over mining-state pixels only
     st = np.where((state >= 1) & (state <= 4), state, 0).astype("int64")
 
@@ -261,6 +288,7 @@ def extract_footprints(
         return pd.to_datetime(np.where(np.isfinite(d), d, np.nan), unit="D")
 
     gdf["first_detected"] = to_dt(first)
+    gdf["alert_date"] = to_dt(alert)
     gdf["last_active"] = to_dt(last)
     gdf["state"] = [STATE_NAMES.get(int(s), "active") for s in st_mode]
     gdf["confidence"] = conf_obj
@@ -282,6 +310,17 @@ def extract_footprints(
     gdf = gdf.sort_values("first_detected", kind="stable").reset_index(drop=True)
     gdf["id"] = [f"{zone_id or 'fp'}-{i + 1:05d}" for i in range(len(gdf))]
     return gdf[FOOTPRINT_COLUMNS]
+
+
+def _alert_days(alert: np.ndarray, labels: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
+    """Per object, the day its ``k``-th pixel was confirmed (the object reached the MMU)."""
+    from scipy import ndimage
+
+    def kth(v):
+        v = np.sort(v[np.isfinite(v)])
+        return v[min(k, v.size) - 1] if v.size else np.nan
+
+    return np.asarray(ndimage.labeled_comprehension(alert, labels, idx, kth, float, np.nan))
 
 
 def detect_footprints(
@@ -321,17 +360,22 @@ def detect_footprints(
 
 
 def change_rasters(change: Any) -> dict[str, Any]:
-    """Encode the change Dataset as the four output rasters (keeps ``spatial_ref``).
+    """Encode the change Dataset as the output rasters (keeps ``spatial_ref``).
 
     Returns
     -------
     dict
-        ``first_detected``/``last_active``: int32 days since 1970-01-01,
-        nodata ``-1``; ``confidence``: float32 0-1 (0 where no change);
-        ``state``: uint8 codes of :data:`kpgeo.change.STATE_NAMES`.
+        ``first_detected``/``alert_date``/``last_active``: int32 days since
+        1970-01-01, nodata ``-1``; ``confidence``: float32 0-1 (0 where no
+        change); ``state`` and ``reason``: uint8 codes of
+        :data:`kpgeo.change.STATE_NAMES` / :data:`kpgeo.change.REASON_NAMES`.
     """
+    from kpgeo.change import REASON_NAMES
+
     out = {}
-    for var in ("first_detected", "last_active"):
+    for var in ("first_detected", "alert_date", "last_active"):
+        if var not in change:
+            continue
         v = change[var]
         vals = np.asarray(v.values)
         d = vals.astype("datetime64[D]").astype("int64")
@@ -340,9 +384,12 @@ def change_rasters(change: Any) -> dict[str, Any]:
         da.attrs = {"units": "days since 1970-01-01", "nodata": DAY_NODATA}
         out[var] = da
     out["confidence"] = change["confidence"].astype("float32")
-    out["state"] = change["state"].astype("uint8")
-    out["state"].attrs = {"flag_values": list(STATE_NAMES), "flag_meanings":
-                          " ".join(s.replace(" ", "_") for s in STATE_NAMES.values())}
+    for var, names in (("state", STATE_NAMES), ("reason", REASON_NAMES)):
+        if var not in change:
+            continue
+        out[var] = change[var].astype("uint8")
+        out[var].attrs = {"flag_values": list(names), "flag_meanings":
+                          " ".join(n.replace(" ", "_") for n in names.values())}
     return out
 
 
@@ -368,6 +415,6 @@ def write_detection(change: Any, footprints: Any, out_dir: str | os.PathLike, *,
         "footprints.parquet": io.write_vector(footprints, out / "footprints.parquet"),
     }
     for name, da in change_rasters(change).items():
-        nodata = DAY_NODATA if name in ("first_detected", "last_active") else None
+        nodata = DAY_NODATA if name in ("first_detected", "alert_date", "last_active") else None
         paths[f"{name}.tif"] = io.write_cog(da, out / f"{name}.tif", nodata=nodata)
     return paths

@@ -1,134 +1,396 @@
+"""The per-pixel decision (kpgeo.change): components and hand-made pixel series.
+
+Spectra are surface reflectance end members from published spectra (blue, green, red,
+nir, swir16); series are monthly from January 2019 unless said otherwise, so index 12
+is January of the second year (dry season December-April, wet season June-October).
+"""
+
 import warnings
 
 import numpy as np
 import pytest
 import xarray as xr
 
-from kpgeo.change import STATE_CODES, ChangeParams, detect_changes, detect_pixels
+from kpgeo.change import (
+    OUTPUT_FIELDS,
+    REASON_CODES,
+    STATE_CODES,
+    ChangeParams,
+    DetectorState,
+    detect_changes,
+    detect_pixels,
+)
+from kpgeo.change import _decision as dec
+from kpgeo.change import _season as season
+from kpgeo.change import _surface as surf
+from kpgeo.change._state import new_state, param_vector
 from kpgeo.errors import ConfigError, InsufficientDataWarning, MissingBandError
 
-# reflectance end members (blue, green, red, nir, swir16, swir22) from published spectra
-VEG = dict(blue=0.03, green=0.06, red=0.04, nir=0.32, swir16=0.19, swir22=0.09)
-GRAVEL = dict(blue=0.14, green=0.18, red=0.225, nir=0.285, swir16=0.33, swir22=0.27)
-WATER = dict(blue=0.07, green=0.09, red=0.1, nir=0.05, swir16=0.015, swir22=0.008)
-CHAR = dict(blue=0.03, green=0.038, red=0.045, nir=0.075, swir16=0.12, swir22=0.11)
-CLOUD = dict(blue=0.46, green=0.455, red=0.45, nir=0.47, swir16=0.38, swir22=0.28)
+VEG = dict(blue=0.03, green=0.06, red=0.04, nir=0.32, swir16=0.19)
+CROP = dict(blue=0.035, green=0.075, red=0.045, nir=0.36, swir16=0.22)
+WETGRASS = dict(blue=0.032, green=0.068, red=0.045, nir=0.33, swir16=0.2)
+DRYGRASS = dict(blue=0.072, green=0.1, red=0.14, nir=0.26, swir16=0.34)
+GRAVEL = dict(blue=0.14, green=0.18, red=0.225, nir=0.285, swir16=0.33)
+SAND = dict(blue=0.18, green=0.22, red=0.26, nir=0.3, swir16=0.4)
+WATER = dict(blue=0.07, green=0.09, red=0.1, nir=0.05, swir16=0.015)
+CHAR = dict(blue=0.03, green=0.038, red=0.045, nir=0.075, swir16=0.12)
+CLOUD = dict(blue=0.46, green=0.455, red=0.45, nir=0.47, swir16=0.38)
+CIRRUS = dict(blue=0.3, green=0.295, red=0.29, nir=0.3, swir16=0.24)
 SHADOW = {k: v * 0.3 for k, v in VEG.items()}
-CROP = dict(blue=0.035, green=0.075, red=0.045, nir=0.36, swir16=0.22, swir22=0.10)
 NAN = {k: np.nan for k in VEG}
 BANDS = list(VEG)
+T0 = 17897.0  # 2019-01-01, days since 1970-01-01
+P = param_vector(ChangeParams())
 
 
-def run_series(seq, days=None, params=None, bands=BANDS):
-    """Run the kernel on one pixel whose observations are ``seq`` (list of spectra)."""
-    from kpgeo import indices
-
-    arr = {b: np.array([s[b] for s in seq], "float64") for b in BANDS}
-    days = np.arange(len(seq)) * 30.0 if days is None else np.asarray(days, float)
-    green = arr["green"] if "green" in bands else None
-    blue = arr["blue"] if "blue" in bands else None
-    out = detect_pixels(
-        indices.ndvi(arr["red"], arr["nir"]),
-        indices.water_index(swir16=arr["swir16"], green=green, red=arr["red"]),
-        indices.bsi(red=arr["red"], nir=arr["nir"], swir16=arr["swir16"], blue=blue),
-        arr["red"], arr["swir16"], nir=arr["nir"], blue=blue, tdays=days, params=params)
-    return out
+def mix(a, b, f):
+    """Linear mixture ``(1 - f) a + f b`` of two spectra."""
+    return {k: (1 - f) * a[k] + f * b[k] for k in BANDS}
 
 
-def state(out):
-    return int(out[3])
+FLOOD = mix(WETGRASS, WATER, 0.8)
+PIT = mix(WATER, VEG, 0.1)  # open pit water with a 10 % vegetated edge
+TURBID = mix(WATER, GRAVEL, 0.3)
+DARKWET = dict(blue=0.05, green=0.06, red=0.06, nir=0.07, swir16=0.072)
 
 
-def test_stable_vegetation_no_change():
-    assert state(run_series([VEG] * 24)) == 0
+def run(seq, days=None, params=None, bands=BANDS):
+    """Outputs (a dict) of one pixel whose observations are ``seq``."""
+    arr = {b: np.array([[s[b] for s in seq]], "float64") for b in BANDS}
+    days = T0 + np.arange(len(seq)) * 30.4 if days is None else np.asarray(days, float)
+    out = detect_pixels(red=arr["red"], nir=arr["nir"], swir16=arr["swir16"],
+                        green=arr["green"] if "green" in bands else None,
+                        blue=arr["blue"] if "blue" in bands else None,
+                        tdays=days, params=params)[0]
+    return dict(zip(OUTPUT_FIELDS, out, strict=True)), days
 
 
-def test_single_cloud_and_shadow_outliers_rejected():
+def state(seq, **kw):
+    return int(run(seq, **kw)[0]["state"])
+
+
+def reason(seq, **kw):
+    return int(run(seq, **kw)[0]["reason"])
+
+
+def mining(seq, **kw):
+    return state(seq, **kw) in (1, 2, 3, 4)
+
+
+def cls(s):
+    nd = surf.normalized_difference(s["nir"], s["red"])
+    wi = surf.normalized_difference(s["green"], s["swir16"])
+    return surf.surface_class(s["blue"], s["red"], s["nir"], s["swir16"], nd, wi, P)
+
+
+# --------------------------------------------------------------------------- surface classes
+
+
+@pytest.mark.parametrize("spectrum, expected", [
+    (VEG, surf.VEG), (CROP, surf.VEG), (GRAVEL, surf.BARE), (SAND, surf.BARE),
+    (DRYGRASS, surf.BARE), (WATER, surf.WATER), (PIT, surf.WATER), (TURBID, surf.WATER),
+    (CHAR, surf.DARK), (SHADOW, surf.VEG), (CLOUD, surf.HAZE), (CIRRUS, surf.HAZE),
+    (DARKWET, surf.DARK),
+])
+def test_surface_classes_of_end_members(spectrum, expected):
+    assert cls(spectrum) == expected
+
+
+def test_wet_mud_is_neutral_and_flooded_green_grass_is_vegetation():
+    mud = dict(blue=0.08, green=0.11, red=0.12, nir=0.14, swir16=0.12)  # wet, not water
+    assert cls(mud) == surf.WET and surf.is_neutral(surf.WET)
+    assert cls(mix(WETGRASS, WATER, 0.3)) == surf.VEG
+    assert surf.is_mining_like(surf.BARE) and surf.is_mining_like(surf.WATER)
+    assert not surf.is_mining_like(surf.VEG) and not surf.is_mining_like(surf.DARK)
+
+
+def test_without_blue_a_bright_flat_cloud_is_haze_but_sand_is_bare():
+    def c(s):
+        nd = surf.normalized_difference(s["nir"], s["red"])
+        wi = surf.normalized_difference(s["red"], s["swir16"])
+        return surf.surface_class(np.nan, s["red"], s["nir"], s["swir16"], nd, wi, P)
+
+    assert c(CLOUD) == surf.HAZE and c(CIRRUS) == surf.HAZE
+    assert c(SAND) == surf.BARE and c(GRAVEL) == surf.BARE
+
+
+def test_normalized_difference_handles_zero_and_nan():
+    assert surf.normalized_difference(0.3, 0.1) == pytest.approx(0.5)
+    assert np.isnan(surf.normalized_difference(0.0, 0.0))
+    assert np.isnan(surf.normalized_difference(np.nan, 0.1))
+
+
+# --------------------------------------------------------------------------- seasonal memory
+
+
+def test_season_bins_windows_and_circular_distance():
+    assert season.season_bin(T0) == 0  # 1 January
+    assert season.season_bin(T0 + 364.9) == season.N_BINS - 1
+    assert season.season_bin(T0 + 365.25 + 20) == 1
+    assert season.window_bins(60) == 4 and season.window_bins(0) == 0
+    mask = season.bin_mask(23) | season.bin_mask(5)
+    assert season.nearest(mask, 0) == 1  # wraps around the year
+    assert season.nearest(mask, 10) == 5
+    assert season.nearest(0, 3) == season.NEVER
+    assert season.seen(mask, 2, 1) is False and season.seen(mask, 2, 3) is True
+    assert season.bin_range(22, 1) == sum(1 << b for b in (22, 23, 0, 1))
+
+
+def test_memory_matures_after_an_epoch_and_never_within_the_season():
+    m = np.zeros(18, "int64")
+    m[0] = 0b101  # current epoch
+    season.roll_epoch(m, 0, 6, 1)
+    assert (m[0], m[1], m[2]) == (0, 0b101, 0)  # previous epoch: not yet usable
+    season.roll_epoch(m, 0, 6, 1)
+    assert (m[0], m[1], m[2]) == (0, 0, 0b101)  # mature
+    m[0] = 0b1000
+    season.roll_epoch(m, 0, 6, 3)  # a long gap: everything older is mature
+    assert m[2] == 0b1101 and m[0] == m[1] == 0
+    # a bin observed now matures 4-8 months later: in time for the same season next year
+    assert 120 < season.EPOCH_DAYS < 365.25 - 2 * season.EPOCH_DAYS + 120
+
+
+# --------------------------------------------------------------------------- decision steps
+
+
+def pixel_with_baseline(base_cls, base_ndvi=0.75):
+    f, m = new_state(1)
+    f, m = f[0], m[0]
+    f[dec.BASE_CLS], f[dec.BASE_NDVI] = base_cls, base_ndvi
+    return f, m
+
+
+def test_departs_from_baseline_needs_no_ndvi_drop_on_bare_or_wet_ground():
+    f, _ = pixel_with_baseline(surf.VEG, 0.75)
+    assert dec.departs_from_baseline(surf.BARE, 0.2, f, P)
+    assert not dec.departs_from_baseline(surf.BARE, 0.7, f, P)  # lost too little NDVI
+    assert dec.departs_from_baseline(surf.WATER, 0.0, f, P)
+    f, _ = pixel_with_baseline(surf.WATER, -0.3)
+    assert dec.departs_from_baseline(surf.BARE, 0.1, f, P)  # a channel dug out, water -> gravel
+    assert not dec.departs_from_baseline(surf.WATER, -0.2, f, P)
+    f, _ = pixel_with_baseline(surf.BARE, 0.15)
+    assert dec.departs_from_baseline(surf.WATER, -0.1, f, P)  # pits on a sand bar
+    assert not dec.departs_from_baseline(surf.BARE, 0.12, f, P)
+
+
+def test_season_evidence_in_season_and_out_of_season():
+    f, m = pixel_with_baseline(surf.VEG)
+    old = 2  # mature masks
+    m[dec.M_WATER + old] = season.bin_range(14, 20)  # wet from mid-July to late October
+    m[dec.M_DRY + old] = season.bin_range(0, 12) | season.bin_range(21, 23)
+    m[dec.M_GREEN + old] = season.bin_range(10, 20)
+    assert dec.season_evidence(surf.WATER, 16, m, P) == (True, False)  # the usual flood
+    assert dec.season_evidence(surf.WATER, 11, m, P) == (True, False)  # a month early
+    assert dec.season_evidence(surf.WATER, 5, m, P) == (False, True)  # water in March: a pit
+    assert dec.season_evidence(surf.BARE, 15, m, P) == (False, True)  # bare where green
+    assert dec.season_evidence(surf.BARE, 3, m, P) == (False, False)  # never seen green then
+
+
+def test_can_confirm_water_needs_out_of_season_evidence_or_time():
+    f, _ = pixel_with_baseline(surf.VEG)
+    f[dec.EP_N], f[dec.EP_WATER], f[dec.EP_STRONG], f[dec.EP_START] = 3, 3, 0, T0
+    assert not dec.can_confirm(f, T0 + 100, P)  # could be a flood seen for the first time
+    assert dec.can_confirm(f, T0 + 200, P)  # lasted longer than a flood season
+    f[dec.EP_STRONG] = 1
+    assert dec.can_confirm(f, T0 + 60, P)
+    f[dec.EP_WATER] = 0  # a bare run: persistence alone
+    f[dec.EP_STRONG] = 0
+    assert dec.can_confirm(f, T0 + 60, P)
+    f[dec.EP_N] = 2
+    assert not dec.can_confirm(f, T0 + 60, P)
+    f[dec.EP_STRONG] = 2  # two out-of-season observations suffice
+    assert dec.can_confirm(f, T0 + 60, P)
+
+
+def test_recovered_means_the_pre_disturbance_surface_is_back():
+    f, _ = pixel_with_baseline(surf.VEG, 0.75)
+    f[dec.REC_LEVEL] = 0.6
+    f[dec.EP_ANOM], f[dec.EP_ANOM_WATER] = 4, 0
+    assert dec.recovered(surf.VEG, 0.7, f, P) and not dec.recovered(surf.VEG, 0.45, f, P)
+    f[dec.EP_ANOM_WATER] = 4  # a flood receding to wet grass
+    assert dec.recovered(surf.VEG, 0.45, f, P) and not dec.recovered(surf.BARE, 0.1, f, P)
+    f, _ = pixel_with_baseline(surf.WATER, -0.3)
+    assert dec.recovered(surf.WATER, -0.3, f, P) and not dec.recovered(surf.VEG, 0.5, f, P)
+    f, _ = pixel_with_baseline(surf.BARE, 0.2)  # dry-season grass: bare is not recovery
+    f[dec.EP_ANOM] = 4
+    assert not dec.recovered(surf.BARE, 0.2, f, P) and dec.recovered(surf.VEG, 0.6, f, P)
+
+
+# --------------------------------------------------------------------------- pixel series
+
+
+def test_stable_vegetation_and_single_date_outliers_are_no_change():
+    assert state([VEG] * 24) == 0
     seq = [VEG] * 24
-    seq[8], seq[15] = CLOUD, SHADOW
-    assert state(run_series(seq)) == 0
+    seq[8], seq[15], seq[16], seq[20] = CLOUD, SHADOW, CIRRUS, CHAR
+    assert state(seq) == 0
+    seq[10] = seq[11] = CLOUD  # two missed clouds in a row
+    assert state(seq) == 0
 
 
-def test_two_consecutive_missed_clouds_rejected():
-    seq = [VEG] * 24
-    seq[10] = seq[11] = CLOUD
-    assert state(run_series(seq)) == 0
+def test_persistent_gravel_is_mining_with_break_alert_and_last_active():
+    out, days = run([VEG] * 10 + [GRAVEL] * 14)
+    assert out["state"] == STATE_CODES["active"]
+    assert out["reason"] == REASON_CODES["mining"]
+    assert out["first_detected"] == days[10]  # the first bare observation
+    assert days[10] < out["alert_date"] <= days[12]  # confirmed within three observations
+    assert out["last_active"] == days[23]
+    assert 0.5 < out["confidence"] <= 1.0 and out["water"] == 0
 
 
-def test_burn_that_recovers_rejected():
-    seq = [VEG] * 10 + [CHAR] * 4 + [VEG] * 10
-    assert state(run_series(seq)) == 0
+def test_water_pit_in_forest_is_mining_and_flagged_water():
+    out, days = run([VEG] * 12 + [PIT] * 12)
+    assert out["state"] in (1, 2) and out["water"] == 1
+    assert out["alert_date"] <= days[14]  # seen dry at this time last year: no waiting
 
 
-def test_farm_clearing_that_regrows_rejected():
-    soil = {b: 0.55 * GRAVEL[b] + 0.45 * VEG[b] for b in BANDS}
+def test_water_to_gravel_and_bare_to_turbid_water_need_no_ndvi_drop():
+    out, days = run([WATER] * 12 + [GRAVEL] * 8)  # a river channel dug out
+    assert out["state"] in (1, 2) and out["first_detected"] == days[12]
+    out, days = run([SAND] * 12 + [TURBID] * 8)  # pits on a sand bar
+    assert out["state"] in (1, 2) and out["first_detected"] == days[12]
+    assert state([SAND] * 24) == 0 and state([WATER] * 24) == 0
+
+
+def test_farm_cycle_and_burn_are_rejected_with_their_reason():
+    soil = mix(GRAVEL, VEG, 0.25)  # ploughed soil with crop residue
     seq = [VEG] * 10 + [soil] * 4 + [CROP] * 10
-    assert state(run_series(seq)) == 0
+    assert state(seq) == 0 and reason(seq) == REASON_CODES["transient"]
+    burn = [VEG] * 10 + [CHAR] * 3 + [mix(CHAR, VEG, 0.5)] + [VEG] * 10
+    assert state(burn) == 0 and reason(burn) == REASON_CODES["dark only"]
+    # the same clearing every dry season: learnt as the field's season
+    cycle = ([CROP] * 6 + [soil] * 3 + [CROP] * 3) * 3
+    assert state(cycle) == 0
 
 
-def test_persistent_bare_gravel_detected_with_break_date():
-    seq = [VEG] * 10 + [GRAVEL] * 14
-    out = run_series(seq)
-    assert state(out) == STATE_CODES["active"]
-    assert out[0] == 300.0  # first mining-like observation, not the confirming one
-    assert out[1] == 690.0
-    assert 0.5 < out[2] <= 1.0
+def test_recurring_flood_is_seasonal_even_when_it_comes_early_or_fuller():
+    year1 = [VEG] * 6 + [FLOOD] * 5 + [VEG]
+    assert state(year1 * 2) == 0 and reason(year1 * 2) == REASON_CODES["seasonal"]
+    early = [VEG] * 5 + [FLOOD] * 7  # a month earlier, a month longer
+    assert state(year1 + early) == 0
+    fuller = [VEG] * 6 + [mix(WATER, WETGRASS, 0.1)] * 5 + [VEG]
+    assert state(year1 + fuller) == 0
 
 
-def test_persistent_water_pit_detected_and_flagged_water():
-    seq = [VEG] * 12 + [WATER] * 12
-    out = run_series(seq)
-    assert state(out) in (1, 2)
-    assert out[4] == 1.0
+def test_water_in_the_dry_season_where_floods_never_reach_is_a_pit():
+    year1 = [VEG] * 6 + [FLOOD] * 5 + [VEG]
+    seq = year1 + [VEG] * 1 + [PIT] * 11  # a pit dug in February of year 2
+    out, days = run(seq)
+    assert out["state"] in (1, 2) and out["first_detected"] == days[13]
 
 
-def test_nan_gaps_and_irregular_dates():
+def test_new_water_with_no_dry_season_evidence_waits():
+    # year 1: wet season entirely clouded; year 2: water from July to November
+    seq = [VEG] * 4 + [NAN] * 8 + [VEG] * 6 + [PIT] * 5
+    out, _ = run(seq)
+    assert out["state"] == 0 and out["reason"] == REASON_CODES["water awaiting dry season"]
+    assert out["pending"] == 1
+    # the water is still there in the dry season (December-January): a pit
+    assert mining(seq + [PIT] * 2)
+
+
+def test_dry_season_grass_is_seasonal_not_mining():
+    seq = [WETGRASS] * 5 + [DRYGRASS] * 6 + [WETGRASS] * 6 + [DRYGRASS] * 5
+    assert state(seq) == 0
+    # ... but gravel through the rains where the grass was green last year is mining
+    seq = ([DRYGRASS] * 4 + [WETGRASS] * 6 + [DRYGRASS] * 2) + [DRYGRASS] * 4 + [GRAVEL] * 8
+    assert mining(seq)
+
+
+def test_dark_and_wet_observations_neither_count_nor_break_a_run():
+    out, days = run([VEG] * 12 + [GRAVEL, DARKWET, GRAVEL, DARKWET, GRAVEL])
+    assert out["state"] in (1, 2) and out["first_detected"] == days[12]
+    assert state([VEG] * 12 + [DARKWET] * 6) == 0
+
+
+def test_late_start_short_run_is_pending_and_grows_footprints():
+    out, _ = run([VEG] * 12 + [NAN] * 10 + [GRAVEL])
+    assert out["state"] == 0 and out["pending"] == 1
+    assert out["reason"] == REASON_CODES["pending"]
+    assert run([VEG] * 14)[0]["pending"] == 0
+    # two out-of-season observations at the end confirm it
+    assert mining([VEG] * 12 + [NAN] * 9 + [GRAVEL] * 2)
+
+
+def test_abandoned_pit_revegetating_slowly_stays_mining():
+    reveg = [mix(GRAVEL, VEG, f) for f in np.linspace(0.15, 0.75, 10)]
+    out, days = run([VEG] * 6 + [GRAVEL] * 8 + reveg)
+    assert out["state"] in (STATE_CODES["inactive"], STATE_CODES["revegetating"])
+    assert out["first_detected"] == days[6]
+
+
+def test_recent_break_is_new():
+    assert state([VEG] * 20 + [GRAVEL] * 4) == STATE_CODES["new"]
+
+
+def test_nan_gaps_irregular_dates_and_landsat_bands():
     seq = [VEG] * 10 + [GRAVEL] * 14
     seq[3] = seq[11] = seq[12] = NAN
-    days = np.cumsum(np.r_[0, np.random.default_rng(0).integers(5, 40, 23)]).astype(float)
-    out = run_series(seq, days=days)
-    assert state(out) in (1, 2)
-    assert out[0] == days[10]
-    assert out[5] == 21  # clear observations counted
-
-
-def test_recent_break_is_new_and_abandoned_site_revegetates():
-    out = run_series([VEG] * 20 + [GRAVEL] * 4)
-    assert state(out) == STATE_CODES["new"]
-    mid = {b: 0.3 * GRAVEL[b] + 0.7 * VEG[b] for b in BANDS}
-    veg_back = {b: 0.1 * GRAVEL[b] + 0.9 * VEG[b] for b in BANDS}
-    seq = [VEG] * 4 + [GRAVEL] * 12 + [mid] + [veg_back] * 7
-    p = ChangeParams(recovery_days=200)
-    assert state(run_series(seq, params=p)) == STATE_CODES["revegetating"]
-
-
-def test_landsat_bands_only():
-    seq = [VEG] * 10 + [GRAVEL] * 14
-    out = run_series(seq, bands=["red", "nir", "swir16"])
-    assert state(out) == 2
-    seq = [VEG] * 12 + [WATER] * 12
-    assert state(run_series(seq, bands=["red", "nir", "swir16"])) in (1, 2)
+    days = T0 + np.cumsum(np.r_[0, np.random.default_rng(0).integers(5, 40, 23)]).astype(float)
+    out, _ = run(seq, days=days)
+    assert out["state"] in (1, 2) and out["first_detected"] == days[10]
+    assert out["n_clear"] == 21
+    assert run([VEG] * 10 + [GRAVEL] * 14, bands=["red", "nir", "swir16"])[0]["state"] == 2
+    assert mining([VEG] * 12 + [PIT] * 12, bands=["red", "nir", "swir16"])
 
 
 def test_too_few_observations_is_insufficient():
-    seq = [NAN] * 20 + [VEG] * 4
-    assert state(run_series(seq)) == 255
+    out, _ = run([NAN] * 20 + [VEG] * 4)
+    assert out["state"] == 255 and out["reason"] == REASON_CODES["insufficient data"]
 
 
-def test_config_errors():
+# --------------------------------------------------------------------------- state, cost, params
+
+
+def series_block(n_pix=300, n_t=40, seed=0):
+    """Random mixtures of the end members with clouds: a varied block of pixels."""
+    rng = np.random.default_rng(seed)
+    ends = np.array([[s[b] for b in BANDS] for s in (VEG, GRAVEL, PIT, DRYGRASS, FLOOD)])
+    w = rng.dirichlet(np.ones(5) * 0.3, size=(n_pix, n_t))
+    w[: n_pix // 2, : n_t // 2] = [1, 0, 0, 0, 0]
+    arr = np.einsum("ptk,kb->bpt", w, ends) * (1 + rng.normal(0, 0.02, (5, n_pix, n_t)))
+    arr[:, rng.uniform(size=(n_pix, n_t)) < 0.3] = np.nan
+    days = T0 + np.cumsum(rng.integers(5, 30, n_t)).astype(float)
+    return dict(zip(BANDS, arr, strict=True)), days
+
+
+def test_incremental_update_equals_a_full_run():
+    bands, days = series_block()
+    full = detect_pixels(**bands, tdays=days)
+    for split in (1, 17, 39):
+        st = DetectorState.new((bands["red"].shape[0],))
+        st.update(**{b: v[:, :split] for b, v in bands.items()}, tdays=days[:split])
+        st.update(**{b: v[:, split:] for b, v in bands.items()}, tdays=days[split:])
+        np.testing.assert_array_equal(st.outputs(), full)
+    assert np.isin(full[:, OUTPUT_FIELDS.index("state")], [1, 2, 3, 4]).any()
+
+
+def test_state_refuses_dates_already_seen():
+    bands, days = series_block(n_pix=3, n_t=6)
+    st = DetectorState.new((3,)).update(**bands, tdays=days)
+    with pytest.raises(ConfigError, match="not after the last date"):
+        st.update(**{b: v[:, -1:] for b, v in bands.items()}, tdays=days[-1:])
+    with pytest.raises(ConfigError, match="strictly increasing"):
+        DetectorState.new((3,)).update(**bands, tdays=days[::-1])
+
+
+def test_params_are_validated():
     with pytest.raises(ConfigError, match="persistence"):
         ChangeParams(persistence=0)
-    with pytest.raises(ConfigError, match="baseline_quantile"):
-        ChangeParams(baseline_quantile=1.5)
+    with pytest.raises(ConfigError, match="strong_persistence"):
+        ChangeParams(persistence=2, strong_persistence=3)
     with pytest.raises(ConfigError):
         ChangeParams(min_ndvi_drop=float("nan"))
     with pytest.raises(ConfigError, match="baseline_obs"):
-        ChangeParams(baseline_obs=10, min_clear_obs=6)
-    with pytest.raises(ConfigError):
-        detect_changes(make_cube(), params={"persistence": 3})
+        ChangeParams(baseline_obs=9)
+    with pytest.raises(ConfigError, match="unknown"):
+        ChangeParams().replace(baseline_quantile=0.5)
+    assert ChangeParams().replace(persistence=4).persistence == 4
 
 
 # --------------------------------------------------------------------------- cubes
+
+
 def make_cube(n_t=24, shape=(20, 24), *, bands=BANDS, seed=0, cloudy_rows=0):
     """A small cube: vegetation, a gravel pit (rows 4-9, cols 4-9) from date 10,
     a water pit (rows 12-15, cols 14-19) from date 8, random single-date clouds."""
@@ -143,7 +405,7 @@ def make_cube(n_t=24, shape=(20, 24), *, bands=BANDS, seed=0, cloudy_rows=0):
     for b in bands:
         a = np.full((n_t,) + shape, VEG[b], "float32")
         a[10:, 4:10, 4:10] = GRAVEL[b]
-        a[8:, 12:16, 14:20] = WATER[b]
+        a[8:, 12:16, 14:20] = PIT[b]
         a *= (1 + rng.normal(0, 0.01, a.shape)).astype("float32")
         data[b] = a
     cloud = rng.uniform(size=(n_t,) + shape) < 0.1
@@ -165,15 +427,16 @@ def test_detect_changes_on_cube_keeps_grid_and_finds_pits():
         ch = detect_changes(cube)
     assert "spatial_ref" in ch.coords and ch.odc.geobox == cube.odc.geobox
     st = ch["state"].values
-    assert st.dtype == np.uint8
-    assert (np.isin(st[4:10, 4:10], [1, 2])).mean() > 0.95
-    assert (np.isin(st[12:16, 14:20], [1, 2])).mean() > 0.95
+    assert st.dtype == np.uint8 and ch["reason"].dtype == np.uint8
+    assert np.isin(st[4:10, 4:10], [1, 2]).mean() > 0.95
+    assert np.isin(st[12:16, 14:20], [1, 2]).mean() > 0.95
     assert ch["water"].values[12:16, 14:20].mean() > 0.9
     bg = np.ones(st.shape, bool)
     bg[3:11, 3:11] = bg[11:17, 13:21] = False
     assert (st[bg] == 0).all()
     fd = ch["first_detected"].values[4:10, 4:10]
     assert (fd <= cube.time.values[12]).all() and (fd >= cube.time.values[10]).all()
+    assert (ch["alert_date"].values[4:10, 4:10] >= fd).all()
     assert np.isnat(ch["first_detected"].values[bg]).all()
 
 
@@ -195,73 +458,11 @@ def test_insufficient_data_state_and_warning():
     assert (st[5:] != 255).all()
 
 
-def test_missing_band_error():
-    with pytest.raises(MissingBandError):
+def test_missing_band_and_bad_params():
+    with pytest.raises(MissingBandError, match="swir16"):
         detect_changes(make_cube().drop_vars("swir16"))
-
-
-# --------------------------------------------------------------------------- seasonal confounders
-# monthly observations over two years starting in January (dry season Dec-Apr)
-WETGRASS = dict(blue=0.032, green=0.068, red=0.045, nir=0.33, swir16=0.2, swir22=0.095)
-DRYGRASS = dict(blue=0.072, green=0.1, red=0.14, nir=0.26, swir16=0.34, swir22=0.24)
-
-
-def mix(a, b, f):
-    """Linear mixture ``(1 - f) a + f b`` of two spectra."""
-    return {k: (1 - f) * a[k] + f * b[k] for k in BANDS}
-
-
-FLOOD = mix(WETGRASS, dict(blue=0.07, green=0.09, red=0.1, nir=0.055, swir16=0.016,
-                           swir22=0.009), 0.8)
-DEEP = mix(WATER, VEG, 0.1)  # a pit: open water with 10 % vegetated edge
-
-
-def test_seasonal_flood_recurring_each_wet_season_rejected():
-    seq = ([VEG] * 6 + [FLOOD] * 5 + [VEG]) * 2  # Jul-Nov flooded, both years
-    assert state(run_series(seq)) == 0
-
-
-def test_flood_seen_once_then_pit_dug_in_the_floodplain_detected():
-    # year 1: seasonal flood; year 2: a deep water pit from June to the end
-    seq = [VEG] * 6 + [FLOOD] * 5 + [VEG] * 6 + [DEEP] * 7
-    out = run_series(seq)
-    assert state(out) in (1, 2)
-    assert out[0] == 17 * 30.0
-
-
-def test_same_flood_next_year_without_stronger_signal_rejected():
-    seq = [VEG] * 6 + [FLOOD] * 5 + [VEG] * 6 + [FLOOD] * 7
-    assert state(run_series(seq)) == 0
-
-
-def test_dry_season_grass_below_wet_baseline_rejected():
-    # baseline in the wet season, then a long dry season that looks bare, then green-up
-    seq = [WETGRASS] * 5 + [DRYGRASS] * 6 + [WETGRASS] * 6 + [DRYGRASS] * 5
-    assert state(run_series(seq)) == 0
-
-
-def test_abandoned_pit_revegetating_slowly_is_still_mining():
-    # 8 months of bare gravel, then slow regrowth over a year (never fully back)
-    reveg = [mix(GRAVEL, VEG, f) for f in np.linspace(0.15, 0.75, 10)]
-    seq = [VEG] * 6 + [GRAVEL] * 8 + reveg
-    out = run_series(seq)
-    assert state(out) in (STATE_CODES["inactive"], STATE_CODES["revegetating"])
-    assert out[0] == 6 * 30.0
-
-
-def test_baseline_contaminated_by_the_pit_still_detected():
-    # the pit opens inside the baseline window: a huge MAD must not hide it
-    seq = [VEG, VEG, GRAVEL, GRAVEL] + [GRAVEL] * 12
-    assert state(run_series(seq)) in (1, 2)
-
-
-def test_new_water_needs_out_of_season_evidence_when_last_season_was_unseen():
-    # year 1: months 4-11 entirely clouded; year 2: water from month 18 to the end
-    seq = [VEG] * 4 + [NAN] * 8 + [VEG] * 6 + [DEEP] * 6
-    assert state(run_series(seq)) == 0  # could be an inundation never seen before
-    # same water, but year 1 was seen vegetated at that time of year: a new pit
-    seq = [VEG] * 18 + [DEEP] * 6
-    assert state(run_series(seq)) in (1, 2)
+    with pytest.raises(ConfigError, match="ChangeParams"):
+        detect_changes(make_cube(), params={"persistence": 3})
 
 
 def test_dates_are_the_utc_day_of_an_afternoon_acquisition():
@@ -275,37 +476,14 @@ def test_dates_are_the_utc_day_of_an_afternoon_acquisition():
     assert (fd == fd.astype("datetime64[D]")).all()  # a date, at midnight
 
 
-def test_fuller_clearer_flood_next_year_rejected():
-    # year 1: a partial, turbid flood Jul-Nov; year 2: a full, clearer flood Jul-Nov that the
-    # series ends in (no recovery seen). It is much "stronger" than last year's, but there is
-    # no water or bare ground at a time of year when the pixel was seen dry: a flood, not a pit
-    full = mix(WATER, WETGRASS, 0.1)
-    seq = [VEG] * 6 + [FLOOD] * 5 + [VEG] * 7 + [full] * 5
-    assert state(run_series(seq)) == 0
-    # the same water present since the dry season of year 2 (May, seen dry in year 1): a pit
-    seq = [VEG] * 6 + [FLOOD] * 5 + [VEG] * 5 + [full] * 7
-    out = run_series(seq)
-    assert state(out) in (1, 2)
-    assert out[0] == 16 * 30.0
+def test_parameter_vector_carries_every_field_in_order():
+    import dataclasses
 
+    from kpgeo.change._state import PARAM_FIELDS
 
-# dark, wet-looking observation of a pit (turbid water over spoil): neither bright bare ground
-# nor open water
-DARKWET = dict(blue=0.05, green=0.06, red=0.06, nir=0.07, swir16=0.072, swir22=0.05)
-
-
-def test_dark_wet_observations_do_not_break_a_run():
-    seq = [VEG] * 12 + [GRAVEL, DARKWET, GRAVEL, DARKWET, GRAVEL]
-    out = run_series(seq)
-    assert state(out) in (1, 2)
-    assert out[0] == 12 * 30.0  # the first bare observation, not a dark one
-    # dark wet observations alone are not mining
-    assert state(run_series([VEG] * 12 + [DARKWET] * 6)) == 0
-
-
-def test_pending_flag_marks_a_short_bare_run_at_the_end():
-    out = run_series([VEG] * 12 + [GRAVEL] * 2)
-    assert state(out) == 0 and out[10] == 1.0  # too short to confirm: pending
-    assert run_series([VEG] * 12 + [DEEP] * 2)[10] == 0.0  # water: could be a flood
-    assert run_series([VEG] * 14)[10] == 0.0
-    assert state(run_series([VEG] * 12 + [GRAVEL] * 3)) in (1, 2)
+    names = [f.name for f in dataclasses.fields(ChangeParams)]
+    assert sorted(PARAM_FIELDS) == sorted(names)
+    p = ChangeParams(persistence=5, strong_persistence=4)
+    vec = param_vector(p)
+    assert vec[PARAM_FIELDS.index("persistence")] == 5
+    assert vec[PARAM_FIELDS.index("strong_persistence")] == 4

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 import xarray as xr
@@ -114,3 +115,29 @@ def test_confirmed_objects_grow_over_adjacent_pending_pixels():
     # without the pending layer the object keeps its confirmed extent
     gdf0 = extract_footprints(ch.drop_vars("pending"), min_area_ha=0.05, closing_radius=0)
     assert gdf0["area_ha"].iloc[0] == pytest.approx(1.0)
+
+
+def test_alert_date_is_when_the_object_reached_the_mapping_unit():
+    st = np.zeros((20, 20), "uint8")
+    st[5:8, 5:9] = 2  # 12 px
+    ch, _ = make_change(st)
+    alert = np.full(st.shape, np.datetime64("NaT"), "datetime64[ns]")
+    days = np.datetime64("2019-06-01", "ns") + np.arange(12).astype("timedelta64[D]") * 10
+    alert[5:8, 5:9] = days.reshape(3, 4)  # pixels confirmed one after another, 10 days apart
+    ch["alert_date"] = (("y", "x"), alert)
+    gdf = extract_footprints(ch, min_area_ha=0.05, closing_radius=0)  # MMU = 5 px
+    assert len(gdf) == 1
+    assert gdf["alert_date"].iloc[0] == pd.Timestamp(days[4])  # the fifth pixel
+
+
+def test_footprint_mask_grows_by_hysteresis_never_from_pending_alone():
+    from kpgeo.footprints import footprint_mask
+
+    conf = np.zeros((12, 12), bool)
+    conf[2:5, 2:5] = True
+    pend = np.zeros_like(conf)
+    pend[5:9, 2:5] = True  # touches the core: its newest pits
+    pend[2:6, 9:11] = True  # alone
+    mask = footprint_mask(conf, pend, min_pixels=5, closing_radius=0)
+    assert mask[2:9, 2:5].all() and not mask[:, 8:].any()
+    assert not footprint_mask(np.zeros_like(conf), pend, min_pixels=5).any()

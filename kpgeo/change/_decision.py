@@ -1,0 +1,424 @@
+"""The per-pixel decision: a state machine over clear observations, O(1) per observation.
+
+Each function below is one step of the decision, compiled with numba; ``f`` and
+``m`` are one pixel's rows of the float and bit-mask state
+(:mod:`kpgeo.change._state`), ``p`` the parameter vector. See
+:mod:`kpgeo.change` for the method and its justification.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kpgeo.change._jit import njit
+from kpgeo.change._season import (
+    EPOCH_DAYS,
+    bin_mask,
+    bin_range,
+    nearest,
+    roll_epoch,
+    season_bin,
+    window_bins,
+)
+from kpgeo.change._state import (
+    ALERT,
+    B_LOW,
+    BASE_CLS,
+    BASE_NDVI,
+    BASE_WI,
+    BRK,
+    BUF_CLS,
+    BUF_NDVI,
+    BUF_WI,
+    CONF_ON,
+    DARK_MAX,
+    DARK_RUN,
+    EP_ANOM,
+    EP_ANOM_WATER,
+    EP_FIRST,
+    EP_LAST,
+    EP_N,
+    EP_N_BSI,
+    EP_OBS,
+    EP_ON,
+    EP_START,
+    EP_STRONG,
+    EP_SUM_BSI,
+    EP_SUM_DROP,
+    EP_SUM_NDVI,
+    EP_SUM_WI,
+    EP_WATER,
+    EPOCH,
+    LAST_ACTIVE,
+    LAST_T,
+    M_BARE,
+    M_DRY,
+    M_EP_BARE,
+    M_EP_WATER,
+    M_GREEN,
+    M_RECENT,
+    M_WATER,
+    N_BASE,
+    N_CLEAR,
+    N_RECENT,
+    N_RETRACTED,
+    P_BARE_NDVI,
+    P_BASE_OBS,
+    P_CONTRARY_DAYS,
+    P_DRY_MARGIN,
+    P_GREEN_NDVI,
+    P_MIN_DROP,
+    P_PERSIST,
+    P_REC_OBS,
+    P_REC_TOL,
+    P_RETRACT_DAYS,
+    P_SEASON_DAYS,
+    P_STRONG_PERSIST,
+    P_W_THR,
+    P_WATER_DAYS,
+    P_WATER_GAP,
+    REASON,
+    REC_LEVEL,
+    REC_RUN,
+    RECENT_NDVI,
+    RECENT_POS,
+)
+from kpgeo.change._surface import (
+    BARE,
+    DARK,
+    VEG,
+    WATER,
+    WET,
+    is_mining_like,
+    is_neutral,
+    normalized_difference,
+    surface_class,
+)
+from kpgeo.change.params import MAX_RECENT_OBS as MAX_RECENT
+
+__all__ = ["REASON_NAMES", "observe", "run_pixels"]
+
+# why a pixel is (not) flagged: the last decisive event of its series
+R_NONE, R_MINING, R_SHORT, R_SEASONAL, R_TRANSIENT, R_PENDING, R_WATER_WAIT, R_DARK = range(8)
+R_INSUFFICIENT = 255
+REASON_NAMES = {
+    R_NONE: "no change",
+    R_MINING: "mining",
+    R_SHORT: "too short",
+    R_SEASONAL: "seasonal",
+    R_TRANSIENT: "transient",
+    R_PENDING: "pending",
+    R_WATER_WAIT: "water awaiting dry season",
+    R_DARK: "dark only",
+    R_INSUFFICIENT: "insufficient data",
+}
+
+
+# --------------------------------------------------------------------------- baseline
+
+
+@njit
+def form_baseline(f, p) -> None:
+    """Form the static baseline from the buffered observations: medians, majority class."""
+    k = int(p[P_BASE_OBS])
+    nd = np.empty(k)
+    wi = np.empty(k)
+    counts = np.zeros(3)
+    b_low = np.inf
+    for j in range(k):
+        nd[j] = f[BUF_NDVI + j]
+        wi[j] = f[BUF_WI + j]
+        c = int(f[BUF_CLS + j])
+        counts[c] += 1
+        if c == VEG and nd[j] < b_low:
+            b_low = nd[j]
+    f[BASE_NDVI] = np.median(nd)
+    f[BASE_WI] = np.median(wi)
+    # majority; ties favour vegetation, then water (bare ground is the change we look for)
+    cls = VEG
+    if counts[WATER] > counts[VEG] and counts[WATER] >= counts[BARE]:
+        cls = WATER
+    elif counts[BARE] > counts[VEG] and counts[BARE] > counts[WATER]:
+        cls = BARE
+    f[BASE_CLS] = cls
+    f[B_LOW] = b_low if b_low < np.inf else f[BASE_NDVI]
+
+
+@njit
+def learn_normal(f, m, cls: int, ndvi: float, wi: float, b: int, p) -> None:
+    """Record a normal observation in the seasonal memory."""
+    if cls == VEG and ndvi >= p[P_GREEN_NDVI]:
+        m[M_GREEN] |= bin_mask(b)
+    if wi < p[P_W_THR] - p[P_DRY_MARGIN]:
+        m[M_DRY] |= bin_mask(b)
+    else:  # water, flood margins and flooded vegetation: this pixel gets wet at this time
+        m[M_WATER] |= bin_mask(b)
+    if cls == BARE:
+        m[M_BARE] |= bin_mask(b)
+    if cls == VEG and ndvi < f[B_LOW]:
+        f[B_LOW] = ndvi
+
+
+@njit
+def add_to_baseline(f, m, cls: int, ndvi: float, wi: float, b: int, p) -> None:
+    """Buffer one usable observation; form the baseline once enough are in."""
+    j = int(f[N_BASE])
+    f[BUF_NDVI + j] = ndvi
+    f[BUF_WI + j] = wi
+    f[BUF_CLS + j] = cls
+    f[N_BASE] = j + 1
+    learn_normal(f, m, cls, ndvi, wi, b, p)
+    if j + 1 == int(p[P_BASE_OBS]):
+        form_baseline(f, p)
+
+
+# --------------------------------------------------------------------------- per observation
+
+
+@njit
+def age_memory(f, m, t: float) -> None:
+    """Shift the seasonal memory when ``t`` starts a new half-year epoch."""
+    e = np.floor(t / EPOCH_DAYS)
+    if f[EPOCH] != f[EPOCH]:
+        f[EPOCH] = e
+    elif e > f[EPOCH]:
+        roll_epoch(m, M_GREEN, 6, e - f[EPOCH])
+        f[EPOCH] = e
+
+
+@njit
+def departs_from_baseline(cls: int, ndvi: float, f, p) -> bool:
+    """Tell whether a mining-like surface differs from the pixel's baseline class."""
+    base = int(f[BASE_CLS])
+    if cls == BARE:
+        return base == WATER or (base == VEG and f[BASE_NDVI] - ndvi >= p[P_MIN_DROP])
+    if cls == WATER:
+        return base != WATER
+    return False
+
+
+@njit
+def season_evidence(cls: int, b: int, m, p):
+    """(seasonal, out_of_season) for a bare or water observation in bin ``b``.
+
+    Uses mature memory only (the ``old`` masks: earlier seasons).
+    """
+    if cls == BARE:
+        d_same = nearest(m[M_BARE + 2], b)
+        d_con = nearest(m[M_GREEN + 2], b)
+        gap = window_bins(p[P_SEASON_DAYS])
+    else:
+        d_same = nearest(m[M_WATER + 2], b)
+        d_con = nearest(m[M_DRY + 2], b)
+        gap = max(window_bins(p[P_WATER_GAP]), window_bins(p[P_SEASON_DAYS]))
+    seasonal = d_same <= window_bins(p[P_SEASON_DAYS])
+    strong = d_con <= window_bins(p[P_CONTRARY_DAYS]) and d_same > gap
+    return seasonal, strong
+
+
+@njit
+def start_episode(f, m, t: float) -> None:
+    """Open an episode at the first mining-like observation after a normal one."""
+    f[EP_ON] = 1.0
+    f[EP_FIRST] = t
+    f[EP_START] = np.nan
+    f[EP_LAST] = np.nan
+    for k in (EP_N, EP_STRONG, EP_WATER, EP_OBS, EP_ANOM, EP_ANOM_WATER, EP_SUM_NDVI,
+              EP_SUM_WI, EP_SUM_BSI, EP_N_BSI, EP_SUM_DROP):
+        f[k] = 0.0
+    for a in range(3):
+        m[M_EP_BARE + a] = 0
+        m[M_EP_WATER + a] = 0
+
+
+@njit
+def end_episode(f, m, reason: int) -> None:
+    """Close the episode (no confirmation kept); learn its bins when it lasted."""
+    # learnt as this pixel's season, aged by when it was seen: any water (floods are seen
+    # on few dates under the wet-season clouds), bare ground seen at least twice
+    for a in range(3):
+        m[M_WATER + a] |= m[M_EP_WATER + a]
+        if f[EP_ANOM] - f[EP_ANOM_WATER] >= 2:
+            m[M_BARE + a] |= m[M_EP_BARE + a]
+    f[EP_ON] = 0.0
+    f[CONF_ON] = 0.0
+    f[BRK] = np.nan
+    f[ALERT] = np.nan
+    f[LAST_ACTIVE] = np.nan
+    f[REASON] = reason
+
+
+@njit
+def can_confirm(f, t: float, p) -> bool:
+    """Enough counted observations — and, for water, evidence it is not a flood."""
+    n = f[EP_N]
+    s = f[EP_STRONG]
+    if n < p[P_PERSIST] and not (s >= p[P_STRONG_PERSIST] and n >= p[P_STRONG_PERSIST]):
+        return False
+    water_run = 2.0 * f[EP_WATER] > n
+    if water_run and s == 0 and t - f[EP_START] < p[P_WATER_DAYS]:
+        return False
+    return True
+
+
+@njit
+def confirm(f, t: float, p) -> None:
+    """Confirm the episode: break at its first observation, alert now."""
+    f[CONF_ON] = 1.0
+    f[BRK] = f[EP_FIRST]
+    f[ALERT] = t
+    f[REC_RUN] = 0.0
+    f[REASON] = R_MINING
+    if int(f[BASE_CLS]) == VEG:
+        lvl = min(f[BASE_NDVI] - p[P_REC_TOL], f[B_LOW])
+        f[REC_LEVEL] = max(lvl, p[P_BARE_NDVI] + 0.05)
+    else:
+        f[REC_LEVEL] = np.nan  # recovered = back to the baseline class
+
+
+@njit
+def push_recent(f, m, anomalous: bool, ndvi: float) -> None:
+    """Keep the last observations of a confirmed pixel (activity and regrowth)."""
+    m[M_RECENT] = ((m[M_RECENT] << 1) | (1 if anomalous else 0)) & ((1 << MAX_RECENT) - 1)
+    pos = int(f[RECENT_POS])
+    f[RECENT_NDVI + pos] = ndvi
+    f[RECENT_POS] = (pos + 1) % MAX_RECENT
+    f[N_RECENT] = min(f[N_RECENT] + 1.0, float(MAX_RECENT))
+
+
+@njit
+def on_anomaly(f, m, t: float, cls: int, ndvi: float, strong: bool, seasonal: bool,
+               b: int, p) -> None:
+    """Handle a mining-like observation that departs from the baseline or the season."""
+    if f[EP_ON] == 0.0:
+        start_episode(f, m, t)
+    # the episode's bins, filled since its previous anomaly: the surface lasted in between
+    b0 = b if f[EP_LAST] != f[EP_LAST] or t - f[EP_LAST] > 120.0 else season_bin(f[EP_LAST])
+    if cls == WATER:
+        m[M_EP_WATER] |= bin_range(b0, b)
+        f[EP_ANOM_WATER] += 1.0
+    else:
+        m[M_EP_BARE] |= bin_range(b0, b)
+    f[EP_ANOM] += 1.0
+    f[EP_LAST] = t
+    f[EP_SUM_DROP] += max(0.0, f[BASE_NDVI] - ndvi)
+    if f[CONF_ON] == 1.0:
+        f[LAST_ACTIVE] = t
+        if not seasonal:  # dry-season grass on a recovering floodplain is not a relapse
+            f[REC_RUN] = 0.0
+        push_recent(f, m, True, ndvi)
+        return
+    if seasonal and f[EP_STRONG] == 0:
+        return  # the pixel does this every year: not counted (unless the run is out of season)
+    if f[EP_START] != f[EP_START]:
+        f[EP_START] = t
+    f[EP_N] += 1.0
+    if strong:
+        f[EP_STRONG] += 1.0
+    if cls == WATER:
+        f[EP_WATER] += 1.0
+    if can_confirm(f, t, p):
+        confirm(f, t, p)
+        f[LAST_ACTIVE] = t
+        push_recent(f, m, True, ndvi)
+
+
+@njit
+def recovered(cls: int, ndvi: float, f, p) -> bool:
+    """Tell whether the pre-disturbance surface is back.
+
+    A river pixel: water again. After mostly water (a flood, pits on a sand bar):
+    vegetation, or bare ground on a pixel that was bare. After bare ground: vegetation
+    at the pixel's normal level (its recovery level, or plainly green on a pixel whose
+    baseline was bare, e.g. dry-season grass).
+    """
+    base = int(f[BASE_CLS])
+    if base == WATER:
+        return cls == WATER
+    if 2.0 * f[EP_ANOM_WATER] > f[EP_ANOM]:
+        return cls == VEG or (base == BARE and cls == BARE)
+    if cls != VEG:
+        return False
+    return ndvi >= (f[REC_LEVEL] if base == VEG else p[P_GREEN_NDVI])
+
+
+@njit
+def on_normal(f, m, t: float, cls: int, ndvi: float, wi: float, b: int, p) -> None:
+    """Handle an observation consistent with the pixel's normal surface."""
+    if f[CONF_ON] == 1.0:
+        push_recent(f, m, False, ndvi)
+        f[REC_RUN] = f[REC_RUN] + 1.0 if recovered(cls, ndvi, f, p) else 0.0
+        if f[REC_RUN] >= p[P_REC_OBS] and t - f[ALERT] <= p[P_RETRACT_DAYS]:
+            f[N_RETRACTED] += 1.0
+            end_episode(f, m, R_TRANSIENT)  # farm crop, burn regrowth, flood gone
+        return
+    learn_normal(f, m, cls, ndvi, wi, b, p)
+    if f[EP_ON] == 1.0:
+        if f[EP_N] == 0:
+            reason = R_SEASONAL
+        elif f[EP_N] >= p[P_PERSIST]:
+            reason = R_TRANSIENT  # e.g. a water run that receded before any dry-season sign
+        else:
+            reason = R_SHORT
+        end_episode(f, m, reason)
+
+
+@njit
+def episode_stats(f, ndvi: float, wi: float, bsi: float) -> None:
+    """Add to the sums over the episode's observations (means of the outputs)."""
+    f[EP_OBS] += 1.0
+    f[EP_SUM_NDVI] += ndvi
+    f[EP_SUM_WI] += wi
+    if bsi == bsi:
+        f[EP_SUM_BSI] += bsi
+        f[EP_N_BSI] += 1.0
+
+
+@njit
+def observe(f, m, t: float, blue: float, green: float, red: float, nir: float, swir: float,
+            p) -> None:
+    """Feed one observation (NaN bands = not clear: skipped) to one pixel's state."""
+    if red != red or nir != nir or swir != swir:
+        return
+    f[N_CLEAR] += 1.0
+    f[LAST_T] = t
+    ndvi = normalized_difference(nir, red)
+    wi = normalized_difference(green, swir) if green == green else \
+        normalized_difference(red, swir)
+    cls = surface_class(blue, red, nir, swir, ndvi, wi, p)
+    b = season_bin(t)
+    age_memory(f, m, t)
+    if cls == WET and f[CONF_ON] == 0.0:
+        m[M_WATER] |= bin_mask(b)  # a flood margin or mud: this pixel gets wet at this time
+    if f[N_BASE] < p[P_BASE_OBS]:
+        if not is_neutral(cls):
+            add_to_baseline(f, m, cls, ndvi, wi, b, p)
+        return
+    if cls == DARK:  # char, shadow: neither mining nor normal; remembered for the reason
+        f[DARK_RUN] += 1.0
+        f[DARK_MAX] = max(f[DARK_MAX], f[DARK_RUN])
+        return
+    if is_neutral(cls):
+        return
+    f[DARK_RUN] = 0.0
+    departs = is_mining_like(cls) and departs_from_baseline(cls, ndvi, f, p)
+    seasonal, strong = season_evidence(cls, b, m, p) if is_mining_like(cls) else (False, False)
+    if departs or strong:
+        on_anomaly(f, m, t, cls, ndvi, strong, seasonal, b, p)
+    else:
+        on_normal(f, m, t, cls, ndvi, wi, b, p)
+    if f[EP_ON] == 1.0:
+        bl = blue if blue == blue else red
+        episode_stats(f, ndvi, wi, normalized_difference(swir + red, nir + bl))
+
+
+@njit
+def run_pixels(fstate, mstate, blue, green, red, nir, swir, tdays, p) -> None:
+    """Feed every date (axis 1 of the band arrays) to every pixel's state, in place."""
+    n_pix, n_t = red.shape
+    for i in range(n_pix):
+        f = fstate[i]
+        m = mstate[i]
+        for t in range(n_t):
+            observe(f, m, tdays[t], blue[i, t], green[i, t], red[i, t], nir[i, t],
+                    swir[i, t], p)

@@ -1,0 +1,101 @@
+"""Layout of the per-pixel detector state and of the parameter vector.
+
+The decision (:mod:`kpgeo.change._decision`) is a state machine that reads
+each clear observation once, in time order. Everything it remembers lives in
+two small per-pixel arrays: ``fstate`` (float64) and ``mstate`` (int64 bit
+masks). Persisting them (e.g. in a Zarr store next to a run's outputs) and
+feeding later dates continues the same computation exactly, so an incremental
+update equals a full run over all dates.
+
+Field positions are module constants so the numba kernels can index rows by
+name; :data:`F_FIELDS` / :data:`M_FIELDS` give the names in order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kpgeo.change.params import MAX_BASELINE_OBS, MAX_RECENT_OBS, ChangeParams
+
+__all__ = ["F_FIELDS", "M_FIELDS", "NF", "NM", "new_state", "param_vector"]
+
+_SCALARS = (
+    # counts and baseline
+    "n_clear", "n_base", "base_ndvi", "base_wi", "base_cls", "b_low", "last_t",
+    # the current episode (an uninterrupted run of mining-like observations)
+    "ep_on", "ep_first", "ep_start", "ep_last", "ep_n", "ep_strong", "ep_water",
+    "ep_obs", "ep_anom", "ep_anom_water", "ep_sum_ndvi", "ep_sum_wi", "ep_sum_bsi", "ep_n_bsi",
+    "ep_sum_drop",
+    # a confirmed episode
+    "conf_on", "brk", "alert", "last_active", "rec_run", "rec_level",
+    "n_recent", "recent_pos",
+    # explanation
+    "reason", "n_retracted", "dark_run", "dark_max", "epoch",
+)
+F_FIELDS: tuple[str, ...] = (
+    _SCALARS
+    + tuple(f"buf_ndvi{k}" for k in range(MAX_BASELINE_OBS))
+    + tuple(f"buf_wi{k}" for k in range(MAX_BASELINE_OBS))
+    + tuple(f"buf_cls{k}" for k in range(MAX_BASELINE_OBS))
+    + tuple(f"recent_ndvi{k}" for k in range(MAX_RECENT_OBS))
+)
+#: seasonal memory kinds (``ep_*``: bins of the current episode, learnt when it ends); each
+#: has three masks: bins observed in the current half-year epoch, in the previous one, and
+#: earlier (mature: at least ~6 months old)
+MEMORY_KINDS: tuple[str, ...] = ("green", "dry", "bare", "water", "ep_bare", "ep_water")
+M_FIELDS: tuple[str, ...] = tuple(
+    f"m_{kind}_{age}" for kind in MEMORY_KINDS for age in ("cur", "prev", "old")
+) + ("recent_bits",)
+NF = len(F_FIELDS)
+NM = len(M_FIELDS)
+
+_F = {name: i for i, name in enumerate(F_FIELDS)}
+N_CLEAR, N_BASE, BASE_NDVI, BASE_WI, BASE_CLS, B_LOW, LAST_T = (
+    _F[k] for k in ("n_clear", "n_base", "base_ndvi", "base_wi", "base_cls", "b_low", "last_t"))
+EP_ON, EP_FIRST, EP_START, EP_LAST, EP_N, EP_STRONG, EP_WATER = (
+    _F[k] for k in ("ep_on", "ep_first", "ep_start", "ep_last", "ep_n", "ep_strong",
+                    "ep_water"))
+EP_OBS, EP_ANOM, EP_ANOM_WATER, EP_SUM_NDVI, EP_SUM_WI, EP_SUM_BSI, EP_N_BSI, EP_SUM_DROP = (
+    _F[k] for k in ("ep_obs", "ep_anom", "ep_anom_water", "ep_sum_ndvi", "ep_sum_wi",
+                    "ep_sum_bsi", "ep_n_bsi", "ep_sum_drop"))
+CONF_ON, BRK, ALERT, LAST_ACTIVE, REC_RUN, REC_LEVEL, N_RECENT, RECENT_POS = (
+    _F[k] for k in ("conf_on", "brk", "alert", "last_active", "rec_run", "rec_level",
+                    "n_recent", "recent_pos"))
+REASON, N_RETRACTED, DARK_RUN, DARK_MAX, EPOCH = (
+    _F[k] for k in ("reason", "n_retracted", "dark_run", "dark_max", "epoch"))
+BUF_NDVI = _F["buf_ndvi0"]
+BUF_WI = _F["buf_wi0"]
+BUF_CLS = _F["buf_cls0"]
+RECENT_NDVI = _F["recent_ndvi0"]
+
+#: first mask of each kind (cur; prev = +1, old = +2)
+M_GREEN, M_DRY, M_BARE, M_WATER, M_EP_BARE, M_EP_WATER = 0, 3, 6, 9, 12, 15
+M_RECENT = 18
+
+#: order of :func:`param_vector`
+PARAM_FIELDS: tuple[str, ...] = (
+    "min_clear_obs", "baseline_obs", "bare_max_ndvi", "bare_min_red", "max_blue_red",
+    "haze_min_brightness", "water_threshold", "water_max_nir", "dry_margin", "green_min_ndvi",
+    "min_ndvi_drop", "persistence", "strong_persistence", "season_days", "contrary_days",
+    "water_gap_days", "water_confirm_days", "retract_days", "recovery_tolerance",
+    "recovery_obs", "recent_obs", "new_days", "reveg_fraction",
+)
+(P_MIN_CLEAR, P_BASE_OBS, P_BARE_NDVI, P_BARE_RED, P_BLUE_RED, P_HAZE_BRIGHT, P_W_THR,
+ P_W_NIR, P_DRY_MARGIN, P_GREEN_NDVI, P_MIN_DROP, P_PERSIST, P_STRONG_PERSIST, P_SEASON_DAYS,
+ P_CONTRARY_DAYS, P_WATER_GAP, P_WATER_DAYS, P_RETRACT_DAYS, P_REC_TOL, P_REC_OBS, P_RECENT_OBS,
+ P_NEW_DAYS, P_REVEG) = range(len(PARAM_FIELDS))
+
+
+def param_vector(params: ChangeParams) -> np.ndarray:
+    """Return the parameters as a float64 vector in :data:`PARAM_FIELDS` order."""
+    return np.array([float(getattr(params, name)) for name in PARAM_FIELDS], dtype="float64")
+
+
+def new_state(n_pixels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fresh state of ``n_pixels`` pixels that have seen no observation yet."""
+    fstate = np.zeros((n_pixels, NF), dtype="float64")
+    for name in ("ep_first", "ep_start", "ep_last", "brk", "alert", "last_active", "last_t",
+                 "epoch"):
+        fstate[:, _F[name]] = np.nan
+    mstate = np.zeros((n_pixels, NM), dtype="int64")
+    return fstate, mstate
