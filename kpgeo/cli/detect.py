@@ -6,10 +6,13 @@ import click
 
 from kpgeo.cli.options import (
     aoi_opt,
+    echo_json,
     items_opt,
+    json_opt,
     offline_opt,
     out_dir_opt,
     overwrite_opt,
+    period_opt,
     zone_opt,
 )
 
@@ -36,12 +39,7 @@ __all__ = ["detect"]
     show_default=True,
     help="Minimum mapping unit of a footprint (hectares).",
 )
-@click.option(
-    "--period",
-    default="QS",
-    show_default=True,
-    help="Time-series period: MS (month), QS (quarter), YS (year).",
-)
+@period_opt
 @offline_opt
 @click.option(
     "--no-report",
@@ -54,6 +52,7 @@ __all__ = ["detect"]
     show_default=True,
     help="Show a progress bar for long computations.",
 )
+@json_opt
 @click.pass_context
 def detect(
     ctx: click.Context,
@@ -68,6 +67,7 @@ def detect(
     offline: bool,
     no_report: bool,
     progress: bool,
+    as_json: bool,
 ) -> None:
     """Detect new mining footprints in a zone (or AOI) and the ring just outside it.
 
@@ -123,7 +123,10 @@ def detect(
                 offline=offline,
                 title=f"kpgeo: {zone.name}",
             )
-    if verbosity >= 0:
+    if as_json:
+        files = {} if no_report else {k: str(v) for k, v in outputs.items()}
+        echo_json({"summary": result.summary, "outputs": files})
+    elif verbosity >= 0:
         click.echo(format_summary(result.summary))
         if not no_report:
             click.echo(f"open {outputs['bulletin.html']} or {outputs['map.html']}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kpgeo.cli.options import offline_opt
+from kpgeo.cli.options import echo_json, json_opt, offline_opt
 
 
 @click.command()
@@ -17,7 +17,10 @@ from kpgeo.cli.options import offline_opt
     help="Output folder (per-zone results in OUT/zones/<zone-id>/).",
 )
 @click.option(
-    "--force", is_flag=True, help="Recompute zones even when their results are up to date."
+    "--force",
+    is_flag=True,
+    help="Recompute zones even when their results are up to date (run-level outputs "
+    "are always rewritten).",
 )
 @click.option("--no-report", is_flag=True, help="Skip time series, maps and bulletin.")
 @offline_opt
@@ -28,6 +31,7 @@ from kpgeo.cli.options import offline_opt
     help="Dask scheduler: 'threads' (default), 'local' (one worker process per core) "
     "or a scheduler address such as tcp://host:8786.",
 )
+@json_opt
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -37,6 +41,7 @@ def run(
     no_report: bool,
     offline: bool,
     scheduler: str | None,
+    as_json: bool,
 ) -> None:
     """Run every zone of CONFIG_PATH (see pipelines/*.toml); finished zones are not redone."""
     import dataclasses
@@ -56,6 +61,11 @@ def run(
             config, out_dir, force=force, report=not no_report, progress=want_progress(verbosity)
         )
     failed = [s for s in result["zones"] if s.get("status") == "failed"]
+    if as_json:
+        echo_json(
+            {"zones": result["zones"], "outputs": {k: str(v) for k, v in result["outputs"].items()}}
+        )
+        verbosity = -1  # the JSON is the summary; failures still go to stderr below
     for summary in result["zones"]:
         if summary.get("status") == "failed":
             click.echo(
