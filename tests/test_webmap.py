@@ -252,3 +252,14 @@ def _hex(rgba):
     from matplotlib.colors import to_hex
 
     return to_hex(rgba)
+
+
+def test_map_coordinates_are_rounded_to_1e6_degree(hostile_zone):
+    # issue 8 item 18: 1e-6 degree (~0.1 m) is far below a 10 m pixel; more digits are noise
+    fp = make_footprints(crs="EPSG:4326")
+    page = make_map(fp, zones=[hostile_zone], ring_width_m=RING_M, offline=True)
+    page = page.get_root().render()
+    coords = re.findall(r'"coordinates": (\[[-\d., \[\]]+\])', page)
+    assert len(coords) >= len(fp) + 2  # footprints, zone outline, ring
+    numbers = [n for block in coords for n in re.findall(r"-?\d+\.\d+", block)]
+    assert numbers and max(len(n.split(".")[1]) for n in numbers) <= 6
