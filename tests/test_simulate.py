@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tracemalloc
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -501,3 +502,131 @@ def test_label_precedence_mining_flood_farm_burn(tmp_path):
     assert ((lab == 3) == (burn_b & ~farm_b & ~flood_b & (lab != 1))).all()
     assert ((flood_b & (lab != 1)) == (lab == 4)).all()
     assert ((lab == 2) == (farm_b & ~flood_b & (lab != 1))).all()
+
+
+# --------------------------------------------------------------------------- domain randomisation
+
+
+def test_randomisation_is_off_by_default(tmp_path):
+    from kpgeo.simulate.presets import RANDOM_RANGES
+
+    assert not any(p.randomize for p in PRESETS.values())
+    scene = simulate_scene(tmp_path, shape=(64, 64), n_dates=3, seed=3, preset="default")
+    assert scene.params == PRESETS["default"] and scene.source == "procedural"
+    truth = json.loads(scene.truth_path.read_text())
+    assert "sim_params" not in truth
+    assert all("ground" not in f["properties"] for f in truth["features"])
+    # every randomised field has a documented range
+    fields = set(RANDOM_RANGES["absolute"]) | set(RANDOM_RANGES["relative"])
+    assert {"greenness_offset", "pheno_amplitude", "pheno_shift_days", "gravel_brightness",
+            "revisit_gap_fraction", "nongreen_site_fraction", "cloud_dry"} <= fields
+
+
+def test_default_output_reproduces_the_sample_tiles(tmp_path):
+    """The committed sample tiles are what the default simulator writes today."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1] / "sample_tiles"
+    spec = importlib.util.spec_from_file_location("make_tiles", root / "make_tiles.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    zone = "caf-berberati"
+    out = tmp_path / zone
+    simulate_scene(out, zone=zone, **mod.COMMON, **mod.SCENES[zone])
+    ref = root / zone
+    names = sorted(str(p.relative_to(ref)) for p in ref.rglob("*") if p.is_file())
+    assert names == sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    for name in names:
+        if name.endswith(".tif"):
+            with rasterio.open(ref / name) as a, rasterio.open(out / name) as b:
+                assert np.array_equal(a.read(), b.read()), name
+        else:
+            assert (ref / name).read_text() == (out / name).read_text(), name
+
+
+def test_randomisation_draws_parameters_per_seed():
+    from kpgeo.simulate.presets import RANDOM_RANGES, randomize_params
+
+    base = PRESETS["default"]
+    drawn = [randomize_params(base, s) for s in range(6)]
+    assert randomize_params(base, 2) == drawn[2]  # deterministic
+    for name, (lo, hi) in RANDOM_RANGES["absolute"].items():
+        if name.startswith("pit_turbidity"):
+            continue
+        vals = [getattr(p, name) for p in drawn]
+        assert all(lo <= v <= hi for v in vals), name
+        assert len(set(vals)) == 6, name  # changes with the seed
+    for name, (lo, hi) in RANDOM_RANGES["relative"].items():
+        ref = getattr(base, name)
+        vals = [getattr(p, name) for p in drawn]
+        if name != "cloud_wet":  # raised to cloud_dry when the draw falls below it
+            assert all(min(ref * lo, 0.95) - 1e-12 <= v <= min(ref * hi, 0.95) + 1e-12
+                       for v in vals), name
+        assert len(set(vals)) == 6, name
+    assert all(p.randomize and p.name == "default+random" for p in drawn)
+    assert all(p.cloud_wet >= p.cloud_dry for p in drawn)
+    assert all(0 <= p.pit_turbidity[0] < p.pit_turbidity[1] <= 1 for p in drawn)
+    # the relative jitter keeps the presets apart on average
+    clean = [randomize_params(PRESETS["clean"], s).cloud_wet for s in range(6)]
+    cloudy = [randomize_params(PRESETS["cloudy"], s).cloud_wet for s in range(6)]
+    assert np.mean(clean) < np.mean([p.cloud_wet for p in drawn]) < np.mean(cloudy)
+
+
+def test_randomised_scene_varies_and_digs_non_green_ground(tmp_path):
+    a = simulate_scene(tmp_path / "a", shape=(96, 96), n_dates=6, seed=4, preset="default",
+                       randomize=True)
+    b = simulate_scene(tmp_path / "b", shape=(96, 96), n_dates=6, seed=4, preset="default")
+    assert a.params.randomize and a.preset == "default+random"
+    truth = json.loads(a.truth_path.read_text())
+    assert truth["sim_params"]["greenness_offset"] == a.params.greenness_offset
+    with rasterio.open(a.asset_path(0, "nir")) as da, rasterio.open(b.asset_path(0, "nir")) as db:
+        assert not np.array_equal(da.read(), db.read())
+    grounds = Counter()
+    for seed in range(8):
+        params = PRESETS["default"].replace(nongreen_site_fraction=0.6)
+        ev, cal = _plan(params, seed)
+        for s in ev.sites:
+            grounds[s.ground] += 1
+            if s.ground in ("channel", "cleared"):
+                assert s.pre_clear is not None and s.pre_clear < min(p.start for p in s.pits)
+    assert grounds["channel"] > 0 and grounds["cleared"] > 0 and grounds["bank"] > 0
+
+
+def test_cleared_ground_is_bare_before_the_first_pit(tmp_path):
+    # the non-green placement alone (randomize=True would draw the fraction)
+    params = PRESETS["default"].replace(name="cleared", nongreen_site_fraction=1.0,
+                                        min_mining_sites=4,
+                                        cloud_dry=0.0, cloud_wet=0.0, cirrus_probability=0.0)
+    scene = simulate_scene(tmp_path, shape=(128, 128), n_dates=24, seed=1, preset=params)
+    refl, cloud, _ = _stack(scene)
+    ndvi = _ndvi(refl)
+    with rasterio.open(scene.mining_start_path) as ds:
+        mstart = ds.read(1)
+    days = np.array([_day(d.isoformat()) for d in scene.dates])
+    checked = 0
+    for props, m in _feature_masks(scene, "mining"):
+        m = m & (mstart > 0)
+        first_pit = mstart[m].min() if m.any() else None
+        if props["ground"] != "cleared" or first_pit is None:
+            continue
+        before = [i for i in range(len(days)) if days[i] < first_pit
+                  and (cloud[i][m] == 0).mean() > 0.9]
+        if not before:
+            continue
+        assert np.nanmean(ndvi[before[-1]][m]) < 0.3, props["site_id"]  # already bare
+        checked += 1
+    assert checked >= 1
+
+
+def test_revisit_gaps_keep_n_dates():
+    from kpgeo.simulate.grid import make_calendar
+
+    plain = make_calendar("2019-01-01", "2020-12-31", 30, lon=15.0,
+                          rng=np.random.default_rng(3))
+    gaps = make_calendar("2019-01-01", "2020-12-31", 30, lon=15.0,
+                         rng=np.random.default_rng(3), gap_fraction=0.35)
+    assert len(gaps.dates) == 30 and list(gaps.dates) == sorted(set(gaps.dates))
+    assert plain.dates != gaps.dates
+    full = make_calendar("2019-01-01", "2019-03-01", 12, lon=15.0,
+                         rng=np.random.default_rng(3), gap_fraction=0.9)
+    assert len(full.dates) == 12  # never fewer than asked

@@ -44,7 +44,8 @@ import numpy as np
 
 from kpgeo.simulate.realbase.params import GROUNDS, REAL_PRESETS, RealParams, get_real_preset
 
-__all__ = ["RealParams", "REAL_PRESETS", "GROUNDS", "get_real_preset", "simulate_real"]
+__all__ = ["RealParams", "REAL_PRESETS", "GROUNDS", "get_real_preset", "plan_real_scene",
+           "simulate_real"]
 
 
 def _look(seed: int, params: RealParams, cal):
@@ -82,12 +83,12 @@ def _zone_test(grid, zone_utm):
     return inside, 0.05 < frac < 0.95
 
 
-def simulate_real(out, *, grid, lon: float, start, end, n_dates: int, params: RealParams,
-                  seed: int, zone_utm=None, tile_size: int = 512, progress=None) -> dict:
-    """Plan and write a real-source scene into ``out`` (called by ``simulate_scene``).
+def plan_real_scene(grid, *, lon: float, start, end, n_dates: int, params: RealParams,
+                    seed: int, zone_utm=None):
+    """Draw everything of a real-source scene but the pixels (deterministic in ``seed``).
 
-    Returns the calendar, STAC items (dict), truth features and event counts; the
-    caller validates and writes ``items.json`` and ``truth.geojson``.
+    Returns a :class:`~kpgeo.simulate.realbase.render.RealSceneInputs`: calendar,
+    atmosphere, mining sites (with their pixel schedules), fires and the scene-wide draws.
     """
     from kpgeo.simulate.noise import mix_key
     from kpgeo.simulate.realbase.atmosphere import make_calendar, plan_atmosphere
@@ -95,9 +96,7 @@ def simulate_real(out, *, grid, lon: float, start, end, n_dates: int, params: Re
     from kpgeo.simulate.realbase.landcover import flood_level
     from kpgeo.simulate.realbase.library import rainfall, spectral_library
     from kpgeo.simulate.realbase.mining import plan_sites
-    from kpgeo.simulate.realbase.render import RealSceneInputs, render_tile
-    from kpgeo.simulate.realbase.truth import burn_features, farm_features, mining_features
-    from kpgeo.simulate.writer import finalize_cogs, stac_items, write_scene
+    from kpgeo.simulate.realbase.render import RealSceneInputs
 
     lib = spectral_library()
     cal = make_calendar(start, end, n_dates, lon=lon, params=params,
@@ -110,13 +109,30 @@ def simulate_real(out, *, grid, lon: float, start, end, n_dates: int, params: Re
                        zone_test=zone_test, sides=sides)
     burns = plan_burns(look, params, shape=grid.shape, res=grid.resolution, first=first,
                        last=last, years=years[1:], seed=seed)
-    inp = RealSceneInputs(
-        grid=grid, calendar=cal, atmosphere=plan_atmosphere(grid, cal=cal, params=params,
-                                                            seed=seed),
+    levels = np.array([flood_level(look, int(day), d.year)
+                       for d, day in zip(cal.dates, cal.days, strict=True)])
+    return RealSceneInputs(
+        grid=grid, calendar=cal,
+        atmosphere=plan_atmosphere(grid, cal=cal, params=params, seed=seed),
         params=params, look=look, lib=lib, sites=sites, burns=burns, years=years,
-        flood_levels=np.array([flood_level(look, int(day), d.year)
-                               for d, day in zip(cal.dates, cal.days, strict=True)]),
-        wetness=rainfall().wetness(cal.days), meta={"seed": seed, "preset": params.name})
+        flood_levels=levels, wetness=rainfall().wetness(cal.days),
+        meta={"seed": seed, "preset": params.name})
+
+
+def simulate_real(out, *, grid, lon: float, start, end, n_dates: int, params: RealParams,
+                  seed: int, zone_utm=None, tile_size: int = 512, progress=None) -> dict:
+    """Plan and write a real-source scene into ``out`` (called by ``simulate_scene``).
+
+    Returns the calendar, STAC items (dict), truth features and event counts; the
+    caller validates and writes ``items.json`` and ``truth.geojson``.
+    """
+    from kpgeo.simulate.realbase.render import render_tile
+    from kpgeo.simulate.realbase.truth import burn_features, farm_features, mining_features
+    from kpgeo.simulate.writer import finalize_cogs, stac_items, write_scene
+
+    inp = plan_real_scene(grid, lon=lon, start=start, end=end, n_dates=n_dates,
+                          params=params, seed=seed, zone_utm=zone_utm)
+    cal = inp.calendar
     try:
         written = write_scene(out, inp, tile_size=tile_size, progress=progress,
                               render=render_tile)
@@ -128,9 +144,9 @@ def simulate_real(out, *, grid, lon: float, start, end, n_dates: int, params: Re
     items = stac_items(out, inp, written["stats"])
     for f in items["features"]:
         f["properties"]["kpgeo:source"] = "real"
-    feats = (mining_features(sites, grid, cal)
-             + farm_features(look, params, grid, cal, lib, years)
-             + burn_features(look, burns, grid, last=last))
+    feats = (mining_features(inp.sites, grid, cal)
+             + farm_features(inp.look, params, grid, cal, inp.lib, inp.years)
+             + burn_features(inp.look, inp.burns, grid, last=int(cal.days[-1])))
     counts = {c: sum(f["properties"]["class"] == c for f in feats)
               for c in ("mining", "farm", "burn")}
     return {"calendar": cal, "items": items, "features": feats, "n_events": counts}

@@ -112,8 +112,9 @@ def _donors(look, parcel, cls, lib: Library, row0, col0, shape):
     woody = ((u[4] * top).astype(np.int64), (u[5] * top).astype(np.int64), mix2, wamp)
     weight = np.select([forest | (cls == WETLAND), cls == WOODLAND, cls == VILLAGE],
                        [1.0, 0.5, 0.35], 0.0).astype(np.float32)
-    # parcel timing: sd 12 days (Box-Muller), plus a smooth per-pixel part
-    z = np.sqrt(-2 * np.log(np.maximum(u[6], 1e-12))) * np.cos(2 * np.pi * u[2])
+    # parcel timing: sd 12 days (sum of three uniforms: plain arithmetic, so the result
+    # cannot depend on how a tile's arrays are vectorised), plus a smooth per-pixel part
+    z = (u[6] + u[2] + u[0] - 1.5) * 2.0
     shift = look.pheno_shift + 12.0 * z + 6.0 * fbm(mix_key(look.key, 12), row0=row0,
                                                      col0=col0, shape=shape, scale=20.0)
     return sav, woody, weight, shift.astype(np.float32)
@@ -136,6 +137,7 @@ def _flood_fields(look, cls_halo, row0, col0, shape, res):
     h = np.where(d_out <= _RING_MAX_M, d_out / ring + 0.25 + 0.2 * n2, np.inf)
     h = np.where(wet[sl], 0.1 + 0.35 * np.clip(0.5 + n2, 0, 1), h)
     h = np.where(water[sl], -0.15 - d_in / 60.0, h)
+    h = np.where(cls_halo[sl] == VILLAGE, np.inf, h)  # villages stand above the floods
     var = fbm(mix_key(look.key, 15), row0=row0, col0=col0, shape=shape, scale=60.0, octaves=2)
     return h.astype(np.float32), var.astype(np.float32)
 

@@ -21,8 +21,9 @@ Sources (``data/SOURCE.md``): Togo 2019 (12 thirty-day steps) = savanna
 templates, green-crop and dry-stubble end members; Honduras 2017-2018 (24
 months) = woody templates (forest, woodland, wetland); Olinda = tropical town
 (roofs, streets), bare reddish soil, bright sand and coastal (turbid) water; the
-Brandenburg S2 lake = clear water. Burn char, wet soil and cloud are modelled (values in
-:data:`MODELLED`).
+Brandenburg S2 lake = clear water. Burn char, wet soil, cloud, the least reflectance of
+clear water and the infrared of turbid water are modelled (values in
+:data:`MODELLED` and :func:`_turbid_infrared`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ MODELLED: dict[str, np.ndarray] = {
     "char": np.array([0.030, 0.036, 0.042, 0.060, 0.085, 0.080], np.float32),
     # moisture darkens soil, more in the SWIR (water absorption); Lobell & Asner 2002
     "wet_factor": np.array([0.70, 0.70, 0.68, 0.66, 0.48, 0.45], np.float32),
+    # least reflectance of clear inland water (dark-object subtraction of the hazy winter
+    # lake removes too much; Landsat 8-bit DN cannot resolve water in the infrared)
+    "water_floor": np.array([0.020, 0.020, 0.010, 0.006, 0.002, 0.001], np.float32),
     # thick cloud top
     "cloud": np.array([0.48, 0.47, 0.46, 0.48, 0.36, 0.26], np.float32),
 }
@@ -160,7 +164,7 @@ class Library:
     water_clear: np.ndarray
     """(6,) clear water (Brandenburg lake, darkest near-infrared)."""
     water_turbid: np.ndarray
-    """(6,) sediment-laden water (Olinda coastal water, brightest green)."""
+    """(6,) sediment-laden water (Olinda coastal water, brightest green; infrared modelled)."""
 
 
 def _day(d: dt.date) -> float:
@@ -210,7 +214,20 @@ def _clear_water() -> np.ndarray:
     water = (nd < -0.05) & (x[3] < 0.09)
     nir = x[3][water]
     dark = water & (x[3] <= np.percentile(nir, 10))
-    return np.clip(np.median(x[:, dark], axis=1) - path, 0.002, None).astype(np.float32)
+    w = np.median(x[:, dark], axis=1) - path
+    return np.maximum(w, MODELLED["water_floor"]).astype(np.float32)
+
+
+def _turbid_infrared(w: np.ndarray) -> np.ndarray:
+    """Keep the measured visible bands; NIR = 0.35 x red, SWIR 0.012 / 0.006 (modelled).
+
+    Sediment-laden water reflects about a third of its red in the NIR (Doxaran et al.
+    2002); the 8-bit Landsat DN of water are below their quantisation step there.
+    """
+    out = w.copy()
+    out[3] = max(w[3], 0.35 * w[2])
+    out[4], out[5] = max(w[4], 0.012), max(w[5], 0.006)
+    return out.astype(np.float32)
 
 
 @lru_cache(maxsize=1)
@@ -238,7 +255,7 @@ def spectral_library() -> Library:
         urban=olinda["urban"],
         sand=olinda["sand"],
         water_clear=_clear_water(),
-        water_turbid=olinda["turbid"],
+        water_turbid=_turbid_infrared(olinda["turbid"]),
     )
 
 

@@ -281,7 +281,13 @@ def plan_sites(look: SceneLook, params: RealParams, grid, *, first: int, last: i
         area = min(area, 0.05 * km2 * 100)
         geom = _outline(rng, area)
         want = bool(i % 2 == 0) if sides else None
-        placed = _place(rng, look, grid, ground, geom, taken, zone_test, want)
+        placed = None
+        # a ground the scene lacks (no river, no fields) gives way to the next one
+        for g in (ground, *(x for x in GROUNDS if x != ground)):
+            placed = _place(rng, look, grid, g, geom, taken, zone_test, want)
+            if placed is not None:
+                ground = g
+                break
         if placed is None:
             continue
         r0, c0, mask = placed
@@ -361,8 +367,9 @@ def paint_sites(surf: np.ndarray, sites, lib: Library, *, row0: int, col0: int, 
         if s.end is not None and day > s.end:
             since = day - s.end
             turb = turb * np.float32(np.exp(-since / 90.0))
-            tau = np.where(kind == WATER_PIT, 2 * s.tau, s.tau)
-            f = f * np.exp(-since / tau).astype(np.float32)
+            # scalars only: per-pixel transcendental functions could differ with tiling
+            keep_dry, keep_wet = np.exp(-since / s.tau), np.exp(-since / (2 * s.tau))
+            f = f * np.where(kind == WATER_PIT, keep_wet, keep_dry).astype(np.float32)
         else:
             jit = ((mix_key(key, 7, date_index, k) >> 11) / 2.0**53) - 0.5
             turb = np.clip(turb + 0.5 * jit, 0, 1.5).astype(np.float32)

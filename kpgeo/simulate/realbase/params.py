@@ -84,7 +84,8 @@ class RealParams:
     scl_height_error: float = 0.3
     """Relative error of the cloud height SCL uses to project shadows."""
     swath_edge_probability: float = 0.06
-    noise_sigma: float = 0.004
+    noise_sigma: float = 0.0015
+    """Additive sensor noise (reflectance; S2 MSI at low radiance)."""
     noise_relative: float = 0.012
 
     def replace(self, **changes) -> RealParams:
