@@ -12,6 +12,14 @@ reach to reach (open-water cover 40-100 % with shallow margins, turbidity
 0.2-0.9). Everything is deterministic in ``seed`` and generated tile by tile,
 so a 10,000 x 10,000 px scene needs no more memory than a tile.
 
+That is the **procedural** source (the default). ``randomize=True`` draws its
+greenness, phenology, pit water, gravel, cloud statistics, revisit gaps and
+non-green mining ground per seed (:func:`~kpgeo.simulate.presets.randomize_params`).
+``source="real"`` selects an independent generator built on real data
+(:mod:`kpgeo.simulate.realbase`: real Sentinel-2 texture and OSM land use, real
+tropical seasons, real mine outlines and cloud shapes) that writes the same
+files; see ``docs/scene_sources.md``.
+
 Outputs (in ``out_dir``)
 ------------------------
 ``S2_<yyyymmdd>/<band>.tif``

@@ -15,7 +15,8 @@ from kpgeo.simulate.realbase.basemap import BLOCK, FIELD, base_window
 from kpgeo.simulate.realbase.events import field_cycles
 from kpgeo.simulate.realbase.landcover import final_classes
 
-__all__ = ["mining_features", "farm_features", "burn_features", "pixel_polygon"]
+__all__ = ["mining_features", "farm_features", "burn_features", "pixel_polygon",
+           "pixel_polygons"]
 
 
 def _iso(day: int | None) -> str | None:
@@ -24,26 +25,41 @@ def _iso(day: int | None) -> str | None:
 
 def pixel_polygon(mask: np.ndarray, transform):
     """Union of the pixels of ``mask`` as a shapely (Multi)Polygon in the grid CRS."""
+    return pixel_polygons(mask.astype(np.int32), mask, transform)[1]
+
+
+def pixel_polygons(values: np.ndarray, mask: np.ndarray, transform) -> dict:
+    """``{value: (Multi)Polygon}`` of the pixels of each value of ``values`` under ``mask``."""
     from rasterio.features import shapes
     from shapely.geometry import shape
     from shapely.ops import unary_union
 
-    polys = [shape(g) for g, v in shapes(mask.astype(np.uint8), mask=mask,
-                                         transform=transform) if v == 1]
-    return unary_union(polys)
+    parts: dict = {}
+    for g, v in shapes(values.astype(np.int32), mask=mask, transform=transform):
+        parts.setdefault(int(v), []).append(shape(g))
+    return {v: unary_union(p) for v, p in parts.items()}
 
 
-def _feature(geom, grid, props) -> dict:
+def _features(items, grid) -> list[dict]:
+    """GeoJSON features (EPSG:4326) of ``[(geometry in the grid CRS, properties)]``."""
+    import shapely
+    from pyproj import Transformer
     from shapely.geometry import mapping
 
-    return {"type": "Feature", "geometry": mapping(grid.to_lonlat(geom)), "properties": props}
+    if not items:
+        return []
+    tr = Transformer.from_crs(grid.epsg, 4326, always_xy=True)
+    geoms = shapely.transform([g for g, _ in items], lambda xy: np.column_stack(
+        tr.transform(xy[:, 0], xy[:, 1])))
+    return [{"type": "Feature", "geometry": mapping(g), "properties": p}
+            for g, (_, p) in zip(geoms, items, strict=True)]
 
 
 def mining_features(sites, grid, cal) -> list[dict]:
     """One feature per site: the pixels dug by the last date, with the growth series."""
     px_ha = grid.resolution**2 / 1e4
     last = int(cal.days[-1])
-    out = []
+    items = []
     for s in sites:
         dug = s.open_day <= last
         if not dug.any():
@@ -63,9 +79,8 @@ def mining_features(sites, grid, cal) -> list[dict]:
         }
         if s.inside_zone is not None:
             props["inside_zone"] = s.inside_zone
-        out.append(_feature(pixel_polygon(dug, grid.window_transform(s.row0, s.col0)), grid,
-                            props))
-    return out
+        items.append((pixel_polygon(dug, grid.window_transform(s.row0, s.col0)), props))
+    return _features(items, grid)
 
 
 def farm_features(look, params, grid, cal, lib, years) -> list[dict]:
@@ -73,7 +88,7 @@ def farm_features(look, params, grid, cal, lib, years) -> list[dict]:
     first, last = int(cal.days[0]), int(cal.days[-1])
     h, w = grid.shape
     px_ha = grid.resolution**2 / 1e4
-    out = []
+    items = []
     for r0 in range(0, h, BLOCK):
         for c0 in range(0, w, BLOCK):
             shape = (min(BLOCK, h - r0), min(BLOCK, w - c0))
@@ -88,27 +103,27 @@ def farm_features(look, params, grid, cal, lib, years) -> list[dict]:
             full = cyc.clear + cyc.stages.sum(axis=0)
             plot = np.full(shape, -1, np.int64)
             plot[field] = inv
-            tr = grid.window_transform(r0, c0)
-            for j in np.flatnonzero(cyc.disturbed(first, last)):
-                m = plot == j
-                geom = None
+            hit = cyc.disturbed(first, last)
+            polys = pixel_polygons(plot, field & hit[np.maximum(plot, 0)],
+                                   grid.window_transform(r0, c0))
+            counts = np.bincount(inv, minlength=len(ids))
+            for j in np.flatnonzero(hit):
                 for k in range(len(years)):
                     if not (cyc.cultivated[k, j] and cyc.clear[k, j] <= last
                             and full[k, j] >= first):
                         continue
-                    geom = geom or pixel_polygon(m, tr)
-                    out.append(_feature(geom, grid, {
-                        "class": "farm", "site_id": f"farm-{len(out) + 1:04d}",
+                    items.append((polys[int(j)], {
+                        "class": "farm", "site_id": f"farm-{len(items) + 1:04d}",
                         "start_date": _iso(cyc.clear[k, j]),
                         "end_date": _iso(end[k, j]) if end[k, j] <= last else None,
-                        "area_ha": round(float(m.sum() * px_ha), 4)}))
-    return out
+                        "area_ha": round(float(counts[j] * px_ha), 4)}))
+    return _features(items, grid)
 
 
 def burn_features(look, burns, grid, *, last: int) -> list[dict]:
     """One feature per fire: its burnt pixels inside the scene."""
     px_ha = grid.resolution**2 / 1e4
-    out = []
+    items = []
     h, w = grid.shape
     for b in burns:
         r0, c0, bh, bw = b.window()
@@ -120,9 +135,9 @@ def burn_features(look, burns, grid, *, last: int) -> list[dict]:
         m = b.mask(a0, b0, (a1 - a0, b1 - b0), final_classes(base.cls, base.parcel, look))
         if not m.any():
             continue
-        out.append(_feature(pixel_polygon(m, grid.window_transform(a0, b0)), grid, {
+        items.append((pixel_polygon(m, grid.window_transform(a0, b0)), {
             "class": "burn", "site_id": b.site_id, "start_date": _iso(b.day),
             "end_date": _iso(b.end) if b.end <= last else None,
             "area_ha": round(float(m.sum() * px_ha), 4)}))
-    return out
+    return _features(items, grid)
 
