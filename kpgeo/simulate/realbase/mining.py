@@ -17,13 +17,13 @@ rounded), rotated, maybe mirrored and rescaled to an artisanal size
   the outline dilated by 10-30 m) exist before the period and are dug again.
 
 Pixels open in order of distance from a random first pit plus smooth and white
-noise (35 % / 10 % of the site's radius), over ``growth_days`` with a power-law
-schedule. The surface is a mosaic of pits (``pit_spacing_m``): water (clear to
-laterite-laden), bright gravel (real sand + soil), spoil (real bare soil) and wet
-laterite; some water pits are drained and some dry pits flood later. Edge pixels
-are mixed with the ground (40-75 %). Abandoned sites revegetate with a time
-constant of ``revegetation_days`` (twice as slow for water). Sites keep at
-least 30 m apart.
+noise (35 % / 10 % of the site's radius), over ``growth_days`` (longer for bigger
+sites) with a power-law schedule. The surface is a mosaic of pits
+(``pit_spacing_m``): water (clear to laterite-laden), bright gravel (real sand
+and soil), spoil (real bare soil) and wet laterite; some water pits are drained
+and some dry pits flood later. Edge pixels are mixed with the ground (40-75 %).
+Abandoned sites revegetate with a time constant of ``revegetation_days`` (twice
+as slow for water). Sites keep at least 30 m apart.
 """
 
 from __future__ import annotations
@@ -229,7 +229,9 @@ def _build(rng, key, ground, r0, c0, mask, params: RealParams, res, start):
     score[s] = -np.inf
     q = np.empty(len(rr))
     q[np.argsort(score, kind="stable")] = np.linspace(0, 1, len(rr))
-    grow = float(np.exp(rng.uniform(*np.log(params.growth_days))))
+    area_ha = len(rr) * res**2 / 1e4
+    grow = float(np.exp(rng.uniform(*np.log(params.growth_days))) * (area_ha / 2.0) ** 0.35)
+    grow = float(np.clip(grow, 20.0, 1100.0))
     power = float(rng.uniform(*params.growth_power))
     open_day = np.full(shape, NEVER, np.int64)
     open_day[rr, cc] = start + (grow * q**power).astype(np.int64)

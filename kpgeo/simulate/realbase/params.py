@@ -31,8 +31,9 @@ class RealParams:
     """Final area of a site (log-uniform), before clipping to the scene."""
     ground_weights: tuple[float, float, float, float] = (0.4, 0.25, 0.2, 0.15)
     """Probabilities of :data:`GROUNDS`: vegetated, river bank/channel, bare/cleared, reworked."""
-    growth_days: tuple[float, float] = (30.0, 540.0)
-    """Time from the first pit to the last (log-uniform)."""
+    growth_days: tuple[float, float] = (60.0, 720.0)
+    """Time from the first pit to the last for a 2 ha site (log-uniform); it scales with
+    (area / 2 ha) ** 0.35, clipped to 20..1100 days (big sites take longer)."""
     growth_power: tuple[float, float] = (0.7, 1.5)
     """Shape of the opening schedule: share opened ~ (time / growth) ** (1 / power)."""
     start_early: float = 0.12
