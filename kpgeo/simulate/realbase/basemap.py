@@ -13,7 +13,8 @@ process :func:`source_maps` derives, on the source grid:
   the OSM-labelled pixels), then by the majority class of their image segment
   (Felzenszwalb, half resolution);
 - **parcels**: each OSM polygon, each image segment elsewhere, and fields cut
-  into smallholder plots (jittered-lattice Voronoi cells about 110 m apart);
+  into smallholder plots (jittered-lattice Voronoi cells about 110 m apart;
+  fragments under 0.2 ha join the largest plot of their parcel);
 - **texture**: the pixel's reflectance relative to the median of its class
   (log ratio; the band-to-band part halved), clipped to 0.6..1.6. The scene's
   smooth haze is removed first (dark-object blue field, lambda^-2) and cloudy
@@ -152,6 +153,22 @@ def _plots(shape) -> np.ndarray:
     return cell
 
 
+def _merge_slivers(parent: np.ndarray, cell: np.ndarray, field: np.ndarray,
+                   min_px: int = 20) -> np.ndarray:
+    """Give plot fragments under ``min_px`` pixels to the largest plot of their parcel."""
+    pairs, inv, counts = np.unique(np.stack([parent[field], cell[field]]), axis=1,
+                                   return_inverse=True, return_counts=True)
+    best: dict = {}
+    for (p, c), n in zip(pairs.T, counts, strict=True):
+        if n > best.get(p, (0, -1))[0]:
+            best[p] = (n, c)
+    new = np.array([c if n >= min_px else best[p][1]
+                    for (p, c), n in zip(pairs.T, counts, strict=True)], np.int64)
+    out = cell.copy()
+    out[field] = new[inv.ravel()]
+    return out
+
+
 def _texture(refl, cls, clear) -> np.ndarray:
     r = np.log(np.maximum(refl, 1e-3))
     tex = np.zeros_like(refl)
@@ -184,7 +201,8 @@ def source_maps() -> SourceMaps:
     seg = _segments(refl)
     cls = _classify(refl, osm_cls, seg, clear)
     key = np.where(osm_num > 0, osm_num.astype(np.int64), 100_000 + seg.astype(np.int64))
-    key = np.where(cls == FIELD, key * 100_000 + _plots(shape), key)
+    key = np.where(cls == FIELD, key * 100_000 + _merge_slivers(key, _plots(shape),
+                                                                 cls == FIELD), key)
     key = key * 8 + cls  # a parcel never spans two classes
     parcel = np.unique(key, return_inverse=True)[1].reshape(shape).astype(np.int32)
     tex = _texture(refl, cls, clear)
