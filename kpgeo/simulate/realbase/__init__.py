@@ -15,8 +15,8 @@ Real (shipped in ``realbase/data/``, provenance and licences in its SOURCE.md)
       Togo (2019) and Honduras (2017-2018) pixels (savanna, crops, woody cover),
       Landsat 7 Olinda (town, bare soil, sand, turbid water), the Brandenburg
       lake (clear water) (:mod:`.library`);
-    * rainfall: ERA5 monthly precipitation of the Honduras series drives
-      floods, cloudiness and the wetness of bare ground;
+    * rainfall: ERA5 monthly precipitation of the Togo series drives floods,
+      cloudiness and the wetness of bare ground;
     * cloud shapes: s2cloudless cloud probabilities of the eo-learn test
       patch (68 dates), enlarged and mirror-tiled (:mod:`.atmosphere`);
     * mine outlines: annotated artisanal/placer mine polygons (mine

@@ -6,8 +6,9 @@
   kept, wet-season dates less often (like a user filtering on cloud cover).
 - **Clouds** (:func:`plan_atmosphere`): the *shapes* are real s2cloudless
   cloud-probability fields of the eo-learn test patch (68 dates, 1 km), one
-  partly cloudy date per acquisition, enlarged 3-8 times, rotated/mirrored and
-  mirror-tiled, with a little fractal detail; the date's cloud fraction (from
+  partly cloudy date per acquisition, smoothed over 20 m (the 40 m blocks of the
+  s2cloudless grid), enlarged 3-8 times, rotated/mirrored and mirror-tiled,
+  with a little fractal detail; the date's cloud fraction (from
   the real ERA5 rainfall: wet-season dates are cloudier) sets the threshold.
   Opacity ramps over a per-date width, so clouds have thin edges. Shadows are
   the clouds displaced by the sun geometry and a cloud height of 0.8-3 km.
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -98,7 +100,7 @@ class CloudShape:
 
     def sample(self, rows: np.ndarray, cols: np.ndarray, res: float) -> np.ndarray:
         """Bilinear, mirror-tiled field on the grid ``rows x cols`` (global pixel indices)."""
-        f = cloud_probability()[self.clp_index]
+        f = _smooth_clp()[self.clp_index]
         if self.orient % 2:
             rows, cols = cols, rows
         u = (np.asarray(rows, np.float64) + 0.5) * res / self.metres_per_px + self.offset[0]
@@ -148,6 +150,16 @@ class RealDateAtmosphere:
     sun_azimuth: float
     sun_elevation: float
     key: int
+
+
+@lru_cache(maxsize=1)
+def _smooth_clp() -> np.ndarray:
+    """Smooth away the 40 m blocks of the cloud probabilities' computation grid."""
+    from scipy.ndimage import gaussian_filter
+
+    f = gaussian_filter(cloud_probability(), sigma=(0, 2.0, 2.0), mode="reflect")
+    f.setflags(write=False)
+    return f
 
 
 def _partial_dates() -> np.ndarray:

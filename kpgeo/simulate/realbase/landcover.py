@@ -15,7 +15,7 @@ texture as a relative factor:
   varying from one water body to the next;
 - seasonal floods on the real shores: a ring around every water and wetland
   parcel (40-220 m wide, varying along the shore) floods when the level, driven
-  by the real ERA5 rainfall of the previous three months, exceeds the ground's
+  by the real ERA5 rainfall of the month and the two before, exceeds the ground's
   height; the shallow edge of the water falls dry at low water (wet sand and
   mud). Open-water cover and turbidity vary per date and from reach to reach.
 """

@@ -261,10 +261,12 @@ def spectral_library() -> Library:
 
 @dataclass(frozen=True)
 class Rainfall:
-    """Real monthly rainfall (ERA5, Honduras 2017-2018) as a two-year seasonal index.
+    """Real monthly rainfall (ERA5 of the central Togo series, 2019) as a seasonal index.
 
-    Repeats every two years from 1 January of an even year offset (the scene's first
-    year is mapped onto 2017), like :attr:`Library.woody`.
+    West African monsoon climate like the Kimberley Process zones' (dry December to
+    February, rains April to October), and the same place and year as
+    :attr:`Library.savanna`, so vegetation, floods and clouds share one calendar.
+    Repeats every year.
     """
 
     mm_per_day: np.ndarray
@@ -283,14 +285,15 @@ class Rainfall:
         return self._interp((sm - sm.min()) / (sm.max() - sm.min()), day)
 
     def flood(self, day) -> np.ndarray:
-        """0..1 flood index: rain of the previous three months, one month of lag."""
+        """0..1 flood index: rain of the month and the two before (rivers lag the rains)."""
         r = self.mm_per_day
-        acc = (np.roll(r, 1) + np.roll(r, 2) + np.roll(r, 3)) / 3
+        acc = (r + np.roll(r, 1) + np.roll(r, 2)) / 3
         return self._interp((acc - acc.min()) / (acc.max() - acc.min()), day)
 
 
 @lru_cache(maxsize=1)
 def rainfall() -> Rainfall:
-    """Return the :class:`Rainfall` of the shipped Honduras series."""
-    return Rainfall(sources.monthly_precipitation("honduras"),
-                    origin_day=_day(dt.date(2017, 1, 1)), step_days=730.5 / 24)
+    """Return the :class:`Rainfall` of the shipped Togo series."""
+    _, starts = sources.monthly_series("togo")
+    return Rainfall(sources.monthly_precipitation("togo"), origin_day=_day(starts[0]),
+                    step_days=365.25 / 12)
