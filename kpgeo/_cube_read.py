@@ -38,10 +38,9 @@ def _make_driver_classes() -> tuple[type, type]:
             except KpgeoError:
                 raise
             except Exception as exc:
-                raise AssetReadError(
-                    f"cannot read raster asset {self._src.uri}: corrupt, truncated or unreadable "
-                    f"({type(exc).__name__}: {exc})"
-                ) from exc
+                from kpgeo.gdal_env import read_error_message
+
+                raise AssetReadError(read_error_message(self._src.uri, exc)) from exc
 
     class SafeRioDriver(RioDriver):
         """odc-stac ``RioDriver`` whose readers raise :class:`AssetReadError`."""
@@ -92,6 +91,7 @@ def read_block(spec: BlockSpec, t0: int, t1: int, y0: int, y1: int, x0: int, x1:
     import shapely
 
     from kpgeo.cube import region_mask
+    from kpgeo.gdal_env import rio_env
 
     sub = spec.gbox[y0:y1, x0:x1]
     wanted = set(spec.group_keys[t0:t1])
@@ -102,15 +102,16 @@ def read_block(spec: BlockSpec, t0: int, t1: int, y0: int, y1: int, x0: int, x1:
     raw: dict[str, np.ndarray] = {}
     if idx:
         sub_keys = [spec.keys[i] for i in idx]
-        ds = odc.stac.load(
-            [spec.clones[i] for i in idx],
-            bands=names,
-            geobox=sub,
-            groupby=KeyGroupby(sub_keys),
-            resampling=spec.resampling,
-            driver=SafeRioDriver(),
-            fail_on_error=True,
-        )
+        with rio_env():  # odc-stac reads with the GDAL settings active here
+            ds = odc.stac.load(
+                [spec.clones[i] for i in idx],
+                bands=names,
+                geobox=sub,
+                groupby=KeyGroupby(sub_keys),
+                resampling=spec.resampling,
+                driver=SafeRioDriver(),
+                fail_on_error=True,
+            )
         pos = [spec.group_keys.index(k) - t0 for k in sorted(set(sub_keys))]
         for b in names:
             if len(pos) == shape[0]:  # every date of the block has data here: no copy

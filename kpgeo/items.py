@@ -467,12 +467,14 @@ def inspect_asset(href: str, *, label: str = "") -> AssetHeader:
     import rasterio
     from rasterio.windows import Window
 
+    from kpgeo.gdal_env import read_error_message, rio_env
+
     where = f"{label}: " if label else ""
     path = _local_path(href)
     if not _is_remote(href) and not os.path.exists(path):
         raise AssetReadError(f"{where}asset file {href} does not exist")
     try:
-        with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), rasterio.open(path) as src:
+        with rio_env(), rasterio.open(path) as src:
             if src.driver == "GTiff" and not _is_remote(href):
                 _check_gtiff_blocks(src, path)
             src.read(1, window=Window(src.width - 1, src.height - 1, 1, 1))
@@ -490,9 +492,7 @@ def inspect_asset(href: str, *, label: str = "") -> AssetHeader:
     except AssetReadError as exc:
         raise AssetReadError(f"{where}{exc}") from exc
     except Exception as exc:  # RasterioIOError, CPLE_* ...: corrupt, truncated, not a raster
-        raise AssetReadError(
-            f"{where}cannot read raster asset {href}: corrupt, truncated or not a raster ({exc})"
-        ) from exc
+        raise AssetReadError(f"{where}{read_error_message(href, exc)}") from exc
 
 
 def _sample_max(src: Any, size: int = 16) -> float | None:
