@@ -459,11 +459,30 @@ def staging_dir(out_dir: str | os.PathLike, *, last: tuple[str, ...] = ()) -> It
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def write_cog(da: Any, path: str | os.PathLike, *, nodata: float | int | None = None) -> Path:
+def write_cog(
+    da: Any,
+    path: str | os.PathLike,
+    *,
+    nodata: float | int | None = None,
+    colormap: dict[int, tuple[int, ...]] | None = None,
+    description: str | None = None,
+) -> Path:
     """Write a 2-D georeferenced DataArray as a Cloud-Optimised GeoTIFF, atomically.
 
     ``da`` must carry its CRS and transform (a ``spatial_ref`` coordinate, as
-    every kpgeo raster does). Dask arrays are computed block by block.
+    every kpgeo raster does). Dask arrays are computed block by block. The
+    DataArray's attributes become GeoTIFF tags (``units = "days since
+    1970-01-01"`` of the date rasters, for instance).
+
+    Parameters
+    ----------
+    nodata
+        Value written as the band's nodata.
+    colormap
+        Value -> ``(r, g, b[, a])`` colour table (uint8 rasters only), so GIS
+        software shows class codes (``state.tif``) in their colours.
+    description
+        Band description (default: the DataArray's name).
     """
     import rioxarray  # noqa: F401  (registers .rio)
 
@@ -474,9 +493,33 @@ def write_cog(da: Any, path: str | os.PathLike, *, nodata: float | int | None = 
         raise CRSMismatchError(f"cannot write {path}: the raster has no CRS")
     if nodata is not None:
         arr = arr.rio.write_nodata(nodata, encoded=False)
+    if colormap is not None and np.dtype(arr.dtype) != np.uint8:
+        raise ConfigError(f"cannot write {path}: a colour table needs a uint8 raster, "
+                          f"got {arr.dtype}")
     with atomic_path(path) as tmp:
-        arr.rio.to_raster(tmp, driver="COG", compress="DEFLATE")
+        if colormap is None and description is None:
+            arr.rio.to_raster(tmp, driver="COG", compress="DEFLATE")
+        else:
+            _write_cog_via_gtiff(arr, tmp, colormap=colormap, description=description)
     return Path(path)
+
+
+def _write_cog_via_gtiff(arr: Any, tmp: Path, *, colormap: Any, description: Any) -> None:
+    """GTiff with colour table / description, then GDAL's COG copy (which keeps both)."""
+    import rasterio
+    import rasterio.shutil
+
+    staged = tmp.with_name(tmp.name + ".gtiff" + TEMP_MARK + ".tif")
+    try:
+        arr.rio.to_raster(staged, driver="GTiff", compress="DEFLATE")
+        with rasterio.open(staged, "r+") as dst:
+            if colormap is not None:
+                dst.write_colormap(1, {int(k): tuple(int(c) for c in v)
+                                       for k, v in colormap.items()})
+            dst.set_band_description(1, description or str(arr.name or ""))
+        rasterio.shutil.copy(staged, tmp, driver="COG", compress="DEFLATE")
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 def _iso_columns(gdf: Any) -> Any:
@@ -540,7 +583,8 @@ def write_vector(gdf: Any, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         if suffix in {".geojson", ".json"}:
             out = _iso_columns(gdf.to_crs(4326) if gdf.crs is not None else gdf)
-            out.to_file(tmp, driver="GeoJSON", engine="pyogrio")
+            # the layer name is the final file's stem, not the temporary file's
+            out.to_file(tmp, driver="GeoJSON", engine="pyogrio", layer=path.stem)
         elif suffix in {".parquet", ".geoparquet"}:
             gdf.to_parquet(tmp, index=False)
         elif suffix == ".gpkg":
