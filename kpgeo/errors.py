@@ -22,6 +22,9 @@ __all__ = [
     "OutputExistsError",
     "OutputWriteError",
     "RunLockedError",
+    "StacSearchError",
+    "StoreError",
+    "UnknownSiteError",
     "KpgeoWarning",
     "InsufficientDataWarning",
 ]
@@ -86,6 +89,24 @@ class OutputWriteError(KpgeoError, OSError):
 
 class RunLockedError(KpgeoError, BlockingIOError):
     """Another kpgeo run is writing into the same output folder (its lock file is held)."""
+
+
+class StacSearchError(KpgeoError, ConnectionError):
+    """A STAC API cannot be reached or answers a search with an error (the URL is named)."""
+
+
+class StoreError(KpgeoError, OSError):
+    """A results store (GeoPackage, PostGIS) cannot be opened, read or written."""
+
+    def __str__(self) -> str:  # OSError would format errno/filename instead of the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownSiteError(KpgeoError, KeyError):
+    """No site of the register has the requested id."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
 
 
 class KpgeoWarning(UserWarning):
