@@ -28,6 +28,8 @@ SUBCOMMANDS: dict[str, str] = {
     "sample": "kpgeo.cli.sample:sample",
     "area": "kpgeo.cli.area:area",
     "production": "kpgeo.cli.production:production",
+    "search": "kpgeo.cli.search:search",
+    "triage": "kpgeo.cli.triage:triage",
 }
 
 
