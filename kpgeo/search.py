@@ -13,7 +13,8 @@ produced it, so a run can be repeated exactly (``kpgeo run`` / ``kpgeo detect
 The cloud limit is sent the way the API declares it understands
 (``query`` extension, else a CQL2 ``filter``) and checked again on the items
 returned. HTTP errors (429, 5xx) and dropped connections are retried with
-exponential backoff; an API that still does not answer raises
+exponential backoff (as many times as ``GDAL_HTTP_MAX_RETRY`` says, the same
+setting as the imagery reads of :mod:`kpgeo.gdal_env`); an API that still does not answer raises
 :class:`~kpgeo.errors.StacSearchError` naming the URL.
 
 Saved items are **unsigned** (Planetary Computer tokens expire within hours and
@@ -34,12 +35,13 @@ A pipeline file's ``[search]`` table becomes a :class:`SearchConfig` with
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -91,6 +93,17 @@ def _parse_date(value: Any, key: str, where: str) -> str:
         raise ConfigError(f"{where}: {key} must be a date YYYY-MM-DD, got {value!r}") from exc
 
 
+def _retry_setting(key: str, kind: type) -> Any:
+    """One retry setting for HTTP requests of any kind (see :mod:`kpgeo.gdal_env`)."""
+    from kpgeo.gdal_env import read_options
+
+    value = read_options()[key]
+    try:
+        return kind(float(value)) if kind is int else kind(value)
+    except ValueError as exc:
+        raise ConfigError(f"environment variable {key}={value!r} is not a number") from exc
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """One STAC API search: where, which collection, when, how cloudy at most.
@@ -114,10 +127,13 @@ class SearchConfig:
     """URL signing of the assets: ``"planetary-computer"`` or None (automatic for its URL)."""
     timeout_s: float = 60.0
     """Timeout of each HTTP request, seconds."""
-    max_retries: int = 4
-    """Retries of a failed request (connection error, HTTP 429/5xx)."""
-    backoff_s: float = 1.0
-    """Backoff factor: waits of 0, 2, 4, 8... times this many seconds between retries."""
+    max_retries: int = field(default_factory=lambda: _retry_setting("GDAL_HTTP_MAX_RETRY", int))
+    """Retries of a failed request (connection error, HTTP 429/5xx); default: the same
+    ``GDAL_HTTP_MAX_RETRY`` as the imagery reads (:mod:`kpgeo.gdal_env`)."""
+    backoff_s: float = field(
+        default_factory=lambda: _retry_setting("GDAL_HTTP_RETRY_DELAY", float))
+    """Backoff factor: waits of 0, 2, 4, 8... times this many seconds between retries;
+    default ``GDAL_HTTP_RETRY_DELAY``."""
 
     def __post_init__(self) -> None:
         where = "search"
@@ -225,7 +241,8 @@ def _open_client(config: SearchConfig) -> Any:
     )
     stac_io = StacApiIO(max_retries=retry, timeout=config.timeout_s)
     try:
-        return Client.open(config.url, stac_io=stac_io)
+        with _quiet_retries():
+            return Client.open(config.url, stac_io=stac_io)
     except Exception as exc:  # requests, urllib3, pystac and APIError all differ
         raise StacSearchError(_why(config.url, exc)) from exc
 
@@ -234,13 +251,36 @@ def _why(url: str, exc: BaseException) -> str:
     """One line naming the STAC API URL and the cause of a failed request."""
     import requests
 
-    if isinstance(exc, requests.exceptions.ConnectionError):
+    text = str(exc)
+    chain = [exc]
+    while chain[-1].__cause__ is not None or chain[-1].__context__ is not None:
+        chain.append(chain[-1].__cause__ or chain[-1].__context__)
+    status = getattr(exc, "status_code", None)
+    if any(isinstance(e, requests.exceptions.Timeout) for e in chain) or "timed out" in text:
+        cause = "no answer in time (after retries)"
+    elif any(isinstance(e, requests.exceptions.ConnectionError) for e in chain) or any(
+            s in text for s in ("Failed to establish a new connection", "Connection refused",
+                                "Name or service not known", "Temporary failure in name")):
         cause = "cannot connect (is the URL right, is the network up?)"
-    elif isinstance(exc, requests.exceptions.Timeout):
-        cause = "no answer in time"
+    elif status is not None:
+        cause = f"HTTP {status} (after retries): {text[:200]}"
+    elif "too many" in text and "error responses" in text:
+        cause = f"HTTP error responses, still after retries ({text[:200]})"
     else:
-        cause = f"{type(exc).__name__}: {str(exc)[:300]}"
+        cause = f"{type(exc).__name__}: {text[:300]}"
     return f"STAC API {url}: {cause}"
+
+
+@contextlib.contextmanager
+def _quiet_retries() -> Any:
+    """Keep urllib3's per-retry warnings off the console: the outcome is reported once."""
+    logger = logging.getLogger("urllib3.connectionpool")
+    level = logger.level
+    logger.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _cloud_params(client: Any, config: SearchConfig) -> dict[str, Any]:
@@ -298,7 +338,8 @@ def search_items(config: SearchConfig, geometry: Any) -> Any:
         **_cloud_params(client, config),
     }
     try:
-        found = list(client.search(**params).items())
+        with _quiet_retries():
+            found = list(client.search(**params).items())
     except Exception as exc:
         raise StacSearchError(_why(config.url + "/search", exc)) from exc
     if len(found) > config.max_items:
