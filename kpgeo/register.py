@@ -509,6 +509,7 @@ def _period_fractions(sites: Any, first_detected: Any, ends: Any) -> np.ndarray 
     if first_detected is None:
         return None
     import rasterio.features
+    import rioxarray  # noqa: F401  (registers .rio)
 
     da = first_detected.squeeze(drop=True)
     values = np.asarray(da.values)

@@ -26,7 +26,6 @@ import time
 import urllib.request
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
