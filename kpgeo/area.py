@@ -52,6 +52,7 @@ __all__ = [
     "estimate_sheet",
     "zone_area_summary",
     "run_area_estimates",
+    "sheet_paths",
     "ALL_MINING",
 ]
 
@@ -230,14 +231,17 @@ def _norm_class(value: Any) -> str:
     return _ALIASES.get(text, text)
 
 
-def read_labels(path: str | os.PathLike) -> pd.DataFrame:
+def read_labels(path: str | os.PathLike, *, complete: bool = True) -> pd.DataFrame:
     """Read a labelled sheet (``labels.csv`` or ``labels.gpkg``) and check it.
+
+    ``complete=False`` accepts a sheet still being labelled: unlabelled units
+    keep an empty ``ref_class`` (for showing progress, never for estimating).
 
     Raises
     ------
     ConfigError
-        Unreadable file, missing columns, unlabelled units (listed) or
-        reference classes outside :data:`kpgeo.sampling.CLASSES`.
+        Unreadable file, missing columns, unlabelled units (listed; only when
+        ``complete``) or reference classes outside :data:`kpgeo.sampling.CLASSES`.
     """
     from kpgeo.sampling import CLASSES
 
@@ -263,14 +267,15 @@ def read_labels(path: str | os.PathLike) -> pd.DataFrame:
     for col in ("zone", "period_start", "period_end"):
         df[col] = df[col].fillna("").astype(str)
     ref = df["ref_class"].fillna("").astype(str)
-    blank = df.loc[ref.str.strip() == "", "unit_id"].tolist()
-    if blank:
+    unlabelled = ref.str.strip() == ""
+    blank = df.loc[unlabelled, "unit_id"].tolist()
+    if blank and complete:
         raise ConfigError(f"{path}: {len(blank)} unit(s) have no ref_class (e.g. "
                           f"{', '.join(map(str, blank[:5]))}); label every unit — an unlabelled "
                           "unit biases the estimate")
-    df["ref_class"] = ref.map(_norm_class)
+    df["ref_class"] = ref.map(_norm_class).where(~unlabelled, "")
     df["map_class"] = df["map_class"].map(_norm_class)
-    bad = sorted(set(df["ref_class"]) - set(CLASSES))
+    bad = sorted(set(df.loc[~unlabelled, "ref_class"]) - set(CLASSES))
     if bad:
         raise ConfigError(f"{path}: unknown ref_class value(s) {bad}; use one of {list(CLASSES)}")
     return df
@@ -404,11 +409,8 @@ def run_area_estimates(run_dir: str | os.PathLike) -> SheetEstimates:
     SheetEstimates
         Concatenated tables (empty when there is no usable sheet).
     """
-    run_dir = Path(run_dir)
-    paths = sorted(run_dir.glob("zones/*/sample_*/labels.csv")) + sorted(
-        run_dir.glob("sample_*/labels.csv"))
     parts = []
-    for path in paths:
+    for path in sheet_paths(run_dir):
         try:
             parts.append(estimate_sheet(read_labels(path)))
         except ConfigError as exc:
@@ -419,3 +421,14 @@ def run_area_estimates(run_dir: str | os.PathLike) -> SheetEstimates:
     return SheetEstimates(**{name: pd.concat([getattr(p, name) for p in parts],
                                              ignore_index=True)
                              for name in ("area", "accuracy", "error_matrix")})
+
+
+def sheet_paths(run_dir: str | os.PathLike) -> list[Path]:
+    """Labelling sheets of a run, where ``kpgeo sample`` writes them.
+
+    ``OUT/zones/<zone>/sample_<window>/labels.csv`` (``kpgeo run``), then
+    ``OUT/sample_<window>/labels.csv`` (``kpgeo detect``), each sorted.
+    """
+    run_dir = Path(run_dir)
+    return sorted(run_dir.glob("zones/*/sample_*/labels.csv")) + sorted(
+        run_dir.glob("sample_*/labels.csv"))
