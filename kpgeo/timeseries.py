@@ -15,7 +15,10 @@ Two pure functions and their writers:
 :data:`TIMESERIES_COLUMNS` is the data dictionary of the table (unit and
 meaning of every column); :func:`write_timeseries` writes it next to
 ``timeseries.csv`` as a CSV on the Web (CSVW) sidecar,
-``timeseries.csv-metadata.json``, and ``docs/outputs.md`` lists it.
+``timeseries.csv-metadata.json``, and ``docs/outputs.md`` lists it. Every
+table has the :data:`CORE_COLUMNS`; the error-adjusted area
+(:data:`ESTIMATE_COLUMNS`) and production capacity (:data:`CAPACITY_COLUMNS`)
+are added by :mod:`kpgeo.estimates` only when a run has them.
 
 Why quarterly (``freq="QS"``) by default: in the Central African Republic and
 central Côte d'Ivoire the wet season (about April–October) leaves many months
@@ -45,6 +48,9 @@ from kpgeo.io import to_utc_naive
 __all__ = [
     "RING_SUFFIX",
     "ACTIVITY_COLUMNS",
+    "ESTIMATE_COLUMNS",
+    "CAPACITY_COLUMNS",
+    "CORE_COLUMNS",
     "TIMESERIES_COLUMNS",
     "zone_regions",
     "norm_freq",
@@ -65,6 +71,21 @@ ACTIVITY_COLUMNS = (
     "new_sites",
     "active_sites",
     "water_area_ha",
+)
+
+#: optional columns of an error-adjusted area estimate (only with a labelled sample)
+ESTIMATE_COLUMNS = (
+    "sample_mapped_area_ha",
+    "estimated_area_ha",
+    "estimated_area_ci_low_ha",
+    "estimated_area_ci_high_ha",
+)
+
+#: optional production-capacity columns (only with production parameters or export figures)
+CAPACITY_COLUMNS = tuple(
+    f"capacity_{method}{stat}_ct_yr"
+    for method in ("volume_grade", "miners_days")
+    for stat in ("", "_p05", "_p95")
 )
 
 #: footprint states that mean "still being mined at the last image date"
@@ -124,10 +145,59 @@ TIMESERIES_COLUMNS: dict[str, tuple[str, str, str]] = {
         "True when the period has no image or clear_fraction is below min_coverage "
         "(0.3 by default): its activity is unknown, not zero.",
     ),
+    # optional: only when the run has a labelled sample (kpgeo sample, docs/area_estimation.md)
+    "sample_mapped_area_ha": (
+        "decimal",
+        "ha",
+        "Mapped mining (new + stable) at the end of a labelled sample's window: the change-map "
+        "pixels inside the zone that the estimate corrects (cumulative_area_ha counts whole "
+        "footprint polygons and can differ). Zone rows only, on the period holding the window "
+        "end (the last period for an open window); empty elsewhere. Only with a labelled sample.",
+    ),
+    "estimated_area_ha": (
+        "decimal",
+        "ha",
+        "Error-adjusted area of all mining (new + stable) at the end of the sample window: "
+        "stratified estimate from the labelled sample (Olofsson et al. 2014). Same rows as "
+        "sample_mapped_area_ha; a state, kept in low-coverage periods. Only with a labelled "
+        "sample.",
+    ),
+    "estimated_area_ci_low_ha": (
+        "decimal",
+        "ha",
+        "Lower bound of the 95 % confidence interval of estimated_area_ha (estimate - 1.96 SE, "
+        "clipped at 0). Only with a labelled sample.",
+    ),
+    "estimated_area_ci_high_ha": (
+        "decimal",
+        "ha",
+        "Upper bound of the 95 % confidence interval of estimated_area_ha (estimate + 1.96 SE). "
+        "Only with a labelled sample.",
+    ),
+    # optional: only with production parameters or export figures (kpgeo.production)
+    **{
+        f"capacity_{method}{stat}_ct_yr": (
+            "decimal",
+            "ct/yr",
+            f"{what} of the production capacity by {route} (Monte Carlo over the parameter "
+            "ranges: docs/area_estimation.md). Inside the zone: zone rows only; empty in "
+            "low-coverage periods. Only with production parameters or export figures.",
+        )
+        for method, route in (
+            ("volume_grade", "volume x grade: area first detected in the period, per year, x "
+             "gravel thickness x grade x recovery"),
+            ("miners_days", "miners x days: area active in the period x miners per ha x working "
+             "days x gravel per miner-day x grade x recovery"),
+        )
+        for stat, what in (("", "Median"), ("_p05", "5th percentile"), ("_p95", "95th percentile"))
+    },
 }
 
-#: decimals of the CSV: areas to 0.01 ha, clear fractions to 1e-4
-_CSV_DECIMALS = {"ha": 2, "fraction 0-1": 4}
+#: columns every time series has (the others are optional)
+CORE_COLUMNS = tuple(c for c in TIMESERIES_COLUMNS if c not in ESTIMATE_COLUMNS + CAPACITY_COLUMNS)
+
+#: decimals of the CSV: areas to 0.01 ha, clear fractions to 1e-4, carats to whole carats
+_CSV_DECIMALS = {"ha": 2, "fraction 0-1": 4, "ct/yr": 0}
 
 _FOOTPRINT_COLUMNS = ("zone", "geometry", "first_detected", "last_active", "inside_zone")
 
@@ -377,7 +447,8 @@ def zone_activity(
     -------
     pandas.DataFrame
         One row per (zone, region, period) with the columns of
-        :data:`TIMESERIES_COLUMNS` (their units and meanings are listed there).
+        :data:`CORE_COLUMNS` (units and meanings: :data:`TIMESERIES_COLUMNS`;
+        the optional columns are added by :mod:`kpgeo.estimates`).
         A footprint is *active* in a period when it was first detected by the
         period end and last active on or after its start; one in state
         ``new`` or ``active`` stays active up to the last image date. Counts
@@ -435,7 +506,7 @@ def zone_activity(
             out[col] = out[col].where(~out["low_coverage"])
     for col in ("new_sites", "active_sites", "n_dates"):
         out[col] = out[col].astype("Int64")
-    return out[list(TIMESERIES_COLUMNS)]
+    return out[list(CORE_COLUMNS)]
 
 
 def _prepare_footprints(footprints: Any, *, ring_width_m: float) -> Any:
@@ -598,7 +669,7 @@ def _csv_frame(activity: pd.DataFrame) -> pd.DataFrame:
             csv_df[col] = pd.to_datetime(csv_df[col]).dt.strftime("%Y-%m-%d")
     for col in csv_df.columns:
         dtype, unit, _ = TIMESERIES_COLUMNS.get(col, ("", "", ""))
-        if dtype == "integer":
+        if dtype == "integer" or _CSV_DECIMALS.get(unit) == 0:
             csv_df[col] = pd.to_numeric(csv_df[col]).round().astype("Int64")
         elif unit in _CSV_DECIMALS:
             csv_df[col] = pd.to_numeric(csv_df[col]).astype("float64").round(_CSV_DECIMALS[unit])

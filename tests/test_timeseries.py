@@ -307,7 +307,7 @@ def test_csv_has_integer_counts_rounded_areas_and_a_data_dictionary(tmp_path, zo
     import json
     import re
 
-    from kpgeo.timeseries import TIMESERIES_COLUMNS
+    from kpgeo.timeseries import CORE_COLUMNS
 
     act = zone_activity(make_footprints(), coverage, zones=[zone], ring_width_m=RING_M)
     assert str(act["new_sites"].dtype) == "Int64" and str(act["n_dates"].dtype) == "Int64"
@@ -315,7 +315,7 @@ def test_csv_has_integer_counts_rounded_areas_and_a_data_dictionary(tmp_path, zo
     text = paths["csv"].read_text()
     header, *lines = text.strip().splitlines()
     cols = header.split(",")
-    assert cols == list(TIMESERIES_COLUMNS)
+    assert cols == list(CORE_COLUMNS)  # no sample, no production: no optional column
     rows = [dict(zip(cols, line.split(","), strict=True)) for line in lines]
     for row in rows:
         for col in ("new_sites", "active_sites", "n_dates"):
