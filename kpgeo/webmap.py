@@ -11,8 +11,11 @@ area, dates, state, confidence and location and, when imagery is given, small
 before/after views around its own first detection
 (:func:`kpgeo.staticmap.footprint_chips`). "Zoom to" buttons bookmark each
 zone; the map opens on the zone with the most mapped mining. A swipe control
-compares each zone's before and after views side by side. :func:`write_map`
-writes it as ``map.html``.
+compares each zone's before and after views side by side. With a labelling
+sheet (:func:`kpgeo.sampling.sample_units_layer`) each zone has a "sample
+units" layer, off by default: one point per unit coloured by whether the
+analyst's label agrees with the map, with its stratum, map class and label
+in a popup. :func:`write_map` writes it as ``map.html``.
 
 Leaflet's JavaScript, CSS and control icons are always inlined, read at run
 time from the installed PyPI package ``xstatic-leaflet`` (Leaflet 1.9.3, the
@@ -67,6 +70,12 @@ _TILES = (
         "Esri World Imagery",
     ),
 )
+#: sample-unit colour by agreement of the analyst's label with the map class
+_AGREEMENT_COLOURS = {
+    "agrees": ("#1b9e77", "label agrees with the map"),
+    "disagrees": ("#d62728", "label disagrees with the map"),
+    "not labelled yet": ("#9e9e9e", "not labelled yet"),
+}
 _POPUP_BIND = (
     "function (feature, layer) {{ layer.bindPopup(feature.properties.popup_html, "
     "{{maxWidth: {w}, maxHeight: {h}}}); }}"
@@ -265,6 +274,26 @@ def _footprint_popup(row: Any, zone_name: str, chips: dict[str, Any] | None = No
     return (
         "<div class='kp-popup kp-footprint-popup'>" + _table(rows) + _chips_html(chips) + "</div>"
     )
+
+
+def _agreement(agrees: Any) -> str:
+    if agrees is None or pd.isna(agrees):
+        return "not labelled yet"
+    return "agrees" if bool(agrees) else "disagrees"
+
+
+def _unit_popup(row: Any, zone_name: str) -> str:
+    start, end = (str(row.get(k) or "") for k in ("period_start", "period_end"))
+    rows = [
+        ("Sample unit", _fmt(row.get("unit_id"))),
+        ("Zone", zone_name),
+        ("Window", f"{start or 'start'} – {end or 'end'}"),
+        ("Stratum", _fmt(row.get("stratum"))),
+        ("Map class", _fmt(row.get("map_class"))),
+        ("Label (analyst)", _fmt(row.get("ref_class"))),
+        ("Agreement", _agreement(row.get("agrees"))),
+    ]
+    return "<div class='kp-popup kp-unit-popup'>" + _table(rows) + "</div>"
 
 
 def _zone_popup(zone: Any, chart_png: bytes | None, totals: dict[str, Any]) -> str:
@@ -469,6 +498,39 @@ def _add_footprints(
     return steps
 
 
+def _add_sample_units(m: Any, units: Any, zones: list[Any]) -> None:
+    """Per zone a "sample units" layer group (hidden at first): points coloured by agreement."""
+    import folium
+
+    names = {str(z.id): str(z.name) for z in zones}
+    units = units.to_crs(4326).reset_index(drop=True)
+    zone_of = units["zone"].astype(str).to_numpy()
+    for zid in dict.fromkeys([str(z.id) for z in zones] + list(zone_of)):
+        sel = units[zone_of == zid]
+        if not len(sel):
+            continue
+        zname = names.get(zid, zid)
+        fg = folium.FeatureGroup(
+            name=html.escape(f"{zname} — sample units ({len(sel)})"), show=False
+        )
+        props = [
+            {"id": f"unit-{i}", "agreement": _agreement(row.get("agrees")),
+             "popup_html": _unit_popup(row, zname)}
+            for i, (_, row) in enumerate(sel.iterrows())
+        ]
+        folium.GeoJson(
+            _to_feature_collection(sel, props),
+            marker=folium.CircleMarker(radius=5, weight=1, color="#222222", fill=True,
+                                       fill_opacity=0.9),
+            style_function=lambda f: {
+                "fillColor": _AGREEMENT_COLOURS[f["properties"]["agreement"]][0],
+                "className": "kp-unit kp-unit-" + f["properties"]["agreement"].replace(" ", "-"),
+            },
+            on_each_feature=folium.JsCode(_POPUP_BIND.format(w=320, h=360)),
+        ).add_to(fg)
+        fg.add_to(m)
+
+
 def _add_overlays(m: Any, overlays: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """Image overlays ("after" shown); returns the (before, after) JS name pairs per zone."""
     import folium
@@ -533,7 +595,8 @@ def _busiest_zone(zones: list[Any], fp: Any, activity: pd.DataFrame | None) -> i
     return int(np.argmax([score[str(z.id)] for z in zones]))
 
 
-def _legend_html(title: str, ring_width_m: float, order, palette, present) -> str:
+def _legend_html(title: str, ring_width_m: float, order, palette, present,
+                 agreements=()) -> str:
     items = [
         f"<div><b>{html.escape(title)}</b></div>",
         "<div><span style='display:inline-block;width:18px;border-top:3px solid #ffd400'></span>"
@@ -546,6 +609,12 @@ def _legend_html(title: str, ring_width_m: float, order, palette, present) -> st
         f" first detected {html.escape(lab)}</div>"
         for lab in order
         if lab in present
+    ]
+    items += [
+        f"<div><span class='kp-swatch' style='border-radius:50%;background:{colour}'></span>"
+        f" sample unit: {text}</div>"
+        for key, (colour, text) in _AGREEMENT_COLOURS.items()
+        if key in agreements
     ]
     items.append(
         "<div><span class='kp-swatch kp-swatch-low'></span>"
@@ -567,6 +636,7 @@ def make_map(
     ring_width_m: float = 5000.0,
     offline: bool = False,
     title: str = "kpgeo — artisanal mining footprints",
+    sample_units: Any = None,
 ) -> Any:
     """Build the interactive map of a run.
 
@@ -596,6 +666,10 @@ def make_map(
         No basemap tiles (see the module docstring; Leaflet is inlined either way).
     title
         Plain-text title shown in the legend.
+    sample_units
+        Points of :func:`kpgeo.sampling.sample_units_layer` (``zone``,
+        ``unit_id``, ``stratum``, ``map_class``, ``ref_class``, ``agrees``):
+        a "sample units" layer per zone, off by default. None: no layer.
 
     Returns
     -------
@@ -622,6 +696,9 @@ def make_map(
     pairs = _add_overlays(m, overlays)
     _add_zone_layers(m, zones, activity, ring_width_m)
     steps = _add_footprints(m, fp, labels, zones, order, palette, chips or {}) if len(fp) else []
+    has_units = sample_units is not None and len(sample_units)
+    if has_units:
+        _add_sample_units(m, sample_units, zones)
 
     import folium
 
@@ -641,7 +718,8 @@ def make_map(
     if pairs:
         m.add_child(_control("map_swipe.js.j2", pairs=pairs), name="kp_swipe")
     present = set(labels.unique())
-    legend = _legend_html(title, ring_width_m, order, palette, present)
+    agreements = {_agreement(a) for a in sample_units["agrees"]} if has_units else set()
+    legend = _legend_html(title, ring_width_m, order, palette, present, agreements)
     m.add_child(_control("map_legend.js.j2", html=legend), name="kp_legend")
     # open on the detections (and imagery) of the busiest zone
     m.fit_bounds(views[_busiest_zone(zones, fp, activity)]["bounds"])
