@@ -12,6 +12,15 @@ true-colour composites) it writes into a directory
   base64) rendered by Jinja2 with autoescaping, so zone names and other data
   are always HTML-escaped.
 
+With a labelled sample (``kpgeo sample``; ``samples=``) the bulletin gives each
+zone's error-adjusted area ("mapped X ha; estimated Y ha ± Z (95 % CI)"), the
+time series gains its columns and the web map a layer of the sample units; with
+production parameters or KP export figures (``production=``, ``exports=``) the
+bulletin sets production capacity beside the exports and flags years whose
+exports exceed it (:mod:`kpgeo.estimates` gathers both). Without them the
+outputs are the plain ones, and the bulletin says in one line how to get an
+area estimate.
+
 One palette colours the periods of first detection on every map of the run
 (:func:`kpgeo.staticmap.period_palette` over all periods of the time series).
 Before/after views (see :func:`zone_compare_dates`) are medians of a few clear
@@ -53,6 +62,7 @@ REPORT_OUTPUTS = (
 
 _PERIOD_NAMES = {"QS": "quarters", "MS": "months", "YS": "years"}
 _MAX_SITES = 200
+_METHOD_NAMES = {"volume_grade": "volume × grade", "miners_days": "miners × days"}
 
 
 def zone_file_stem(zone_id: str) -> str:
@@ -141,6 +151,95 @@ def _imaging(zone: Any, coverage: pd.DataFrame | None) -> dict[str, Any]:
     return out
 
 
+def _window(start: str, end: str) -> str:
+    return f"{start or 'start of the series'} – {end or 'last image'}"
+
+
+def _zone_samples(samples: Any, zid: str) -> tuple[list[dict[str, Any]], str]:
+    """Return a zone's labelling sheets for the bulletin, and its summary-table estimate."""
+    if samples is None:
+        return [], "–"
+    rows = samples.sheets[samples.sheets["zone"] == zid]
+    items = [
+        {
+            "window": _window(r["window_start"], r["window_end"]),
+            "population": r["population"],
+            "n_units": r["n_units"],
+            "n_labelled": r["n_labelled"],
+            "estimated": pd.notna(r["estimated_ha"]),
+            "text": r["text"],
+            "new_text": r["new_text"],
+            "users": _f(r["users"]),
+            "producers": _f(r["producers"]),
+            "overall": _f(r["overall"], ".3f"),
+            "overall_ci": _f(1.96 * r["overall_se"], ".3f"),
+            "folder": Path(r["sheet"]).parent.name,
+        }
+        for r in rows.to_dict("records")
+    ]
+    done = rows[rows["estimated_ha"].notna()]
+    if not len(done):
+        return items, "–"
+    # the zone's own population first, then the latest window (an open end is the latest)
+    best = done.assign(end=done["window_end"].replace("", "9999")).sort_values(
+        ["in_zone", "end"]
+    ).iloc[-1]
+    end = f" at {best['window_end']}" if best["window_end"] else ""
+    return items, f"{best['estimated_ha']:,.1f} ± {best['ci_half_ha']:,.1f}{end}"
+
+
+def _zone_capacity(production: Any, zid: str) -> list[dict[str, str]]:
+    """Return a zone's production capacity per calendar year, both methods."""
+    if production is None:
+        return []
+    yearly = production.yearly[production.yearly["zone"].astype(str) == zid]
+    return [
+        {"year": str(r["period_start"])[:4], "volume_grade": r["volume_grade_text"],
+         "miners_days": r["miners_days_text"]}
+        for r in yearly.to_dict("records")
+    ]
+
+
+def _production_section(production: Any) -> dict[str, Any] | None:
+    """Run-level production values: exports beside capacity per country and year."""
+    if production is None:
+        return None
+    rows = []
+    check = production.exports if production.exports is not None else pd.DataFrame()
+    for (country, year), grp in (check.groupby(["country", "year"]) if len(check) else []):
+        by = grp.set_index("method")
+        over = [_METHOD_NAMES[m] for m in _METHOD_NAMES if bool(by.loc[m, "exceeds_capacity"])]
+        rows.append(
+            {
+                "country": str(country),
+                "year": int(year),
+                "exports": f"{by['exports_ct'].iloc[0]:,.0f}",
+                **{
+                    m: f"{by.loc[m, 'median_ct_per_year']:,.0f} "
+                    f"({by.loc[m, 'p05_ct_per_year']:,.0f}–{by.loc[m, 'p95_ct_per_year']:,.0f})"
+                    for m in _METHOD_NAMES
+                },
+                "flagged": bool(over),
+                "flag": "exports exceed the " + " and the ".join(over) + " capacity"
+                if over else "within capacity",
+            }
+        )
+    figures = production.figures
+    skipped: set[str] = set()
+    if figures is not None:
+        compared = {(r["country"], r["year"]) for r in rows}
+        countries = figures["country"] if "country" in figures else ["all zones"] * len(figures)
+        skipped = {f"{c} {int(y)}" for c, y in zip(countries, figures["year"], strict=True)
+                   if (str(c), int(y)) not in compared}
+    return {
+        "has_exports": figures is not None,
+        "rows": rows,
+        "n_flagged": sum(r["flagged"] for r in rows),
+        "not_compared": ", ".join(sorted(skipped)),
+        "placeholders": ", ".join(production.placeholders),
+    }
+
+
 def _zone_row(zone, act, zfp, coverage, charts, maps, map_periods, freq) -> dict[str, Any]:
     """Template values of one zone of the bulletin."""
     from kpgeo.staticmap import period_labels
@@ -194,6 +293,8 @@ def render_bulletin(
     ring_width_m: float = 5000.0,
     min_coverage: float = 0.3,
     title: str = "kpgeo monitoring run",
+    samples: Any = None,
+    production: Any = None,
 ) -> str:
     """Render the bulletin HTML (self-contained: images as base64 data URLs).
 
@@ -213,6 +314,12 @@ def render_bulletin(
         PNG bytes per zone id (time-series chart, static map).
     map_periods
         Text describing each map's composite period, per zone id.
+    samples
+        :func:`kpgeo.estimates.load_samples` of the run, or None: each zone's
+        error-adjusted area (or, without one, a line on how to get it).
+    production
+        :func:`kpgeo.estimates.production_results`, or None: capacity per zone
+        and year, and export figures beside it.
 
     Returns
     -------
@@ -238,7 +345,10 @@ def render_bulletin(
                 zone, act, zfp, coverage, charts or {}, maps or {}, map_periods or {}, freq
             )
         )
+        zrows[-1]["samples"], zrows[-1]["estimate"] = _zone_samples(samples, zid)
+        zrows[-1]["capacity"] = _zone_capacity(production, zid)
     last_images = [z["last_image"] for z in zrows if z["last_image"] != "–"]
+    unsampled = [z["name"] for z in zrows if z["estimate"] == "–"]
     return (
         _env()
         .get_template("bulletin.html.j2")
@@ -252,6 +362,9 @@ def render_bulletin(
             ring_km=f"{ring_width_m / 1000:g}",
             min_coverage_pct=f"{min_coverage * 100:g}",
             zones=zrows,
+            has_estimates=len(unsampled) < len(zrows),
+            unsampled=", ".join(unsampled) if len(unsampled) < len(zrows) else "",
+            production=_production_section(production),
         )
     )
 
@@ -297,6 +410,9 @@ def write_report(
     offline: bool = False,
     title: str = "kpgeo monitoring run",
     overwrite: bool = True,
+    samples: Iterable[str | os.PathLike] | None = None,
+    production: Any = None,
+    exports: Any = None,
 ) -> dict[str, Path]:
     """Write time series, web map, static maps and bulletin of a run into ``out_dir``.
 
@@ -329,12 +445,24 @@ def write_report(
         Run title (plain text, escaped).
     overwrite
         When False, refuse to replace existing outputs (:class:`OutputExistsError`).
+    samples
+        Labelling sheets of ``kpgeo sample`` (e.g. :func:`kpgeo.area.sheet_paths`
+        of the run folder): error-adjusted areas in the bulletin and time series
+        for the fully labelled ones, every unit on the web map. None or empty: none.
+    production
+        :class:`kpgeo.production.ProductionParams` (a pipeline's ``[production]``
+        table): production capacity in the bulletin and time series.
+    exports
+        KP export statistics (CSV path or :func:`kpgeo.production.read_exports`
+        table): set beside the capacity (placeholder parameters unless
+        ``production`` is given), years above it flagged.
 
     Returns
     -------
     dict
         Output file name -> path.
     """
+    from kpgeo.estimates import add_area_estimates, add_capacity
     from kpgeo.io import atomic_path, ensure_out_dir
     from kpgeo.staticmap import (
         figure_png,
@@ -384,6 +512,13 @@ def write_report(
         ring_width_m=ring_width_m,
         min_coverage=min_coverage,
     )
+    found, prod = _estimates(
+        footprints, samples, production, exports, freq=freq, zone_ids={str(z.id) for z in zones}
+    )
+    if found is not None and found.estimated["in_zone"].any():
+        activity = add_area_estimates(activity, found.estimated[found.estimated["in_zone"]])
+    if prod is not None:
+        activity = add_capacity(activity, prod.capacity)
     outputs: dict[str, Path] = {}
     outputs |= {f"timeseries.{k}": v for k, v in write_timeseries(activity, out).items()}
 
@@ -440,6 +575,7 @@ def write_report(
         ring_width_m=ring_width_m,
         offline=offline,
         title=title,
+        sample_units=found.units if found is not None else None,
     )
     page = render_bulletin(
         zones=zones,
@@ -453,11 +589,30 @@ def write_report(
         ring_width_m=ring_width_m,
         min_coverage=min_coverage,
         title=title,
+        samples=found,
+        production=prod,
     )
     with atomic_path(out / "bulletin.html") as tmp:
         Path(tmp).write_text(page, encoding="utf-8")
     outputs["bulletin.html"] = out / "bulletin.html"
     return outputs
+
+
+def _estimates(footprints, samples, production, exports, *, freq, zone_ids) -> tuple[Any, Any]:
+    """Load the samples of the reported zones and the production capacity (None when none)."""
+    from kpgeo.estimates import SampleResults, load_samples, production_results
+
+    found = load_samples(samples) if samples is not None else None
+    if found is not None:
+        found = SampleResults(
+            sheets=found.sheets[found.sheets["zone"].isin(zone_ids)],
+            units=found.units[found.units["zone"].astype(str).isin(zone_ids)],
+        )
+        found = None if found.sheets.empty else found
+    prod = None
+    if production is not None or exports is not None:
+        prod = production_results(footprints, freq=freq, params=production, exports=exports)
+    return found, prod
 
 
 def zone_compare_dates(

@@ -100,3 +100,15 @@ def test_zones_and_report_print_json(tmp_path):
     assert res.exit_code == 0, res.output
     outputs = json.loads(res.stdout)["outputs"]  # the warning went to stderr
     assert Path(outputs["bulletin.html"]).is_file() and Path(outputs["map.html"]).is_file()
+
+
+def test_exports_and_config_name_the_same_kind_of_file_everywhere():
+    # report and production both read KP export figures and a TOML [production] table
+    assert {"--exports", "--config"} <= set(_options("report")) & set(_options("production"))
+    for name in COMMANDS:
+        opts = _options(name)
+        for opt in ("--exports", "--config", "--labels"):
+            if opt in opts:
+                kind = opts[opt].type
+                assert isinstance(kind, click.Path) and kind.exists and not kind.dir_okay, (
+                    name, opt)

@@ -73,6 +73,21 @@ def test_bulletin_content_and_escaping(report_dir):
     assert "outside (ring)" in page and "low clear-sky coverage" in page
 
 
+def test_without_sample_or_production_nothing_is_added_but_a_hint(report_dir):
+    from kpgeo.timeseries import CORE_COLUMNS
+
+    out, _, _ = report_dir
+    page = (out / "bulletin.html").read_text(encoding="utf-8")
+    text = _text(page)
+    # one line on how to get an area estimate; no empty estimate or production section
+    assert len(re.findall(r"kp-sample-note", page)) == 1
+    assert "No labelled sample in this run" in text and "kpgeo sample --run OUT" in text
+    assert "Error-adjusted" not in text and "error-adjusted (ha" not in text
+    assert "Production capacity" not in text and "KP exports" not in text
+    assert list(pd.read_csv(out / "timeseries.csv").columns) == list(CORE_COLUMNS)
+    assert "sample units" not in (out / "map.html").read_text(encoding="utf-8")
+
+
 def test_bulletin_escapes_every_field():
     zone = make_zone(name=EVIL, zid="z")
     fp = make_footprints("z")

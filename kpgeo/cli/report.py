@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from kpgeo.cli.options import (
@@ -66,6 +68,31 @@ __all__ = ["report"]
     "Default: just before each zone's first detection vs the most recent images.",
 )
 @click.option("--title", default=None, help="Bulletin title. Default: the run directory name.")
+@click.option(
+    "--labels",
+    "labels_paths",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=str),
+    help="Labelling sheet of `kpgeo sample` (labels.csv; repeatable): error-adjusted areas "
+    "in the bulletin and time series, sample units on the map. Default: every sheet in "
+    "the run (RUN/zones/*/sample_*/labels.csv, RUN/sample_*/labels.csv).",
+)
+@click.option(
+    "--exports",
+    "exports_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=str),
+    help="KP export statistics CSV (year, carats[, country]): set beside the production "
+    "capacity, years above it flagged.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML file (e.g. the pipeline file) whose [production] table sets the production "
+    "parameters; adds production capacity to the bulletin and time series.",
+)
 @overwrite_opt
 @json_opt
 def report(
@@ -80,13 +107,22 @@ def report(
     offline: bool,
     compare_date: str | None,
     title: str | None,
+    labels_paths: tuple[str, ...],
+    exports_path: str | None,
+    config_path: Path | None,
     overwrite: bool,
     as_json: bool,
 ) -> None:
-    """Write timeseries.csv/.parquet/.png, map.html, map_<zone>.png and bulletin.html for a run."""
-    from pathlib import Path
+    """Write timeseries.csv/.parquet/.png, map.html, map_<zone>.png and bulletin.html for a run.
 
+    With labelled samples (`kpgeo sample`) the bulletin and the time series give
+    error-adjusted areas and the map shows the sample units; with --exports or
+    --config, production capacity beside the KP export figures.
+    """
+    from kpgeo.area import sheet_paths
+    from kpgeo.cli.production import production_table
     from kpgeo.errors import ConfigError
+    from kpgeo.production import ProductionParams
     from kpgeo.report import write_report
     from kpgeo.zones import get_zone, load_aoi
 
@@ -101,6 +137,11 @@ def report(
         from kpgeo.io import to_utc_naive
 
         compare_date = to_utc_naive([compare_date], what="--compare-date").iloc[0]
+    production = None
+    if config_path is not None:
+        production = ProductionParams.from_mapping(
+            production_table(config_path), where=f"{config_path}: [production]"
+        )
     footprints = _read_footprints(run)
     cov_path = run / "coverage.csv"
     coverage = _read_coverage(cov_path) if cov_path.is_file() else None
@@ -135,6 +176,9 @@ def report(
         compare_date=compare_date,
         title=title or run.resolve().name,
         overwrite=overwrite,
+        samples=list(labels_paths) or sheet_paths(run),
+        production=production,
+        exports=exports_path,
     )
     if as_json:
         echo_json({"outputs": {name: str(path) for name, path in outputs.items()}})
