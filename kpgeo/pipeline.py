@@ -110,6 +110,10 @@ class RunConfig:
     """Write a self-contained web map that needs no internet."""
     change: dict[str, Any] = field(default_factory=dict)
     """Overrides of :class:`kpgeo.change.ChangeParams` fields."""
+    production: Any = None
+    """:class:`kpgeo.production.ProductionParams` of the ``[production]`` table, or None."""
+    exports: Path | None = None
+    """KP export statistics CSV (``[run] exports``) set beside the production capacity."""
 
     def __post_init__(self) -> None:
         if not self.jobs:
@@ -147,6 +151,7 @@ _RUN_KEYS = {
     "min_area_ha": (int, float),
     "period": str,
     "offline_map": bool,
+    "exports": str,
 }
 _ZONE_KEYS = {"zone": str, "aoi": str, "items": str}
 
@@ -189,10 +194,11 @@ def load_config(path: str | os.PathLike) -> RunConfig:
         raise ConfigError(f"{path}: no such run configuration file") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    unknown = set(raw) - {"run", "zones", "change"}
+    unknown = set(raw) - {"run", "zones", "change", "production"}
     if unknown:
         raise ConfigError(
-            f"{path}: unknown section(s) {sorted(unknown)}; expected [run], [[zones]], [change]"
+            f"{path}: unknown section(s) {sorted(unknown)}; expected [run], [[zones]], [change], "
+            "[production]"
         )
     run = _check_table(raw.get("run", {}), _RUN_KEYS, f"{path}: [run]")
     zones = raw.get("zones", [])
@@ -223,6 +229,20 @@ def load_config(path: str | os.PathLike) -> RunConfig:
     change = raw.get("change", {})
     if not isinstance(change, dict):
         raise ConfigError(f"{path}: [change] must be a table of ChangeParams fields")
+    production = exports = None
+    if "production" in raw:
+        from kpgeo.production import ProductionParams
+
+        if not isinstance(raw["production"], dict):
+            raise ConfigError(f"{path}: [production] must be a table of production parameters")
+        production = ProductionParams.from_mapping(raw["production"], where=f"{path}: [production]")
+    if "exports" in run:
+        from kpgeo.production import read_exports
+
+        exports = (path.parent / run["exports"]).resolve()
+        if not exports.is_file():
+            raise ConfigError(f"{path}: [run] exports file {exports} does not exist")
+        read_exports(exports)  # a bad table is refused now, not after hours of processing
     try:
         return RunConfig(
             jobs=tuple(jobs),
@@ -232,6 +252,8 @@ def load_config(path: str | os.PathLike) -> RunConfig:
             period=run.get("period", "QS"),
             offline_map=run.get("offline_map", False),
             change=dict(change),
+            production=production,
+            exports=exports,
         )
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
@@ -693,6 +715,7 @@ def _write_run_outputs(
             "coverage.csv": io.write_table(coverage, stage / "coverage.csv"),
         }
         if report:
+            from kpgeo.area import sheet_paths
             from kpgeo.report import write_report
 
             written |= write_report(
@@ -705,6 +728,9 @@ def _write_run_outputs(
                 ring_width_m=config.ring_width_m,
                 offline=config.offline_map,
                 title=config.name,
+                samples=sheet_paths(out),
+                production=config.production,
+                exports=config.exports,
             )
         outputs = {name: out / Path(path).name for name, path in written.items()}
         io.write_json(
