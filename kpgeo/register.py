@@ -64,6 +64,7 @@ __all__ = [
     "RegisterUpdate",
     "match_sites",
     "update_register",
+    "check_register",
     "site_history",
     "set_triage",
     "split_rejected",
@@ -472,7 +473,7 @@ def set_triage(register: Register, site_id: str, status: str, *, reason: str | N
     if status != "unreviewed":
         reopened.discard(site_id)
     sites = _with_triage(sites.assign(reopened=False), triage, reopened)
-    return Register(sites, register.history, register.events, triage)
+    return _typed(Register(sites, register.history, register.events, triage))
 
 
 def _frame(rows: list[dict], columns: list[str]) -> Any:
@@ -630,13 +631,43 @@ def _check_footprints(footprints: Any) -> Any:
                            kind="stable", na_position="last").reset_index(drop=True)
 
 
-def _normalise(register: Register) -> Register:
-    """Dates as datetime64 (a store gives ISO strings), booleans as booleans."""
+def _check_status(value: Any, site_id: Any) -> str:
+    """Read a triage status as typed in QGIS ('Rejected ', empty...): one of TRIAGE_STATUSES."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)) or not str(value).strip():
+        return "unreviewed"
+    status = str(value).strip().lower()
+    if status not in TRIAGE_STATUSES:
+        raise ConfigError(f"triage of site {site_id}: status {value!r} is not one of "
+                          f"{list(TRIAGE_STATUSES)}; correct it in the triage layer")
+    return status
+
+
+def _typed(register: Register) -> Register:
+    """Return the register with its date columns as ``datetime64[ns]`` (None -> NaT)."""
+    sites, history, events, triage = (f.copy() for f in register.frames())
+    for frame, cols in ((sites, SITE_DATES), (history, ("period", "as_of")),
+                        (events, ("as_of",)), (triage, ("date",))):
+        for col in cols:
+            frame[col] = pd.to_datetime(frame[col]).astype("datetime64[ns]")
+    return Register(sites, history, events, triage)
+
+
+def check_register(register: Register) -> Register:
+    """Return a register read from a store with dates as datetime64 and statuses checked.
+
+    Raises
+    ------
+    ConfigError
+        A date that does not parse, or a triage status (as typed in QGIS) that is
+        none of :data:`TRIAGE_STATUSES` (case and spaces are forgiven).
+    """
     sites, history, events, triage = (f.copy() for f in register.frames())
     for col in SITE_DATES:
         sites[col] = _as_utc(sites[col]) if len(sites) else pd.Series(dtype="datetime64[ns]")
     triage["date"] = _as_utc(triage["date"]) if len(triage) else pd.Series(
         dtype="datetime64[ns]")
+    triage["status"] = [_check_status(s, site) for s, site in
+                        zip(triage["status"], triage["site_id"], strict=True)]
     for frame, cols in ((history, ("period", "as_of")), (events, ("as_of",))):
         for col in cols:
             frame[col] = _as_utc(frame[col]) if len(frame) else pd.Series(
@@ -676,7 +707,7 @@ def update_register(previous: Register | None, footprints: Any, *, zone: str, as
     params = params or RegisterParams()
     as_of = pd.Timestamp(as_of).tz_localize(None).normalize() if pd.Timestamp(as_of).tzinfo \
         is None else pd.Timestamp(as_of).tz_convert("UTC").tz_localize(None).normalize()
-    prev = _normalise((previous or Register()).for_zone(zone))
+    prev = check_register((previous or Register()).for_zone(zone))
     fps = _check_footprints(footprints)
     crs = _metric_crs(fps, prev.sites, metric_crs)
     sites_prev = prev.sites.set_crs(4326, allow_override=True)
@@ -705,6 +736,6 @@ def update_register(previous: Register | None, footprints: Any, *, zone: str, as
     out_fps = footprints.copy()
     out_fps["site_id"] = out_fps["id"].map(by_fp["site_id"])
     out_fps["triage_status"] = out_fps["id"].map(by_fp["triage_status"])
-    register = Register(sites.sort_values("site_id").reset_index(drop=True), history,
-                        events_df, triage.sort_values("site_id").reset_index(drop=True))
+    register = _typed(Register(sites.sort_values("site_id").reset_index(drop=True), history,
+                               events_df, triage.sort_values("site_id").reset_index(drop=True)))
     return RegisterUpdate(register=register, footprints=out_fps)

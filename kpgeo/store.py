@@ -32,6 +32,7 @@ was. :func:`open_store` picks the store from a path or a ``postgresql://`` URL
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,9 @@ def _kinds(tables: dict[str, Any]) -> pd.DataFrame:
             elif pd.api.types.is_object_dtype(dtype) and frame[col].map(
                     lambda v: isinstance(v, bool)).any():
                 rows.append((layer, col, "bool"))
+            elif pd.api.types.is_object_dtype(dtype) and frame[col].map(
+                    lambda v: isinstance(v, (_dt.date, pd.Timestamp))).any():
+                rows.append((layer, col, "date"))
     return pd.DataFrame(rows, columns=["layer", "column", "kind"])
 
 
@@ -271,7 +275,12 @@ def read_register(store: Any) -> Any:
             raise StoreError(f"{store}: layer {layer} lacks column(s) {missing}; was it "
                              "written by this kpgeo version?")
         tables[layer] = tables[layer][columns]
-    return tables_register(tables)
+    from kpgeo.register import check_register
+
+    try:
+        return check_register(tables_register(tables))
+    except ConfigError as exc:
+        raise ConfigError(f"{store}: {exc}") from exc
 
 
 # --------------------------------------------------------------------------- PostGIS
@@ -456,8 +465,6 @@ def write_stac_catalog(out_dir: str | os.PathLike, *, zones: list[Any], as_of: A
     out = Path(out_dir)
     when = pd.Timestamp(as_of).to_pydatetime()
     if when.tzinfo is None:
-        import datetime as _dt
-
         when = when.replace(tzinfo=_dt.UTC)
     items = []
     for zone in zones:
