@@ -68,6 +68,7 @@ __all__ = [
     "site_history",
     "set_triage",
     "split_rejected",
+    "label_footprints",
     "triage_counts",
 ]
 
@@ -489,6 +490,20 @@ def split_rejected(frame: Any) -> tuple[Any, Any]:
                           "or footprints from update_register)")
     rejected = frame["triage_status"] == "rejected"
     return frame[~rejected].reset_index(drop=True), frame[rejected].reset_index(drop=True)
+
+
+def label_footprints(footprints: Any, register: Register) -> Any:
+    """Add ``site_id`` and ``triage_status`` to footprints from the register's detected sites.
+
+    For zones a run skipped (up to date), whose footprints are those of the run
+    that made the register.
+    """
+    detected = register.sites[register.sites["status"] == "detected"]
+    by_fp = detected.set_index("footprint_id")
+    out = footprints.copy()
+    out["site_id"] = out["id"].map(by_fp["site_id"])
+    out["triage_status"] = out["id"].map(by_fp["triage_status"])
+    return out
 
 
 def triage_counts(register: Register, zone: str | None = None) -> dict[str, int]:

@@ -17,6 +17,7 @@ import shapely
 from kpgeo.errors import ConfigError, UnknownSiteError
 from kpgeo.register import (
     RegisterParams,
+    label_footprints,
     set_triage,
     site_history,
     split_rejected,
@@ -146,6 +147,10 @@ def test_marks_survive_a_rerun_and_rejected_sites_leave_the_totals():
     assert verified["triage_status"] == "verified" and verified["triage_note"] == "field visit"
     counted, rejected = split_rejected(r2.footprints)
     assert list(rejected["id"]) == ["b"]
+    relabelled = label_footprints(r2.footprints.drop(columns=["site_id", "triage_status"]),
+                                  r2.register)  # a zone the next run skips
+    assert relabelled[["site_id", "triage_status"]].equals(
+        r2.footprints[["site_id", "triage_status"]])
     assert sorted(counted["id"]) == ["a", "c", "d"]
     assert counted["area_ha"].sum() == pytest.approx(1.1 + 1 + 1)
     mark = r2.register.triage.set_index("site_id").loc[f"{ZONE}-s00002"]
