@@ -154,7 +154,7 @@ def _admin_url(url: str, database: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + database
 
 
-def start_pgstac_api(collection: dict, items: list[dict], *, database: str = "kpgeo_test_stac"):
+def start_pgstac_api(collection: dict, items: list[dict], *, database: str | None = None):
     """Load ``items`` into a fresh pgstac database and serve it with stac-fastapi-pgstac.
 
     Returns
@@ -167,6 +167,8 @@ def start_pgstac_api(collection: dict, items: list[dict], *, database: str = "kp
     from pypgstac.load import Loader, Methods
     from pypgstac.migrate import Migrate
 
+    # one database per test process: pytest-xdist workers each start their own server
+    database = database or f"kpgeo_test_stac_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
     base = postgres_url()
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
