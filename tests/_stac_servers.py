@@ -174,11 +174,15 @@ def start_pgstac_api(collection: dict, items: list[dict], *, database: str | Non
         conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{database}"')
     dsn = _admin_url(base, database)
-    with contextlib.closing(PgstacDB(dsn=dsn)) as db:
-        Migrate(db).run_migration()
-        loader = Loader(db)
-        loader.load_collections(iter([collection]), insert_mode=Methods.upsert)
-        loader.load_items(iter(items), insert_mode=Methods.upsert)
+    # pgstac's migration creates cluster-wide roles: one process at a time (xdist workers)
+    with psycopg.connect(base, autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(1010100)")
+        with contextlib.closing(PgstacDB(dsn=dsn)) as db:
+            Migrate(db).run_migration()
+            loader = Loader(db)
+            loader.load_collections(iter([collection]), insert_mode=Methods.upsert)
+            loader.load_items(iter(items), insert_mode=Methods.upsert)
+        lock.execute("SELECT pg_advisory_unlock(1010100)")
     user, rest = dsn.split("://", 1)[1].split("@", 1)
     host_port, dbname = rest.split("/", 1)
     host, port = host_port.split(":")
