@@ -50,7 +50,8 @@ import numpy as np
 
 from kpgeo.errors import ConfigError, InvalidAOIError
 
-__all__ = ["evaluate_footprints", "evaluate_files", "LABEL_CODES"]
+__all__ = ["evaluate_footprints", "evaluate_files", "read_truth", "naive_ndvi_drop",
+           "LABEL_CODES"]
 
 #: truth_labels.tif codes (precedence where they overlap: mining > flood > farm > burn)
 LABEL_CODES = {0: "none", 1: "mining", 2: "farm", 3: "burn", 4: "flood"}
@@ -394,34 +395,29 @@ def _read_vector(path: str | os.PathLike, what: str) -> Any:
     return gdf
 
 
-def evaluate_files(
+def read_truth(
     truth: str | os.PathLike,
-    footprints: str | os.PathLike,
     *,
     labels: str | os.PathLike | None = None,
     cloud: str | os.PathLike | None = None,
     dates: Any = None,
-    iou_threshold: float = 0.25,
-    overlap_threshold: float = 0.5,
-    baseline_obs: int | None = None,
-    confirm_obs: int | None = None,
 ) -> dict[str, Any]:
-    """File-level :func:`evaluate_footprints` (GeoJSON/GeoParquet + GeoTIFFs).
+    """Read ground-truth files once (for evaluating many footprint sets).
 
     ``cloud`` defaults to ``truth_cloud.tif`` next to ``labels`` when present;
     ``dates`` default to the band descriptions of ``cloud`` (ISO dates) or to
     the dates of ``items.json`` next to it.
+
+    Returns
+    -------
+    dict
+        ``truth`` (GeoDataFrame), ``labels``, ``cloud`` (DataArrays or None) and
+        ``dates`` — keyword arguments of :func:`evaluate_footprints`.
     """
     import json
     from pathlib import Path
 
-    import geopandas as gpd
-
     truth_gdf = _read_vector(truth, "truth")
-    if str(footprints).endswith(".parquet"):
-        fps = gpd.read_parquet(footprints)
-    else:
-        fps = _read_vector(footprints, "footprints")
     lab = _read_raster(labels).squeeze("band", drop=True) if labels else None
     cl = None
     if labels and cloud is None and (Path(labels).parent / "truth_cloud.tif").exists():
@@ -441,9 +437,73 @@ def evaluate_files(
             dates = sorted(np.datetime64(f["properties"]["datetime"][:10]) for f in feats)
         if dates is None or len(dates) != cl.shape[0]:
             cl, dates = None, None
-    if cl is None and (baseline_obs is not None or confirm_obs is not None):
+    return {"truth": truth_gdf, "labels": lab, "cloud": cl, "dates": dates}
+
+
+def evaluate_files(
+    truth: str | os.PathLike,
+    footprints: str | os.PathLike,
+    *,
+    labels: str | os.PathLike | None = None,
+    cloud: str | os.PathLike | None = None,
+    dates: Any = None,
+    iou_threshold: float = 0.25,
+    overlap_threshold: float = 0.5,
+    baseline_obs: int | None = None,
+    confirm_obs: int | None = None,
+) -> dict[str, Any]:
+    """Evaluate footprint files (GeoJSON/GeoParquet) against truth files (:func:`read_truth`)."""
+    import geopandas as gpd
+
+    ref = read_truth(truth, labels=labels, cloud=cloud, dates=dates)
+    if str(footprints).endswith(".parquet"):
+        fps = gpd.read_parquet(footprints)
+    else:
+        fps = _read_vector(footprints, "footprints")
+    if ref["cloud"] is None and (baseline_obs is not None or confirm_obs is not None):
         raise ConfigError("The don't-care protocol needs truth_cloud.tif with its dates "
                           f"(none usable next to {labels}).")
-    return evaluate_footprints(truth_gdf, fps, labels=lab, cloud=cl, dates=dates,
-                               iou_threshold=iou_threshold, overlap_threshold=overlap_threshold,
-                               baseline_obs=baseline_obs, confirm_obs=confirm_obs)
+    return evaluate_footprints(ref["truth"], fps, labels=ref["labels"], cloud=ref["cloud"],
+                               dates=ref["dates"], iou_threshold=iou_threshold,
+                               overlap_threshold=overlap_threshold, baseline_obs=baseline_obs,
+                               confirm_obs=confirm_obs)
+
+
+def naive_ndvi_drop(cube: Any, *, drop: float = 0.2, period_fraction: float = 0.25) -> Any:
+    """Detect with the reference baseline: a two-period NDVI drop (no persistence or seasons).
+
+    A pixel is "mining" when the median NDVI of its clear observations in the last
+    ``period_fraction`` of the dates is lower than in the first one by more than
+    ``drop``; it is dated at the first date of the last period. The accuracy suite
+    and the tests keep it beside the detector: targets that it also meets do not
+    bite.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``state``, ``confidence``, ``first_detected``, ``alert_date``,
+        ``last_active`` on the cube grid (input of
+        :func:`kpgeo.footprints.extract_footprints`).
+    """
+    import warnings
+
+    import xarray as xr
+
+    from kpgeo.indices import ndvi
+
+    cube = cube.sortby("time")
+    v = np.asarray(ndvi(cube["red"], cube["nir"]).values, dtype="float64")
+    n = v.shape[0]
+    k = max(1, int(round(n * period_fraction)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
+        first = np.nanmedian(v[:k], axis=0)
+        last = np.nanmedian(v[-k:], axis=0)
+    det = (first - last) > drop
+    t = np.where(det, cube.time.values[n - k], np.datetime64("NaT")).astype("datetime64[ns]")
+    coords = {name: c for name, c in cube.coords.items() if "time" not in c.dims}
+    dims = ("y", "x")
+    return xr.Dataset({"state": (dims, np.where(det, 2, 0).astype("uint8")),
+                       "confidence": (dims, det.astype("float32")),
+                       "first_detected": (dims, t), "alert_date": (dims, t),
+                       "last_active": (dims, t)}, coords=coords)

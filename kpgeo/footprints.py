@@ -149,6 +149,204 @@ def footprint_mask(confirmed: np.ndarray, pending: np.ndarray | None = None, *,
     return _clean_mask(grown, min_pixels=min_pixels, closing_radius=closing_radius)
 
 
+#: an object is a dry uniform *clearing* (a ploughed or fallow field, not a pit-and-spoil
+#: mosaic) when fewer than this share of its pixels ever showed water ...
+CLEARING_MAX_WATER = 0.05
+#: ... and the spread (standard deviation) of its pixels' mean NDVI is below this
+CLEARING_MAX_TEXTURE = 0.06
+
+
+def _check_args(min_area_ha: Any, min_confidence: Any, closing_radius: Any,
+                clearing_min_area_ha: Any) -> None:
+    if not (isinstance(min_area_ha, (int, float)) and 0 <= min_area_ha < 1e6):
+        raise ConfigError(f"min_area_ha must be a number >= 0 (hectares), got {min_area_ha!r}.")
+    if not (isinstance(min_confidence, (int, float)) and 0 <= min_confidence <= 1):
+        raise ConfigError(f"min_confidence must be in [0, 1], got {min_confidence!r}.")
+    if not (isinstance(closing_radius, (int, np.integer)) and 0 <= closing_radius <= 10):
+        raise ConfigError(f"closing_radius must be an integer in [0, 10], got {closing_radius!r}.")
+    if clearing_min_area_ha is not None and not (
+            isinstance(clearing_min_area_ha, (int, float)) and 0 <= clearing_min_area_ha < 1e6):
+        raise ConfigError("clearing_min_area_ha must be None or a number >= 0 (hectares), got "
+                          f"{clearing_min_area_ha!r}.")
+
+
+def _pixel_area_m2(crs: Any, transform: Any, metric_crs: Any) -> float:
+    """Area of one pixel of the change grid in the metric CRS."""
+    import shapely
+    from pyproj import Transformer
+
+    if crs.equals(metric_crs):
+        return abs(transform.a * transform.e)
+    fn = Transformer.from_crs(crs, metric_crs, always_xy=True).transform
+    box = shapely.box(transform.c, transform.f + transform.e, transform.c + transform.a,
+                      transform.f)
+    return abs(shapely.transform(box, lambda c: np.column_stack(fn(c[:, 0], c[:, 1]))).area)
+
+
+def _days(change: Any, var: str) -> np.ndarray:
+    """Return a datetime64 change variable as float days since 1970-01-01 (NaN for NaT)."""
+    vals = np.asarray(change[var].values)
+    out = vals.astype("datetime64[D]").astype("float64")
+    out[np.isnat(vals)] = np.nan
+    return out
+
+
+def object_attributes(change: Any, labels: np.ndarray, n: int, *, min_pixels: int) -> Any:
+    """Per-object statistics of the change rasters (one row per label 1..n).
+
+    Columns: ``first_detected``/``alert_date``/``last_active`` (days),
+    ``state`` (majority code of the mining pixels), ``confidence``,
+    ``water_fraction`` (share of mining pixels mostly under water),
+    ``water_any`` (share that ever showed water), ``texture`` (standard
+    deviation of the pixels' mean NDVI since their break) and the mean indices.
+    """
+    import pandas as pd
+    from scipy import ndimage
+
+    idx = np.arange(1, n + 1)
+    state = np.asarray(change["state"].values)
+    mining = (state >= 1) & (state <= 4)
+
+    def agg(values, fn):
+        return np.asarray(ndimage.labeled_comprehension(values, labels, idx, fn, float, np.nan))
+
+    def on_mining(var):
+        if var not in change:
+            return np.full(state.shape, np.nan)
+        return np.where(mining, np.asarray(change[var].values, dtype="float64"), np.nan)
+
+    def mode(v):
+        v = v[v > 0]
+        return float(np.bincount(v).argmax()) if v.size else 2.0
+
+    out = pd.DataFrame({
+        "first_detected": agg(_days(change, "first_detected"), np.nanmin),
+        "alert_date": _alert_days(_days(change, "alert_date"), labels, idx, max(min_pixels, 1))
+        if "alert_date" in change else np.full(n, np.nan),
+        "last_active": agg(_days(change, "last_active"), np.nanmax),
+        # pixels added by the closing or the growth have no state: mode over mining pixels
+        "state": agg(np.where(mining, state, 0).astype("int64"), mode),
+        "confidence": agg(on_mining("confidence"), np.nanmean),
+        "water_fraction": agg(on_mining("water"), np.nanmean),
+        "water_any": agg(np.where(mining, on_mining("water_share") > 0, np.nan), np.nanmean)
+        if "water_share" in change else np.full(n, np.nan),
+        "texture": agg(on_mining("mean_ndvi"), np.nanstd),
+    })
+    for var in ("mean_ndvi", "mean_mndwi", "mean_bsi"):
+        out[var] = agg(on_mining(var), np.nanmean)
+    return out
+
+
+def object_kind(attrs: Any, area_ha: np.ndarray, *,
+                clearing_min_area_ha: float | None) -> np.ndarray:
+    """``"mining"`` or ``"clearing"`` per object (see :data:`CLEARING_MAX_WATER`).
+
+    Artisanal alluvial mining is a mosaic of water-filled pits, gravel and spoil;
+    a ploughed or long-fallow field is one uniform, dry patch. An object of at
+    least ``clearing_min_area_ha`` that never shows water and is uniform is a
+    clearing (smaller dry objects are kept: a single gravel pit). ``None``
+    disables the test.
+    """
+    kind = np.full(len(attrs), "mining", dtype=object)
+    if clearing_min_area_ha is None or "water_any" not in attrs or attrs["water_any"].isna().all():
+        return kind
+    dry = attrs["water_any"].fillna(0).to_numpy() < CLEARING_MAX_WATER
+    uniform = attrs["texture"].fillna(0).to_numpy() < CLEARING_MAX_TEXTURE
+    kind[dry & uniform & (np.asarray(area_ha) >= clearing_min_area_ha)] = "clearing"
+    return kind
+
+
+def _vectorise(labels: np.ndarray, n: int, transform: Any) -> list:
+    import rasterio.features
+    import shapely
+    from shapely.geometry import shape
+
+    geoms: dict[int, list] = {}
+    for geom, val in rasterio.features.shapes(labels.astype("int32"), mask=labels > 0,
+                                              transform=transform, connectivity=8):
+        geoms.setdefault(int(val), []).append(shape(geom))
+    return [shapely.union_all(geoms[i]) for i in range(1, n + 1)]
+
+
+def _zone_relation(gdf: Any, metric: Any, zone_geom: Any, metric_crs: Any) -> None:
+    """Add ``distance_to_boundary_m`` (signed, negative inside) and ``inside_zone``."""
+    import shapely
+    from pyproj import Transformer
+
+    if zone_geom is None:
+        gdf["distance_to_boundary_m"] = np.nan
+        gdf["inside_zone"] = True
+        return
+    fn = Transformer.from_crs("EPSG:4326", metric_crs, always_xy=True).transform
+    zone_metric = shapely.transform(zone_geom, lambda c: np.column_stack(fn(c[:, 0], c[:, 1])))
+    cents = metric.geometry.centroid
+    inside = cents.within(zone_metric).to_numpy()
+    dist = cents.distance(zone_metric.boundary).to_numpy()
+    gdf["distance_to_boundary_m"] = np.where(inside, -dist, dist)
+    gdf["inside_zone"] = inside
+
+
+def footprint_candidates(
+    change: Any,
+    *,
+    zone: Any = None,
+    min_area_ha: float = 0.05,
+    min_confidence: float = 0.0,
+    closing_radius: int = 1,
+    clearing_min_area_ha: float | None = 0.25,
+) -> Any:
+    """Every object of the footprint mask, with its ``kind`` (mining or clearing).
+
+    Same parameters and columns as :func:`extract_footprints`, plus ``kind``,
+    ``water_any`` and ``texture``.
+    """
+    import geopandas as gpd
+    import pandas as pd
+    from pyproj import CRS
+    from scipy import ndimage
+
+    _check_args(min_area_ha, min_confidence, closing_radius, clearing_min_area_ha)
+    for var in ("state", "confidence", "first_detected", "last_active"):
+        if var not in change:
+            raise ConfigError(f"The change Dataset lacks `{var}`; pass the output of "
+                              f"kpgeo.change.detect_changes.")
+    crs, transform = _crs_of(change), _transform_of(change)
+    zone_id, zone_geom, metric_crs = _zone_parts(zone)
+    metric_crs = CRS.from_user_input(metric_crs if metric_crs is not None else
+                                     (crs if crs.is_projected else CRS.from_epsg(6933)))
+    px_area = _pixel_area_m2(crs, transform, metric_crs)
+    min_pixels = int(np.ceil(min_area_ha * 10_000.0 / px_area - 1e-9)) if min_area_ha else 0
+
+    state = np.asarray(change["state"].values)
+    confirmed = (state >= 1) & (state <= 4) & \
+        (np.asarray(change["confidence"].values) >= min_confidence)
+    pending = np.asarray(change["pending"].values, dtype=bool) if "pending" in change else None
+    mask = footprint_mask(confirmed, pending, min_pixels=min_pixels,
+                          closing_radius=int(closing_radius))
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), int))
+    columns = FOOTPRINT_COLUMNS + ["kind", "water_any", "texture"]
+    if n == 0:
+        return gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in columns
+                                 if c != "geometry"}, geometry=gpd.GeoSeries([], crs=crs),
+                                crs=crs)[columns]
+
+    attrs = object_attributes(change, labels, n, min_pixels=min_pixels)
+    gdf = gpd.GeoDataFrame(attrs, geometry=_vectorise(labels, n, transform), crs=crs)
+    metric = gdf.to_crs(metric_crs)
+    gdf["area_ha"] = metric.geometry.area.to_numpy() / 10_000.0
+    for col in ("first_detected", "alert_date", "last_active"):
+        d = gdf[col].to_numpy(dtype="float64")
+        gdf[col] = pd.to_datetime(np.where(np.isfinite(d), d, np.nan), unit="D")
+    gdf["state"] = [STATE_NAMES.get(int(s), "active") for s in gdf["state"]]
+    gdf["kind"] = object_kind(attrs, gdf["area_ha"].to_numpy(),
+                              clearing_min_area_ha=clearing_min_area_ha)
+    gdf["zone"] = zone_id
+    _zone_relation(gdf, metric, zone_geom, metric_crs)
+    gdf = gdf.sort_values("first_detected", kind="stable").reset_index(drop=True)
+    gdf["id"] = [f"{zone_id or 'fp'}-candidate-{i + 1:05d}" for i in range(len(gdf))]
+    return gdf[columns]
+
+
 def extract_footprints(
     change: Any,
     *,
@@ -156,6 +354,7 @@ def extract_footprints(
     min_area_ha: float = 0.05,
     min_confidence: float = 0.0,
     closing_radius: int = 1,
+    clearing_min_area_ha: float | None = 0.25,
 ) -> Any:
     """Turn per-pixel change rasters into mining footprint polygons.
 
@@ -174,15 +373,20 @@ def extract_footprints(
         Pixels below this confidence are ignored (0-1).
     closing_radius : int
         Radius (pixels) of the morphological closing; 0 disables it.
+    clearing_min_area_ha : float or None
+        Objects at least this large that are dry and uniform are clearings,
+        not mining (see :func:`object_kind`); None keeps every object.
 
     Returns
     -------
     geopandas.GeoDataFrame
         Columns :data:`FOOTPRINT_COLUMNS`, in the CRS of the change rasters.
         ``state`` is the majority state name of the object's pixels;
-        ``first_detected`` the earliest, ``last_active`` the latest pixel date;
-        ``distance_to_boundary_m`` is the signed distance from the footprint
-        centroid to the zone boundary (negative inside).
+        ``first_detected`` the earliest pixel break, ``alert_date`` the date the
+        object first reached the mapping unit in confirmed pixels,
+        ``last_active`` the latest pixel date; ``distance_to_boundary_m`` is the
+        signed distance from the footprint centroid to the zone boundary
+        (negative inside). Ids are in order of ``first_detected``.
 
     Raises
     ------
@@ -191,125 +395,13 @@ def extract_footprints(
     kpgeo.errors.CRSMismatchError
         The rasters carry no CRS.
     """
-    import geopandas as gpd
-    import pandas as pd
-    import rasterio.features
-    import shapely
-    from pyproj import CRS, Transformer
-    from scipy import ndimage
-    from shapely.geometry import shape
-
-    def shp_transform(fn, geom):
-        """Reproject a shapely geometry with a pyproj ``Transformer.transform``."""
-        return shapely.transform(geom, lambda c: np.column_stack(fn(c[:, 0], c[:, 1])))
-
-    if not (isinstance(min_area_ha, (int, float)) and 0 <= min_area_ha < 1e6):
-        raise ConfigError(f"min_area_ha must be a number >= 0 (hectares), got {min_area_ha!r}.")
-    if not (isinstance(min_confidence, (int, float)) and 0 <= min_confidence <= 1):
-        raise ConfigError(f"min_confidence must be in [0, 1], got {min_confidence!r}.")
-    if not (isinstance(closing_radius, (int, np.integer)) and 0 <= closing_radius <= 10):
-        raise ConfigError(f"closing_radius must be an integer in [0, 10], got {closing_radius!r}.")
-    for var in ("state", "confidence", "first_detected", "last_active"):
-        if var not in change:
-            raise ConfigError(f"The change Dataset lacks `{var}`; pass the output of "
-                              f"kpgeo.change.detect_changes.")
-
-    crs = _crs_of(change)
-    transform = _transform_of(change)
-    zone_id, zone_geom, metric_crs = _zone_parts(zone)
-    if metric_crs is None:
-        metric_crs = crs if crs.is_projected else CRS.from_epsg(6933)
-    metric_crs = CRS.from_user_input(metric_crs)
-
-    state = np.asarray(change["state"].values)
-    conf = np.asarray(change["confidence"].values, dtype="float32")
-    mask = (state >= 1) & (state <= 4) & (conf >= min_confidence)
-
-    # pixel area in the metric CRS (exact for a projected cube grid in that CRS)
-    to_metric = Transformer.from_crs(crs, metric_crs, always_xy=True)
-    px_poly = shapely.box(transform.c, transform.f + transform.e, transform.c + transform.a,
-                          transform.f)
-    px_area_m2 = abs(shp_transform(to_metric.transform, px_poly).area) if not crs.equals(
-        metric_crs) else abs(transform.a * transform.e)
-    min_pixels = int(np.ceil(min_area_ha * 10_000.0 / px_area_m2 - 1e-9)) if min_area_ha else 0
-
-    pending = np.asarray(change["pending"].values, dtype=bool) if "pending" in change else None
-    mask = footprint_mask(mask, pending, min_pixels=min_pixels,
-                          closing_radius=int(closing_radius))
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3), int))
-    empty = gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in FOOTPRINT_COLUMNS
-                              if c != "geometry"}, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
-    if n == 0:
-        return empty[FOOTPRINT_COLUMNS]
-
-    geoms: dict[int, list] = {}
-    for geom, val in rasterio.features.shapes(labels.astype("int32"), mask=labels > 0,
-                                              transform=transform, connectivity=8):
-        geoms.setdefault(int(val), []).append(shape(geom))
-    idx = np.arange(1, n + 1)
-
-    def agg(values, fn):
-        return np.asarray(ndimage.labeled_comprehension(values, labels, idx, fn, float, np.nan))
-
-    def days(var):
-        v = np.asarray(change[var].values).astype("datetime64[D]").astype("float64")
-        v[np.asarray(change[var].values) != np.asarray(change[var].values)] = np.nan
-        return v
-
-    first = agg(days("first_detected"), np.nanmin)
-    last = agg(days("last_active"), np.nanmax)
-    alert = _alert_days(days("alert_date"), labels, idx, max(min_pixels, 1)) \
-        if "alert_date" in change else np.full(n, np.nan)
-    # pixels added by the closing have no state: mode over mining-state pixels only
-    st = np.where((state >= 1) & (state <= 4), state, 0).astype("int64")
-
-    def mode(v):
-        v = v[v > 0]
-        return float(np.bincount(v).argmax()) if v.size else 2.0
-
-    st_mode = agg(st, mode)
-    conf_obj = agg(np.where(st > 0, conf, np.nan), np.nanmean)
-    water = np.asarray(change["water"].values, dtype="float64") if "water" in change else \
-        np.full(state.shape, np.nan)
-    water_frac = agg(np.where(st > 0, water, np.nan), np.nanmean)
-    means = {}
-    for col, var in (("mean_ndvi", "mean_ndvi"), ("mean_mndwi", "mean_mndwi"),
-                     ("mean_bsi", "mean_bsi")):
-        v = np.asarray(change[var].values, dtype="float64") if var in change else \
-            np.full(state.shape, np.nan)
-        means[col] = agg(np.where(st > 0, v, np.nan), np.nanmean)
-
-    polys = [shapely.union_all(geoms[i]) for i in idx]
-    gdf = gpd.GeoDataFrame({"geometry": polys}, crs=crs)
-    metric = gdf.to_crs(metric_crs)
-    gdf["area_ha"] = metric.geometry.area.to_numpy() / 10_000.0
-
-    def to_dt(d):
-        return pd.to_datetime(np.where(np.isfinite(d), d, np.nan), unit="D")
-
-    gdf["first_detected"] = to_dt(first)
-    gdf["alert_date"] = to_dt(alert)
-    gdf["last_active"] = to_dt(last)
-    gdf["state"] = [STATE_NAMES.get(int(s), "active") for s in st_mode]
-    gdf["confidence"] = conf_obj
-    gdf["water_fraction"] = water_frac
-    for col, v in means.items():
-        gdf[col] = v
-    gdf["zone"] = zone_id
-    if zone_geom is not None:
-        zone_metric = shp_transform(
-            Transformer.from_crs("EPSG:4326", metric_crs, always_xy=True).transform, zone_geom)
-        cents = metric.geometry.centroid
-        inside = cents.within(zone_metric).to_numpy()
-        dist = cents.distance(zone_metric.boundary).to_numpy()
-        gdf["distance_to_boundary_m"] = np.where(inside, -dist, dist)
-        gdf["inside_zone"] = inside
-    else:
-        gdf["distance_to_boundary_m"] = np.nan
-        gdf["inside_zone"] = True
-    gdf = gdf.sort_values("first_detected", kind="stable").reset_index(drop=True)
-    gdf["id"] = [f"{zone_id or 'fp'}-{i + 1:05d}" for i in range(len(gdf))]
-    return gdf[FOOTPRINT_COLUMNS]
+    cand = footprint_candidates(change, zone=zone, min_area_ha=min_area_ha,
+                                min_confidence=min_confidence, closing_radius=closing_radius,
+                                clearing_min_area_ha=clearing_min_area_ha)
+    fps = cand[cand["kind"] == "mining"].reset_index(drop=True)
+    prefix = (fps["zone"].iloc[0] if len(fps) else None) or "fp"
+    fps["id"] = [f"{prefix}-{i + 1:05d}" for i in range(len(fps))]
+    return fps[FOOTPRINT_COLUMNS]
 
 
 def _alert_days(alert: np.ndarray, labels: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
@@ -330,6 +422,7 @@ def detect_footprints(
     params: ChangeParams | None = None,
     min_area_ha: float = 0.05,
     min_confidence: float = 0.0,
+    clearing_min_area_ha: float | None = 0.25,
 ) -> tuple[Any, Any]:
     """Run change detection on a cube and extract footprints.
 
@@ -341,7 +434,7 @@ def detect_footprints(
         See :func:`extract_footprints`.
     params : ChangeParams, optional
         Change-detection parameters.
-    min_area_ha, min_confidence : float
+    min_area_ha, min_confidence, clearing_min_area_ha : float
         See :func:`extract_footprints`.
 
     Returns
@@ -355,7 +448,8 @@ def detect_footprints(
 
     change = detect_changes(cube, params=params)
     fps = extract_footprints(change, zone=zone, min_area_ha=min_area_ha,
-                             min_confidence=min_confidence)
+                             min_confidence=min_confidence,
+                             clearing_min_area_ha=clearing_min_area_ha)
     return change, fps
 
 

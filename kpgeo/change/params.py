@@ -71,11 +71,14 @@ class ChangeParams:
         year in normal conditions.
     contrary_days : float
         Window (days around the same day of year) of the out-of-season test.
-    water_gap_days : float
-        Out-of-season evidence for *water* also needs water or wet ground to be
-        unseen within this many days of that day of year: well clear of the
-        pixel's own flood season, whose onset and end move by weeks to months
-        from year to year.
+    strong_gap_days : float
+        Out-of-season evidence also needs the same surface (bare ground, or
+        water and wet ground) to be unseen within this many days of that day of
+        year: well clear of the pixel's own season, whose timing (a flood's onset,
+        a harvest) moves by weeks to months from year to year.
+    strong_drop : float
+        An NDVI loss at least this large from the baseline to bare ground (a
+        canopy stripped to gravel) is strong evidence by itself.
     water_confirm_days : float
         A water run with no out-of-season evidence (could be an inundation seen
         for the first time) is confirmed only once it has lasted this long.
@@ -113,7 +116,8 @@ class ChangeParams:
     strong_persistence: int = 2
     season_days: float = 60.0
     contrary_days: float = 30.0
-    water_gap_days: float = 120.0
+    strong_gap_days: float = 120.0
+    strong_drop: float = 0.45
     water_confirm_days: float = 180.0
     retract_days: float = 300.0
     recovery_tolerance: float = 0.1
@@ -143,7 +147,8 @@ class ChangeParams:
             "min_ndvi_drop": (0.0, 2.0),
             "season_days": (0.0, 182.0),
             "contrary_days": (0.0, 182.0),
-            "water_gap_days": (0.0, 182.0),
+            "strong_gap_days": (0.0, 182.0),
+            "strong_drop": (0.0, 2.0),
             "water_confirm_days": (0.0, 36_500.0),
             "retract_days": (0.0, 36_500.0),
             "recovery_tolerance": (0.0, 2.0),
