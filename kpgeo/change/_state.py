@@ -2,13 +2,15 @@
 
 The decision (:mod:`kpgeo.change._decision`) is a state machine that reads
 each clear observation once, in time order. Everything it remembers lives in
-two small per-pixel arrays: ``fstate`` (float64) and ``mstate`` (int64 bit
+two small per-pixel arrays: ``fstate`` (float32) and ``mstate`` (int32 bit
 masks). Persisting them (e.g. in a Zarr store next to a run's outputs) and
 feeding later dates continues the same computation exactly, so an incremental
 update equals a full run over all dates.
 
 Field positions are module constants so the numba kernels can index rows by
-name; :data:`F_FIELDS` / :data:`M_FIELDS` give the names in order.
+name; :data:`F_FIELDS` / :data:`M_FIELDS` give the names in order. Times are
+days since 1970-01-01 in float32: exact to about 3 minutes, far below the
+one-day resolution of the outputs.
 """
 
 from __future__ import annotations
@@ -93,9 +95,9 @@ def param_vector(params: ChangeParams) -> np.ndarray:
 
 def new_state(n_pixels: int) -> tuple[np.ndarray, np.ndarray]:
     """Fresh state of ``n_pixels`` pixels that have seen no observation yet."""
-    fstate = np.zeros((n_pixels, NF), dtype="float64")
+    fstate = np.zeros((n_pixels, NF), dtype="float32")
     for name in ("ep_first", "ep_start", "ep_last", "brk", "alert", "last_active", "last_t",
                  "epoch"):
         fstate[:, _F[name]] = np.nan
-    mstate = np.zeros((n_pixels, NM), dtype="int64")
+    mstate = np.zeros((n_pixels, NM), dtype="int32")
     return fstate, mstate

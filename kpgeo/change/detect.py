@@ -26,9 +26,9 @@ class DetectorState:
     Attributes
     ----------
     fstate : numpy.ndarray
-        float64, shape ``(..., len(F_FIELDS))``.
+        float32, shape ``(..., len(F_FIELDS))``.
     mstate : numpy.ndarray
-        int64 bit masks, shape ``(..., len(M_FIELDS))``.
+        int32 bit masks, shape ``(..., len(M_FIELDS))``.
     t_last : float
         Day (since 1970-01-01) of the last date fed, NaN when none.
     """
