@@ -583,8 +583,10 @@ def write_vector(gdf: Any, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         if suffix in {".geojson", ".json"}:
             out = _iso_columns(gdf.to_crs(4326) if gdf.crs is not None else gdf)
-            # the layer name is the final file's stem, not the temporary file's
-            out.to_file(tmp, driver="GeoJSON", engine="pyogrio", layer=path.stem)
+            # the layer name is the final file's stem, not the temporary file's; 1e-6 degree
+            # (about 0.1 m) is finer than any pixel
+            out.to_file(tmp, driver="GeoJSON", engine="pyogrio", layer=path.stem,
+                        layer_options={"COORDINATE_PRECISION": 6})
         elif suffix in {".parquet", ".geoparquet"}:
             gdf.to_parquet(tmp, index=False)
         elif suffix == ".gpkg":
