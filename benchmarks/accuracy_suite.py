@@ -58,8 +58,9 @@ GRID = {
     "retract_days": (240.0, 330.0),
     "strong_gap_days": (90.0, 150.0),
     "clearing_min_area_ha": (None, 0.25),
+    "min_area_ha": (0.03, 0.05),
 }
-FOOTPRINT_KEYS = ("clearing_min_area_ha",)
+FOOTPRINT_KEYS = ("clearing_min_area_ha", "min_area_ha", "closing_radius")
 
 
 def split_params(point: dict) -> tuple[dict, dict]:

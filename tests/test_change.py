@@ -176,17 +176,28 @@ def test_departs_from_baseline_needs_no_ndvi_drop_on_bare_or_wet_ground():
 def test_season_evidence_in_season_and_out_of_season():
     f, m = pixel_with_baseline(surf.VEG)
     old = 2  # mature masks
-    m[dec.M_WATER + old] = season.bin_range(14, 20)  # wet from mid-July to late October
+    m[dec.M_WATER + old] = season.bin_range(14, 20)  # flooded mid-July to late October
     m[dec.M_DRY + old] = season.bin_range(0, 12) | season.bin_range(21, 23)
     m[dec.M_GREEN + old] = season.bin_range(10, 20)
     m[dec.M_BARE + old] = season.bin_range(0, 3)  # a field ploughed in January-February
+    deep = 0.5  # water index of a pit
     # (seasonal, contrary, strong)
-    assert dec.season_evidence(surf.WATER, 16, m, P) == (True, False, False)  # the usual flood
-    assert dec.season_evidence(surf.WATER, 11, m, P) == (True, False, False)  # a month early
-    assert dec.season_evidence(surf.WATER, 5, m, P) == (False, True, True)  # March: a pit
-    assert dec.season_evidence(surf.BARE, 15, m, P) == (False, True, True)  # bare where green
-    assert dec.season_evidence(surf.BARE, 11, m, P) == (False, True, False)  # near its season
-    assert dec.season_evidence(surf.BARE, 2, m, P) == (True, False, False)  # ploughing time
+    assert dec.season_evidence(surf.WATER, deep, 16, m, P) == (True, False, False)  # the flood
+    assert dec.season_evidence(surf.WATER, deep, 11, m, P) == (True, False, False)  # early
+    assert dec.season_evidence(surf.WATER, deep, 5, m, P) == (False, True, True)  # March: a pit
+    assert dec.season_evidence(surf.BARE, 0.0, 15, m, P) == (False, True, True)  # bare, green
+    assert dec.season_evidence(surf.BARE, 0.0, 11, m, P) == (False, True, False)  # near season
+    assert dec.season_evidence(surf.BARE, 0.0, 2, m, P) == (True, False, False)  # ploughing
+
+
+def test_deep_water_where_the_pixel_was_only_ever_wet_is_not_seasonal():
+    f, m = pixel_with_baseline(surf.VEG)
+    m[dec.M_WET + 2] = season.bin_range(18, 21)  # flood margins in October-November
+    m[dec.M_DRY + 2] = season.bin_range(0, 16) | season.bin_range(22, 23)
+    assert dec.season_evidence(surf.WATER, 0.05, 19, m, P)[0]  # margin water: seasonal
+    seasonal, contrary, strong = dec.season_evidence(surf.WATER, 0.5, 23, m, P)
+    assert not seasonal and contrary and not strong  # a deep pit in December: counted
+    assert dec.season_evidence(surf.WATER, 0.5, 8, m, P) == (False, True, True)  # in May
 
 
 def test_can_confirm_water_needs_out_of_season_evidence_or_time():

@@ -58,6 +58,7 @@ from kpgeo.change._state import (
     M_GREEN,
     M_RECENT,
     M_WATER,
+    M_WET,
     N_BASE,
     N_CLEAR,
     N_RECENT,
@@ -152,8 +153,10 @@ def learn_normal(f, m, cls: int, ndvi: float, wi: float, b: int, p) -> None:
         m[M_GREEN] |= bin_mask(b)
     if wi < p[P_W_THR] - p[P_DRY_MARGIN]:
         m[M_DRY] |= bin_mask(b)
-    else:  # water, flood margins and flooded vegetation: this pixel gets wet at this time
+    elif cls == WATER:
         m[M_WATER] |= bin_mask(b)
+    else:  # flood margins, flooded vegetation, mud: this pixel gets wet at this time
+        m[M_WET] |= bin_mask(b)
     if cls == BARE:
         m[M_BARE] |= bin_mask(b)
     if cls == VEG and ndvi < f[B_LOW]:
@@ -183,7 +186,7 @@ def age_memory(f, m, t: float) -> None:
     if f[EPOCH] != f[EPOCH]:
         f[EPOCH] = e
     elif e > f[EPOCH]:
-        roll_epoch(m, M_GREEN, 6, e - f[EPOCH])
+        roll_epoch(m, M_GREEN, 7, e - f[EPOCH])
         f[EPOCH] = e
 
 
@@ -199,22 +202,28 @@ def departs_from_baseline(cls: int, ndvi: float, f, p) -> bool:
 
 
 @njit
-def season_evidence(cls: int, b: int, m, p):
+def season_evidence(cls: int, wi: float, b: int, m, p):
     """(seasonal, contrary, strong) for a bare or water observation in bin ``b``.
 
-    *seasonal*: the pixel showed this surface near this time of year before;
-    *contrary*: it was seen green (for bare ground) or plainly dry (for water) at
-    this time of year and not seasonal; *strong*: contrary and the surface is
-    also unseen within ``strong_gap_days``. Mature memory only (earlier seasons).
+    *seasonal*: the pixel showed this surface near this time of year before (for
+    water: open water, or wet ground when this water is shallow too); *contrary*:
+    it was seen green (for bare ground) or plainly dry (for water) at this time of
+    year and not seasonal; *strong*: contrary and the surface (for water: water or
+    wet ground) is also unseen within ``strong_gap_days``. Mature memory only.
     """
+    season = window_bins(p[P_SEASON_DAYS])
     if cls == BARE:
         d_same = nearest(m[M_BARE + 2], b)
         d_con = nearest(m[M_GREEN + 2], b)
+        seasonal = d_same <= season
     else:
-        d_same = nearest(m[M_WATER + 2], b)
+        d_water = nearest(m[M_WATER + 2], b)
+        d_wet = nearest(m[M_WET + 2], b)
+        d_same = min(d_water, d_wet)
         d_con = nearest(m[M_DRY + 2], b)
-    season = window_bins(p[P_SEASON_DAYS])
-    seasonal = d_same <= season
+        # deep water where the pixel was only ever wet is not the usual margin flooding
+        shallow = wi <= p[P_W_THR] + p[P_DRY_MARGIN]
+        seasonal = d_water <= season or (shallow and d_wet <= season)
     contrary = d_con <= window_bins(p[P_CONTRARY_DAYS]) and not seasonal
     strong = contrary and d_same > max(window_bins(p[P_STRONG_GAP]), season)
     return seasonal, contrary, strong
@@ -405,7 +414,7 @@ def observe(f, m, t: float, blue: float, green: float, red: float, nir: float, s
     b = season_bin(t)
     age_memory(f, m, t)
     if cls == WET and f[CONF_ON] == 0.0:
-        m[M_WATER] |= bin_mask(b)  # a flood margin or mud: this pixel gets wet at this time
+        m[M_WET] |= bin_mask(b)  # a flood margin or mud: this pixel gets wet at this time
     if f[N_BASE] < p[P_BASE_OBS]:
         if not is_neutral(cls):
             add_to_baseline(f, m, cls, ndvi, wi, b, p)
@@ -418,7 +427,7 @@ def observe(f, m, t: float, blue: float, green: float, red: float, nir: float, s
         return
     f[DARK_RUN] = 0.0
     departs = is_mining_like(cls) and departs_from_baseline(cls, ndvi, f, p)
-    seasonal, contrary, strong = season_evidence(cls, b, m, p) if is_mining_like(cls) else \
+    seasonal, contrary, strong = season_evidence(cls, wi, b, m, p) if is_mining_like(cls) else \
         (False, False, False)
     if departs or contrary:
         # a canopy stripped to bare ground is strong evidence by itself (water is not:

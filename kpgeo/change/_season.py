@@ -13,7 +13,7 @@ when a new four-month epoch (:data:`EPOCH_DAYS`) starts, so a bin matures
 between 4 and 8 months after it was observed: never within the same season,
 always in time for the same season one year later (+/- 4 months). Testing
 or setting a bin is O(1), so the decision stays linear in the number of dates,
-and the whole memory is twelve integers per pixel.
+and the whole memory is fifteen integers per pixel.
 
 - An anomaly is **in season** when the pixel showed the same surface within
   ``season_days`` of that day of year in an earlier season: a recurring flood

@@ -44,7 +44,8 @@ F_FIELDS: tuple[str, ...] = (
 #: seasonal memory kinds (``ep_*``: bins of the current episode, learnt when it ends); each
 #: has three masks: bins observed in the current half-year epoch, in the previous one, and
 #: earlier (mature: at least ~6 months old)
-MEMORY_KINDS: tuple[str, ...] = ("green", "dry", "bare", "water", "ep_bare", "ep_water")
+MEMORY_KINDS: tuple[str, ...] = ("green", "dry", "bare", "water", "wet", "ep_bare",
+                                 "ep_water")
 M_FIELDS: tuple[str, ...] = tuple(
     f"m_{kind}_{age}" for kind in MEMORY_KINDS for age in ("cur", "prev", "old")
 ) + ("recent_bits",)
@@ -71,8 +72,8 @@ BUF_CLS = _F["buf_cls0"]
 RECENT_NDVI = _F["recent_ndvi0"]
 
 #: first mask of each kind (cur; prev = +1, old = +2)
-M_GREEN, M_DRY, M_BARE, M_WATER, M_EP_BARE, M_EP_WATER = 0, 3, 6, 9, 12, 15
-M_RECENT = 18
+M_GREEN, M_DRY, M_BARE, M_WATER, M_WET, M_EP_BARE, M_EP_WATER = 0, 3, 6, 9, 12, 15, 18
+M_RECENT = 21
 
 #: order of :func:`param_vector`
 PARAM_FIELDS: tuple[str, ...] = (
