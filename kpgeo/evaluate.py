@@ -121,112 +121,46 @@ def evaluate_footprints(
     """
     import pandas as pd
     import rioxarray  # noqa: F401  (registers .rio)
-    import shapely
 
-    for name, v in (("iou_threshold", iou_threshold), ("overlap_threshold", overlap_threshold)):
-        if not (isinstance(v, (int, float)) and 0 < v <= 1):
-            raise ConfigError(f"{name} must be in (0, 1], got {v!r}.")
-    for name, g in (("truth", truth), ("footprints", footprints)):
-        if getattr(g, "crs", None) is None:
-            raise ConfigError(f"The {name} GeoDataFrame has no CRS.")
-    if "class" not in truth.columns:
-        raise ConfigError("The truth table needs a `class` column (mining/farm/burn).")
-
-    if labels is not None:
-        metric_crs = labels.rio.crs
-    elif truth.crs.is_projected:
-        metric_crs = truth.crs
-    elif footprints.crs.is_projected:
-        metric_crs = footprints.crs
-    else:
-        metric_crs = truth.estimate_utm_crs() if len(truth) else footprints.estimate_utm_crs()
+    _check_inputs(truth, footprints, iou_threshold, overlap_threshold)
+    metric_crs = _metric_crs(truth, footprints, labels)
     sites = truth[truth["class"] == "mining"].to_crs(metric_crs).reset_index(drop=True)
     fps = footprints.to_crs(metric_crs).reset_index(drop=True)
     fps = fps[~fps.geometry.is_empty & fps.geometry.notna()].reset_index(drop=True)
-
-    # don't-care sites: pre-existing (no clean baseline) and pending (too late to confirm)
     starts = pd.to_datetime(sites["start_date"]) if "start_date" in sites else \
         pd.Series(pd.NaT, index=sites.index)
     dates_idx = pd.to_datetime(list(dates)) if dates is not None else None
     clear_site = None
     if cloud is not None and labels is not None and dates is not None:
         clear_site = _site_clear_dates(sites, cloud, labels)
-    status = np.array(["new"] * len(sites), dtype=object)
-    n_before = np.full(len(sites), -1)
-    n_after = np.full(len(sites), -1)
-    if clear_site is not None:
-        for i in range(len(sites)):
-            if pd.isna(starts.iloc[i]):
-                continue
-            before = np.asarray(dates_idx < starts.iloc[i])
-            n_before[i] = int(np.sum(clear_site[i] & before))
-            n_after[i] = int(np.sum(clear_site[i] & ~before))
-            if baseline_obs is not None and n_before[i] < baseline_obs:
-                status[i] = "pre-existing"
-            elif confirm_obs is not None and n_after[i] < confirm_obs:
-                status[i] = "pending"
     elif baseline_obs is not None or confirm_obs is not None:
         raise ConfigError("The don't-care protocol (baseline_obs/confirm_obs) needs labels, "
                           "cloud and dates.")
+    status, n_before, n_after = _site_status(starts, clear_site, dates_idx,
+                                             baseline_obs=baseline_obs, confirm_obs=confirm_obs)
     care = status == "new"
-
-    def union(mask):
-        g = sites.geometry.values[mask]
-        return shapely.union_all(g) if len(g) else shapely.Polygon()
-
-    care_union, dc_union = union(care), union(~care)
-    fp_area = fps.geometry.area.to_numpy()
-    in_care = fps.geometry.intersection(care_union).area.to_numpy() if len(fps) else np.zeros(0)
-    in_dc = fps.geometry.intersection(dc_union).area.to_numpy() if len(fps) else np.zeros(0)
-    on_mining = ((in_care + in_dc) >= overlap_threshold * fp_area) & (fp_area > 0)
-    dont_care_fp = on_mining & (in_dc > in_care)
-    tp_fp = on_mining & ~dont_care_fp
-
-    def date_col(name):
-        return pd.to_datetime(fps[name]) if name in fps else pd.Series(pd.NaT, index=fps.index)
-
-    first, alert = date_col("first_detected"), date_col("alert_date")
-    detected = np.zeros(len(sites), bool)
-    det_date = [pd.NaT] * len(sites)
-    alert_date = [pd.NaT] * len(sites)
-    ious = np.full(len(sites), np.nan)
-    tree = shapely.STRtree(fps.geometry.values) if len(fps) else None
-    for i, site in enumerate(sites.geometry.values):
-        if tree is None:
-            break
-        cand = tree.query(site, predicate="intersects")
-        cand = [j for j in cand if on_mining[j]]
-        if not cand:
-            ious[i] = 0.0
-            continue
-        fu = shapely.union_all(fps.geometry.values[cand])
-        inter = site.intersection(fu).area
-        union_a = site.union(fu).area
-        ious[i] = inter / union_a if union_a else 0.0
-        cover = _safe_div(inter, site.area)
-        detected[i] = ious[i] >= iou_threshold or cover >= overlap_threshold
-        if detected[i]:
-            det_date[i] = first.iloc[cand].min()
-            alert_date[i] = alert.iloc[cand].min()
+    on_mining, dont_care_fp = _footprint_truth(fps, sites, care, overlap_threshold)
+    match = _match_sites(sites, fps, on_mining, iou_threshold, overlap_threshold)
+    detected = match["detected"]
 
     n_fp = int(len(fps) - dont_care_fp.sum())
+    n_tp = int((on_mining & ~dont_care_fp).sum())
     n_care = int(care.sum())
     n_det = int((detected & care).sum())
-    precision = _safe_div(tp_fp.sum(), n_fp) if n_fp else (1.0 if n_care == 0 else 0.0)
+    precision = _safe_div(n_tp, n_fp) if n_fp else (1.0 if n_care == 0 else 0.0)
     recall = _safe_div(n_det, n_care) if n_care else float("nan")
+    fp_area = fps.geometry.area.to_numpy()
+    truth_ha = float(sites.geometry.area.sum() / 1e4)
+    det_ha = float(fp_area.sum() / 1e4)
     res: dict[str, Any] = {
         "matching_rule": (f"footprint TP if >= {overlap_threshold:.0%} of its area inside truth "
                           f"mining; site detected if TP footprints reach IoU >= {iou_threshold} "
                           f"or cover >= {overlap_threshold:.0%} of the site"),
         "protocol": {"baseline_obs": baseline_obs, "confirm_obs": confirm_obs},
         "object": {
-            "n_truth": n_care,
-            "n_detected": n_fp,
-            "tp_footprints": int(tp_fp.sum()),
-            "fp_footprints": int(n_fp - tp_fp.sum()),
-            "detected_sites": n_det,
-            "precision": precision,
-            "recall": recall,
+            "n_truth": n_care, "n_detected": n_fp, "tp_footprints": n_tp,
+            "fp_footprints": n_fp - n_tp, "detected_sites": n_det,
+            "precision": precision, "recall": recall,
             "f1": _f1(precision, recall) if n_care else float("nan"),
             "n_pre_existing": int((status == "pre-existing").sum()),
             "n_pending": int((status == "pending").sum()),
@@ -236,24 +170,19 @@ def evaluate_footprints(
         "sites": [
             {"site_id": sites["site_id"].iloc[i] if "site_id" in sites else i,
              "status": str(status[i]), "detected": bool(detected[i]),
-             "iou": float(ious[i]) if np.isfinite(ious[i]) else 0.0,
+             "iou": float(match["iou"][i]) if np.isfinite(match["iou"][i]) else 0.0,
              "clear_before": int(n_before[i]), "clear_after": int(n_after[i])}
             for i in range(len(sites))
         ],
+        "area": {"truth_ha": truth_ha, "detected_ha": det_ha,
+                 "tp_detected_ha": float(fp_area[on_mining].sum() / 1e4),
+                 "relative_error": _safe_div(det_ha - truth_ha, truth_ha)},
+        # latency: sites that count only
+        "latency": _latency(sites, care & detected, starts, match["alert"], clear_site,
+                            dates_idx),
+        "break_offset": _latency(sites, care & detected, starts, match["first"], clear_site,
+                                 dates_idx),
     }
-    truth_ha = float(sites.geometry.area.sum() / 1e4)
-    det_ha = float(fp_area.sum() / 1e4)
-    res["area"] = {
-        "truth_ha": truth_ha,
-        "detected_ha": det_ha,
-        "tp_detected_ha": float(fp_area[on_mining].sum() / 1e4),
-        "relative_error": _safe_div(det_ha - truth_ha, truth_ha),
-    }
-
-    # latency (sites that count only)
-    res["latency"] = _latency(sites, care & detected, starts, alert_date, clear_site, dates_idx)
-    res["break_offset"] = _latency(sites, care & detected, starts, det_date, clear_site,
-                                   dates_idx)
     if labels is not None:
         dc_mask = None
         if (~care).any():
@@ -261,6 +190,103 @@ def evaluate_footprints(
                                  labels) > 0
         res.update(_pixel_metrics(fps, labels, cloud=cloud, dates=dates_idx, ignore=dc_mask))
     return res
+
+
+def _check_inputs(truth: Any, footprints: Any, iou_threshold: Any,
+                  overlap_threshold: Any) -> None:
+    for name, v in (("iou_threshold", iou_threshold), ("overlap_threshold", overlap_threshold)):
+        if not (isinstance(v, (int, float)) and 0 < v <= 1):
+            raise ConfigError(f"{name} must be in (0, 1], got {v!r}.")
+    for name, g in (("truth", truth), ("footprints", footprints)):
+        if getattr(g, "crs", None) is None:
+            raise ConfigError(f"The {name} GeoDataFrame has no CRS.")
+    if "class" not in truth.columns:
+        raise ConfigError("The truth table needs a `class` column (mining/farm/burn).")
+
+
+def _metric_crs(truth: Any, footprints: Any, labels: Any) -> Any:
+    """Pick the label raster's CRS, else a projected input CRS, else the local UTM zone."""
+    if labels is not None:
+        return labels.rio.crs
+    if truth.crs.is_projected:
+        return truth.crs
+    if footprints.crs.is_projected:
+        return footprints.crs
+    return truth.estimate_utm_crs() if len(truth) else footprints.estimate_utm_crs()
+
+
+def _site_status(starts: Any, clear_site: Any, dates_idx: Any, *, baseline_obs: int | None,
+                 confirm_obs: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """New / pre-existing / pending per site, and its clear observations before / after."""
+    import pandas as pd
+
+    n = len(starts)
+    status = np.array(["new"] * n, dtype=object)
+    n_before, n_after = np.full(n, -1), np.full(n, -1)
+    if clear_site is None:
+        return status, n_before, n_after
+    for i in range(n):
+        if pd.isna(starts.iloc[i]):
+            continue
+        before = np.asarray(dates_idx < starts.iloc[i])
+        n_before[i] = int(np.sum(clear_site[i] & before))
+        n_after[i] = int(np.sum(clear_site[i] & ~before))
+        if baseline_obs is not None and n_before[i] < baseline_obs:
+            status[i] = "pre-existing"
+        elif confirm_obs is not None and n_after[i] < confirm_obs:
+            status[i] = "pending"
+    return status, n_before, n_after
+
+
+def _footprint_truth(fps: Any, sites: Any, care: np.ndarray,
+                     overlap_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(on mining, mainly on don't-care sites) per footprint."""
+    import shapely
+
+    def union(mask):
+        g = sites.geometry.values[mask]
+        return shapely.union_all(g) if len(g) else shapely.Polygon()
+
+    if not len(fps):
+        return np.zeros(0, bool), np.zeros(0, bool)
+    fp_area = fps.geometry.area.to_numpy()
+    in_care = fps.geometry.intersection(union(care)).area.to_numpy()
+    in_dc = fps.geometry.intersection(union(~care)).area.to_numpy()
+    on_mining = ((in_care + in_dc) >= overlap_threshold * fp_area) & (fp_area > 0)
+    return on_mining, on_mining & (in_dc > in_care)
+
+
+def _match_sites(sites: Any, fps: Any, on_mining: np.ndarray, iou_threshold: float,
+                 overlap_threshold: float) -> dict[str, Any]:
+    """Per site: detected, IoU with its TP footprints, their earliest break and alert."""
+    import pandas as pd
+    import shapely
+
+    def date_col(name):
+        return pd.to_datetime(fps[name]) if name in fps else pd.Series(pd.NaT, index=fps.index)
+
+    first, alert = date_col("first_detected"), date_col("alert_date")
+    n = len(sites)
+    out = {"detected": np.zeros(n, bool), "iou": np.full(n, np.nan),
+           "first": [pd.NaT] * n, "alert": [pd.NaT] * n}
+    if not len(fps):
+        return out
+    tree = shapely.STRtree(fps.geometry.values)
+    for i, site in enumerate(sites.geometry.values):
+        cand = [j for j in tree.query(site, predicate="intersects") if on_mining[j]]
+        if not cand:
+            out["iou"][i] = 0.0
+            continue
+        fu = shapely.union_all(fps.geometry.values[cand])
+        inter = site.intersection(fu).area
+        union_a = site.union(fu).area
+        out["iou"][i] = inter / union_a if union_a else 0.0
+        found = out["iou"][i] >= iou_threshold or _safe_div(inter, site.area) >= overlap_threshold
+        out["detected"][i] = found
+        if found:
+            out["first"][i] = first.iloc[cand].min()
+            out["alert"][i] = alert.iloc[cand].min()
+    return out
 
 
 def _latency(sites: Any, use: np.ndarray, starts: Any, when: list, clear_site: Any,
