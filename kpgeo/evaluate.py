@@ -217,7 +217,7 @@ def _metric_crs(truth: Any, footprints: Any, labels: Any) -> Any:
 
 def _site_status(starts: Any, clear_site: Any, dates_idx: Any, *, baseline_obs: int | None,
                  confirm_obs: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """New / pre-existing / pending per site, and its clear observations before / after."""
+    """Classify sites new / pre-existing / pending; count clear observations around starts."""
     import pandas as pd
 
     n = len(starts)
