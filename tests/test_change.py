@@ -281,6 +281,15 @@ def test_farm_cycle_and_burn_are_rejected_with_their_reason():
     assert state(cycle) == 0
 
 
+def test_a_crop_after_a_long_fallow_is_retracted_a_slow_regrowth_is_not():
+    soil = mix(GRAVEL, VEG, 0.25)
+    fallow = [VEG] * 6 + [soil] * 13  # cleared in July, bare for more than a year
+    out, _ = run(fallow + [mix(soil, CROP, 0.5), CROP, CROP, CROP])  # sown: canopy in weeks
+    assert out["state"] == 0 and out["reason"] == REASON_CODES["transient"]
+    reveg = [mix(GRAVEL, VEG, f) for f in np.linspace(0.1, 0.95, 12)]  # a year to regrow
+    assert mining([VEG] * 6 + [GRAVEL] * 13 + reveg)
+
+
 def test_recurring_flood_is_seasonal_even_when_it_comes_early_or_fuller():
     year1 = [VEG] * 6 + [FLOOD] * 5 + [VEG]
     assert state(year1 * 2) == 0 and reason(year1 * 2) == REASON_CODES["seasonal"]

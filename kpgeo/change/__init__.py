@@ -39,9 +39,12 @@ each answered from the pixel's own history in O(1):
    (an inundation seen for the first time recedes). A confirmed pixel whose
    surface **recovers** within ``retract_days`` of its alert (vegetation back
    at its normal level, or the baseline class back) was a transient — a crop,
-   a burn, a flood — and is retracted; the bins it occupied are learnt as the
-   pixel's normal season. After that window, regrowth makes a site
-   ``revegetating``, not a false alarm.
+   a burn, a flood — and is retracted; so is one that is a plainly green canopy
+   again within ``regrowth_days`` of its last bare or water observation, at any
+   time (a field sown after a long fallow: pits and spoil revegetate over many
+   months). The bins a retracted run occupied are learnt as the pixel's normal
+   season. Slower regrowth after that window makes a site ``revegetating``, not
+   a false alarm.
 
 Each observation is read once and updates a small fixed-size state
 (:mod:`kpgeo.change._state`), so the cost is **linear in the number of dates**

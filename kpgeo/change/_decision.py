@@ -72,6 +72,7 @@ from kpgeo.change._state import (
     P_PERSIST,
     P_REC_OBS,
     P_REC_TOL,
+    P_REGROWTH_DAYS,
     P_RETRACT_DAYS,
     P_SEASON_DAYS,
     P_STRONG_DROP,
@@ -366,13 +367,12 @@ def recovery(cls: int, ndvi: float, f, p) -> float:
 def on_normal(f, m, t: float, cls: int, ndvi: float, wi: float, b: int, p) -> None:
     """Handle an observation consistent with the pixel's normal surface."""
     if f[CONF_ON] == 1.0:
-        after_mining_like = (m[M_RECENT] & 1) == 1
         push_recent(f, m, False, ndvi)
         gain = recovery(cls, ndvi, f, p)
         f[REC_RUN] = f[REC_RUN] + gain if gain > 0 else 0.0
-        # a green canopy straight after bare ground or water is a crop or the rains, at any
-        # time; a gradual recovery only within retract_days of the alert (then: revegetating)
-        canopy_jump = after_mining_like and gain == 2.0
+        # a green canopy within weeks of bare ground or water is a crop or the rains, at any
+        # time; a slower recovery only within retract_days of the alert (then: revegetating)
+        canopy_jump = gain == 2.0 and t - f[EP_LAST] <= p[P_REGROWTH_DAYS]
         if canopy_jump or (f[REC_RUN] >= p[P_REC_OBS] and t - f[ALERT] <= p[P_RETRACT_DAYS]):
             f[N_RETRACTED] += 1.0
             end_episode(f, m, R_TRANSIENT)  # farm crop, burn regrowth, flood gone

@@ -82,6 +82,11 @@ class ChangeParams:
     water_confirm_days : float
         A water run with no out-of-season evidence (could be an inundation seen
         for the first time) is confirmed only once it has lasted this long.
+    regrowth_days : float
+        A confirmed pixel that is a plainly green canopy again within this many
+        days of its last bare or water observation was a crop (or the rains came):
+        it is retracted whenever that happens. Mine pits and spoil revegetate over
+        many months.
     retract_days : float
         A confirmed pixel whose surface recovers (``recovery_obs`` recovered
         observations in a row) within this many days of its alert was a
@@ -119,6 +124,7 @@ class ChangeParams:
     strong_gap_days: float = 120.0
     strong_drop: float = 0.45
     water_confirm_days: float = 180.0
+    regrowth_days: float = 120.0
     retract_days: float = 300.0
     recovery_tolerance: float = 0.1
     recovery_obs: int = 2
@@ -150,6 +156,7 @@ class ChangeParams:
             "strong_gap_days": (0.0, 182.0),
             "strong_drop": (0.0, 2.0),
             "water_confirm_days": (0.0, 36_500.0),
+            "regrowth_days": (0.0, 36_500.0),
             "retract_days": (0.0, 36_500.0),
             "recovery_tolerance": (0.0, 2.0),
             "new_days": (0.0, 36_500.0),
