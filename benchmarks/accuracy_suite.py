@@ -56,8 +56,7 @@ GRID = {
     "persistence": (2, 3),
     "season_days": (45.0, 60.0, 75.0),
     "retract_days": (240.0, 330.0),
-    "strong_gap_days": (90.0, 150.0),
-    "clearing_min_area_ha": (None, 0.25),
+    "clearing_min_area_ha": (None, 0.0, 0.25),
     "min_area_ha": (0.03, 0.05),
 }
 FOOTPRINT_KEYS = ("clearing_min_area_ha", "min_area_ha", "closing_radius")

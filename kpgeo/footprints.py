@@ -12,7 +12,11 @@ small pure function on arrays (:func:`footprint_mask`):
    confirmed at the last date: the newest pits of a site that opens outward
    from its first pit. Pending pixels never form an object on their own;
 3. connected objects (8-connectivity) are labelled and vectorised with
-   :func:`rasterio.features.shapes`.
+   :func:`rasterio.features.shapes`; objects that never show water, are
+   spectrally uniform and do not lie next to (30 m) a mining object that holds
+   water are *clearings* — a ploughed or long-fallow field, not a pit-and-spoil
+   mosaic — and are left out (:func:`footprint_candidates` keeps them, with
+   ``kind``).
 
 Attributes are aggregated per object from the change rasters; ``alert_date`` is
 the date on which the object first reached the mapping unit in confirmed
@@ -237,23 +241,40 @@ def object_attributes(change: Any, labels: np.ndarray, n: int, *, min_pixels: in
     return out
 
 
-def object_kind(attrs: Any, area_ha: np.ndarray, *,
-                clearing_min_area_ha: float | None) -> np.ndarray:
+def object_kind(attrs: Any, area_ha: np.ndarray, *, clearing_min_area_ha: float | None,
+                near_wet: np.ndarray | None = None) -> np.ndarray:
     """``"mining"`` or ``"clearing"`` per object (see :data:`CLEARING_MAX_WATER`).
 
     Artisanal alluvial mining is a mosaic of water-filled pits, gravel and spoil;
     a ploughed or long-fallow field is one uniform, dry patch. An object of at
     least ``clearing_min_area_ha`` that never shows water and is uniform is a
-    clearing (smaller dry objects are kept: a single gravel pit). ``None``
-    disables the test.
+    clearing — unless ``near_wet`` says it lies next to a mining object that
+    holds water (a gravel heap of a pit site). ``None`` disables the test.
     """
     kind = np.full(len(attrs), "mining", dtype=object)
     if clearing_min_area_ha is None or "water_any" not in attrs or attrs["water_any"].isna().all():
         return kind
     dry = attrs["water_any"].fillna(0).to_numpy() < CLEARING_MAX_WATER
     uniform = attrs["texture"].fillna(0).to_numpy() < CLEARING_MAX_TEXTURE
-    kind[dry & uniform & (np.asarray(area_ha) >= clearing_min_area_ha)] = "clearing"
+    clearing = dry & uniform & (np.asarray(area_ha) >= clearing_min_area_ha)
+    if near_wet is not None:
+        clearing &= ~near_wet
+    kind[clearing] = "clearing"
     return kind
+
+
+def near_wet_objects(labels: np.ndarray, wet: np.ndarray, *, radius: int) -> np.ndarray:
+    """Per object 1..n: whether it lies within ``radius`` px of another object marked ``wet``."""
+    from scipy import ndimage
+    from skimage.morphology import disk
+
+    n = len(wet)
+    wet_lab = np.zeros(n + 1, bool)
+    wet_lab[1:] = wet
+    zone = ndimage.binary_dilation(wet_lab[labels], structure=disk(radius))
+    hit = np.zeros(n + 1, bool)
+    hit[np.unique(labels[zone & (labels > 0) & ~wet_lab[labels]])] = True
+    return hit[1:]
 
 
 def _vectorise(labels: np.ndarray, n: int, transform: Any) -> list:
@@ -293,7 +314,7 @@ def footprint_candidates(
     min_area_ha: float = 0.05,
     min_confidence: float = 0.0,
     closing_radius: int = 1,
-    clearing_min_area_ha: float | None = 0.25,
+    clearing_min_area_ha: float | None = 0.0,
 ) -> Any:
     """Every object of the footprint mask, with its ``kind`` (mining or clearing).
 
@@ -338,8 +359,10 @@ def footprint_candidates(
         d = gdf[col].to_numpy(dtype="float64")
         gdf[col] = pd.to_datetime(np.where(np.isfinite(d), d, np.nan), unit="D")
     gdf["state"] = [STATE_NAMES.get(int(s), "active") for s in gdf["state"]]
+    wet = attrs["water_any"].fillna(0).to_numpy() >= CLEARING_MAX_WATER
+    near = near_wet_objects(labels, wet, radius=max(1, int(round(30.0 / abs(transform.a)))))
     gdf["kind"] = object_kind(attrs, gdf["area_ha"].to_numpy(),
-                              clearing_min_area_ha=clearing_min_area_ha)
+                              clearing_min_area_ha=clearing_min_area_ha, near_wet=near)
     gdf["zone"] = zone_id
     _zone_relation(gdf, metric, zone_geom, metric_crs)
     gdf = gdf.sort_values("first_detected", kind="stable").reset_index(drop=True)
@@ -354,7 +377,7 @@ def extract_footprints(
     min_area_ha: float = 0.05,
     min_confidence: float = 0.0,
     closing_radius: int = 1,
-    clearing_min_area_ha: float | None = 0.25,
+    clearing_min_area_ha: float | None = 0.0,
 ) -> Any:
     """Turn per-pixel change rasters into mining footprint polygons.
 
@@ -374,8 +397,9 @@ def extract_footprints(
     closing_radius : int
         Radius (pixels) of the morphological closing; 0 disables it.
     clearing_min_area_ha : float or None
-        Objects at least this large that are dry and uniform are clearings,
-        not mining (see :func:`object_kind`); None keeps every object.
+        Objects at least this large that are dry and uniform, and not next to
+        a water-bearing mining object, are clearings, not mining (see
+        :func:`object_kind`; default 0: any size); None keeps every object.
 
     Returns
     -------
@@ -422,7 +446,7 @@ def detect_footprints(
     params: ChangeParams | None = None,
     min_area_ha: float = 0.05,
     min_confidence: float = 0.0,
-    clearing_min_area_ha: float | None = 0.25,
+    clearing_min_area_ha: float | None = 0.0,
 ) -> tuple[Any, Any]:
     """Run change detection on a cube and extract footprints.
 

@@ -141,3 +141,21 @@ def test_footprint_mask_grows_by_hysteresis_never_from_pending_alone():
     mask = footprint_mask(conf, pend, min_pixels=5, closing_radius=0)
     assert mask[2:9, 2:5].all() and not mask[:, 8:].any()
     assert not footprint_mask(np.zeros_like(conf), pend, min_pixels=5).any()
+
+
+def test_dry_uniform_clearing_is_rejected_unless_it_is_part_of_a_pit_site():
+    import pandas as pd
+
+    from kpgeo.footprints import near_wet_objects, object_kind
+
+    labels = np.zeros((30, 30), "int32")
+    labels[2:8, 2:8] = 1  # a water-bearing pit cluster
+    labels[2:8, 10:14] = 2  # a dry gravel heap 20 m away: part of the same site
+    labels[20:28, 18:28] = 3  # a dry, uniform field far from any pit
+    attrs = pd.DataFrame({"water_any": [0.6, 0.0, 0.0], "texture": [0.2, 0.01, 0.01]})
+    near = near_wet_objects(labels, attrs["water_any"].to_numpy() >= 0.05, radius=3)
+    assert near.tolist() == [False, True, False]
+    kind = object_kind(attrs, np.array([0.36, 0.24, 0.8]), clearing_min_area_ha=0.0,
+                       near_wet=near)
+    assert kind.tolist() == ["mining", "mining", "clearing"]
+    assert (object_kind(attrs, np.ones(3), clearing_min_area_ha=None) == "mining").all()
