@@ -12,11 +12,12 @@ small pure function on arrays (:func:`footprint_mask`):
    confirmed at the last date: the newest pits of a site that opens outward
    from its first pit. Pending pixels never form an object on their own;
 3. connected objects (8-connectivity) are labelled and vectorised with
-   :func:`rasterio.features.shapes`; objects that never show water, are
-   spectrally uniform and do not lie next to (30 m) a mining object that holds
-   water are *clearings* — a ploughed or long-fallow field, not a pit-and-spoil
-   mosaic — and are left out (:func:`footprint_candidates` keeps them, with
-   ``kind``).
+   :func:`rasterio.features.shapes`; objects that never show water and are
+   spectrally uniform are *clearings* — a ploughed or long-fallow field, not a
+   pit-and-spoil mosaic — and are left out (:func:`footprint_candidates` keeps
+   them, with ``kind``), unless they lie next to (30 m) a mining object that
+   holds water, or are small (< 0.25 ha) and within 100 m of a river or lake
+   (a gravel pit on a bank).
 
 Attributes are aggregated per object from the change rasters; ``alert_date`` is
 the date on which the object first reached the mapping unit in confirmed
@@ -248,8 +249,9 @@ def object_kind(attrs: Any, area_ha: np.ndarray, *, clearing_min_area_ha: float 
     Artisanal alluvial mining is a mosaic of water-filled pits, gravel and spoil;
     a ploughed or long-fallow field is one uniform, dry patch. An object of at
     least ``clearing_min_area_ha`` that never shows water and is uniform is a
-    clearing — unless ``near_wet`` says it lies next to a mining object that
-    holds water (a gravel heap of a pit site). ``None`` disables the test.
+    clearing — unless ``near_wet`` says it sits where pits are dug (next to a
+    water-bearing mining object, or small and beside a river; see
+    :func:`_pit_context`). ``None`` disables the test.
     """
     kind = np.full(len(attrs), "mining", dtype=object)
     if clearing_min_area_ha is None or "water_any" not in attrs or attrs["water_any"].isna().all():
@@ -263,18 +265,48 @@ def object_kind(attrs: Any, area_ha: np.ndarray, *, clearing_min_area_ha: float 
     return kind
 
 
-def near_wet_objects(labels: np.ndarray, wet: np.ndarray, *, radius: int) -> np.ndarray:
-    """Per object 1..n: whether it lies within ``radius`` px of another object marked ``wet``."""
+def objects_near(labels: np.ndarray, n: int, region: np.ndarray, *, radius: int) -> np.ndarray:
+    """Per object 1..n: whether any of its pixels lies within ``radius`` px of ``region``."""
     from scipy import ndimage
     from skimage.morphology import disk
 
-    n = len(wet)
-    wet_lab = np.zeros(n + 1, bool)
-    wet_lab[1:] = wet
-    zone = ndimage.binary_dilation(wet_lab[labels], structure=disk(radius))
+    zone = ndimage.binary_dilation(region, structure=disk(radius)) if region.any() else region
     hit = np.zeros(n + 1, bool)
-    hit[np.unique(labels[zone & (labels > 0) & ~wet_lab[labels]])] = True
+    hit[np.unique(labels[zone & (labels > 0)])] = True
     return hit[1:]
+
+
+def near_wet_objects(labels: np.ndarray, wet: np.ndarray, *, radius: int) -> np.ndarray:
+    """Per object 1..n: whether it lies within ``radius`` px of another object marked ``wet``."""
+    wet_lab = np.r_[False, np.asarray(wet, bool)]
+    return objects_near(labels, len(wet), wet_lab[labels], radius=radius) & ~wet
+
+
+#: a dry object next to a water-bearing mining object (this close) belongs to its pit site
+SITE_DISTANCE_M = 30.0
+#: a small dry object (below PIT_MAX_HA) this close to a river or lake is a gravel pit
+RIVER_DISTANCE_M = 100.0
+PIT_MAX_HA = 0.25
+
+
+def _pit_context(change: Any, labels: np.ndarray, attrs: Any, area_ha: Any, *,
+                 px_m: float) -> np.ndarray:
+    """Per object: whether a dry object sits where pits are dug (see :func:`object_kind`).
+
+    Next to (``SITE_DISTANCE_M``) a mining object that holds water — a gravel
+    heap of a pit site —, or small (< ``PIT_MAX_HA``) and within
+    ``RIVER_DISTANCE_M`` of water that was there from the start (a river or lake:
+    the pixels whose baseline class is water) — a gravel pit on a bank.
+    """
+    n = len(attrs)
+    wet = attrs["water_any"].fillna(0).to_numpy() >= CLEARING_MAX_WATER
+    near = near_wet_objects(labels, wet, radius=max(1, int(round(SITE_DISTANCE_M / px_m))))
+    if "baseline_class" in change:
+        river = np.asarray(change["baseline_class"].values) == 2  # kpgeo.change WATER
+        reach = max(1, int(round(RIVER_DISTANCE_M / px_m)))
+        by_river = objects_near(labels, n, river, radius=reach)
+        near |= by_river & (np.asarray(area_ha) < PIT_MAX_HA)
+    return near
 
 
 def _vectorise(labels: np.ndarray, n: int, transform: Any) -> list:
@@ -359,10 +391,10 @@ def footprint_candidates(
         d = gdf[col].to_numpy(dtype="float64")
         gdf[col] = pd.to_datetime(np.where(np.isfinite(d), d, np.nan), unit="D")
     gdf["state"] = [STATE_NAMES.get(int(s), "active") for s in gdf["state"]]
-    wet = attrs["water_any"].fillna(0).to_numpy() >= CLEARING_MAX_WATER
-    near = near_wet_objects(labels, wet, radius=max(1, int(round(30.0 / abs(transform.a)))))
     gdf["kind"] = object_kind(attrs, gdf["area_ha"].to_numpy(),
-                              clearing_min_area_ha=clearing_min_area_ha, near_wet=near)
+                              clearing_min_area_ha=clearing_min_area_ha,
+                              near_wet=_pit_context(change, labels, attrs, gdf["area_ha"],
+                                                    px_m=abs(transform.a)))
     gdf["zone"] = zone_id
     _zone_relation(gdf, metric, zone_geom, metric_crs)
     gdf = gdf.sort_values("first_detected", kind="stable").reset_index(drop=True)

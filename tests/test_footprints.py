@@ -159,3 +159,24 @@ def test_dry_uniform_clearing_is_rejected_unless_it_is_part_of_a_pit_site():
                        near_wet=near)
     assert kind.tolist() == ["mining", "mining", "clearing"]
     assert (object_kind(attrs, np.ones(3), clearing_min_area_ha=None) == "mining").all()
+
+
+def test_small_dry_object_beside_a_river_is_a_pit_a_field_is_not():
+    st = np.zeros((60, 60), "uint8")
+    st[10:14, 20:24] = 2  # 0.16 ha of dry gravel 30 m from the river bank
+    st[40:52, 40:52] = 2  # 1.44 ha dry, uniform field
+    st[45:48, 5:8] = 2  # 0.09 ha dry patch 400 m from the river
+    ch, _ = make_change(st)
+    ch["water_share"] = (("y", "x"), np.zeros(st.shape, "float32"))
+    base = np.zeros(st.shape, "uint8")
+    base[:, 27:30] = 2  # a river: water from the start
+    ch["baseline_class"] = (("y", "x"), base)
+    cand = extract_footprints_kinds(ch)
+    assert cand == {0.16: "mining", 1.44: "clearing", 0.09: "clearing"}
+
+
+def extract_footprints_kinds(ch):
+    from kpgeo.footprints import footprint_candidates
+
+    cand = footprint_candidates(ch, min_area_ha=0.05, closing_radius=0)
+    return {round(a, 2): k for a, k in zip(cand["area_ha"], cand["kind"], strict=True)}

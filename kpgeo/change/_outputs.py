@@ -19,6 +19,7 @@ from kpgeo.change._decision import (
 from kpgeo.change._jit import njit
 from kpgeo.change._state import (
     ALERT,
+    BASE_CLS,
     BASE_NDVI,
     BRK,
     CONF_ON,
@@ -58,9 +59,10 @@ __all__ = ["OUTPUT_FIELDS", "finalize"]
 OUTPUT_FIELDS: tuple[str, ...] = (
     "first_detected", "alert_date", "last_active", "confidence", "state", "water", "n_clear",
     "mean_ndvi", "mean_mndwi", "mean_bsi", "ndvi_drop", "pending", "reason", "water_share",
+    "baseline_class",
 )
 (O_FIRST, O_ALERT, O_LAST, O_CONF, O_STATE, O_WATER, O_NCLEAR, O_NDVI, O_WI, O_BSI, O_DROP,
- O_PENDING, O_REASON, O_WSHARE) = range(len(OUTPUT_FIELDS))
+ O_PENDING, O_REASON, O_WSHARE, O_BASE) = range(len(OUTPUT_FIELDS))
 
 S_NONE, S_NEW, S_ACTIVE, S_INACTIVE, S_REVEG, S_INSUFFICIENT = 0, 1, 2, 3, 4, 255
 
@@ -107,6 +109,7 @@ def finalize_pixel(f, m, t_end: float, p, out) -> None:
     """Fill one output row from one pixel's state."""
     out[:] = np.nan
     out[O_NCLEAR] = f[N_CLEAR]
+    out[O_BASE] = f[BASE_CLS] if f[N_BASE] >= p[P_BASE_OBS] else 255.0
     out[O_PENDING] = 0.0
     out[O_WATER] = 0.0
     if f[N_CLEAR] < p[P_MIN_CLEAR] or f[N_BASE] < p[P_BASE_OBS]:
