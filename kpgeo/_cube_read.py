@@ -26,10 +26,10 @@ or no data) the reflectance bands are not decoded at all.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,47 +221,59 @@ def _read_odc(spec: BlockSpec, groups: dict[int, list[int]], sub: Any, names: li
 
 # --------------------------------------------------------------------------- direct reads
 
-#: open datasets kept per thread (opening costs about as much as decoding a tile)
-MAX_OPEN_PER_THREAD = 1024
+#: memory the open datasets of one thread may hold (GDAL keeps the last decoded tile of each
+#: open GeoTIFF: 0.5 MB for a 512 px uint16 tile), bytes
+OPEN_BUDGET = 128 * 2**20
 _LOCAL = threading.local()
-_ALL_CACHES: list[OrderedDict] = []
+_ALL_CACHES: list[dict] = []
 _CACHES_LOCK = threading.Lock()
 
 
-def cached_dataset(href: str) -> Any:
-    """Return an open rasterio dataset for ``href`` from this thread's cache (opened if missing).
+@contextlib.contextmanager
+def cached_dataset(href: str) -> Iterator[Any]:
+    """Yield an open rasterio dataset for ``href``, kept open for the next block while it fits.
 
-    A local file is keyed by its size, modification time and inode as well, so a
-    file replaced between two runs of a long-lived worker is opened again.
+    Opening a GeoTIFF costs about 1 ms, as much as decoding a 512 px tile, and
+    every block reads every file, so each thread keeps the files it opened first
+    open, up to :data:`OPEN_BUDGET` bytes of tile buffers; files beyond that are
+    opened and closed per read (no eviction: blocks read the files in the same
+    order, so the kept ones are always the ones asked for). A local file is
+    keyed by its size, modification time and inode as well, so a file replaced
+    between two runs of a long-lived worker is opened again.
     """
     import rasterio
 
     cache = getattr(_LOCAL, "cache", None)
     if cache is None:
-        cache = _LOCAL.cache = OrderedDict()
+        cache = _LOCAL.cache = {"open": {}, "bytes": 0}
         with _CACHES_LOCK:
             _ALL_CACHES.append(cache)
     key: Any = href
     if "://" not in href and not href.startswith("/vsi"):
         st = os.stat(href)
         key = (href, st.st_size, st.st_mtime_ns, st.st_ino)
-    ds = cache.get(key)
-    if ds is None:
-        ds = rasterio.open(href)
-        cache[key] = ds
-        while len(cache) > MAX_OPEN_PER_THREAD:
-            cache.popitem(last=False)[1].close()
-    else:
-        cache.move_to_end(key)
-    return ds
+    ds = cache["open"].get(key)
+    if ds is not None:
+        yield ds
+        return
+    ds = rasterio.open(href)
+    cost = int(np.prod(ds.block_shapes[0])) * np.dtype(ds.dtypes[0]).itemsize
+    if cache["bytes"] + cost > OPEN_BUDGET:
+        with ds:
+            yield ds
+        return
+    cache["open"][key] = ds
+    cache["bytes"] += cost
+    yield ds
 
 
 def close_cached_datasets() -> None:
     """Close every dataset :func:`cached_dataset` holds, in all threads of this process."""
     with _CACHES_LOCK:
         for cache in _ALL_CACHES:
-            while cache:
-                cache.popitem()[1].close()
+            while cache["open"]:
+                cache["open"].popitem()[1].close()
+            cache["bytes"] = 0
 
 
 def read_direct(src: DirectRead, out: np.ndarray, y0: int, x0: int) -> None:
@@ -280,7 +292,8 @@ def read_direct(src: DirectRead, out: np.ndarray, y0: int, x0: int) -> None:
         return
     (r0, r1), (c0, c1) = rows, cols
     try:
-        data = cached_dataset(src.href).read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
+        with cached_dataset(src.href) as ds:
+            data = ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
     except Exception as exc:
         from kpgeo.gdal_env import read_error_message
 

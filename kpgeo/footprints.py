@@ -404,17 +404,18 @@ def vector_pieces(labels: np.ndarray, *, row0: int = 0, col0: int = 0) -> dict[i
 def merge_pieces(pieces: dict[int, list], n: int, transform: Any) -> list:
     """One geometry per label 1..n from its pieces, on the grid's CRS coordinates.
 
-    Pieces are unioned in pixel coordinates (exact: whole numbers), collinear
-    vertices left by block edges are dropped and the vertex order is normalised,
-    so an object gives the same polygon however the grid was cut into blocks.
+    Pieces are made valid (pixels that touch only at a corner are traced as one
+    self-touching ring: two polygons sharing a vertex), unioned in pixel
+    coordinates (exact: whole numbers), collinear vertices left by block edges
+    are dropped and the vertex order is normalised, so an object gives the same
+    polygon however the grid was cut into blocks.
     """
     import shapely
 
     a, b, c, d, e, f = tuple(transform)[:6]
     out = []
     for i in range(1, n + 1):
-        parts = pieces.get(i, [])
-        geom = shapely.union_all(parts) if len(parts) > 1 else parts[0]
+        geom = shapely.union_all(shapely.make_valid(pieces.get(i, [])))
         geom = shapely.normalize(shapely.simplify(geom, 0))
         out.append(shapely.transform(
             geom, lambda xy: np.column_stack([a * xy[:, 0] + b * xy[:, 1] + c,

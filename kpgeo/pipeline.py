@@ -269,7 +269,8 @@ def dask_scheduler(spec: str | None = None) -> Any:
     spec
         ``None`` or ``"threads"`` (default: threads in this process),
         ``"local"`` (a :class:`distributed.LocalCluster` of one single-threaded
-        worker process per core), or the address of a running Dask scheduler
+        worker process per core; ``"local:N"``: N worker processes), or the
+        address of a running Dask scheduler
         (``"tcp://host:8786"``), so a run can use a cluster with a shared store.
         Tasks receive file paths, never open datasets, so they run on any worker
         that sees the same files.
@@ -286,11 +287,12 @@ def dask_scheduler(spec: str | None = None) -> Any:
         raise ConfigError(
             f"scheduler {spec!r} needs dask.distributed: pip install 'kpgeo[distributed]'"
         ) from exc
-    if spec == "local":
+    workers = _local_workers(spec)
+    if workers:
         quiet = logging.getLogger("distributed").getEffectiveLevel()
         with (
             LocalCluster(
-                n_workers=os.cpu_count() or 1,
+                n_workers=workers,
                 threads_per_worker=1,
                 dashboard_address=None,
                 silence_logs=max(quiet, logging.WARNING),
@@ -311,8 +313,21 @@ def dask_scheduler(spec: str | None = None) -> Any:
             yield client
     else:
         raise ConfigError(
-            f"unknown scheduler {spec!r}; use 'threads', 'local' or a 'tcp://host:port' address"
+            f"unknown scheduler {spec!r}; use 'threads', 'local', 'local:N' or a "
+            "'tcp://host:port' address"
         )
+
+
+def _local_workers(spec: str) -> int:
+    """Worker processes of a ``local`` / ``local:N`` scheduler spec (0: not a local cluster)."""
+    if spec == "local":
+        return os.cpu_count() or 1
+    name, _, count = spec.partition(":")
+    if name != "local" or "//" in count:
+        return 0
+    if not count.isdigit() or not 1 <= int(count) <= 1024:
+        raise ConfigError(f"scheduler {spec!r}: local:N needs a number of workers 1..1024")
+    return int(count)
 
 
 def asset_identity(href: str, cache: dict[str, list] | None = None) -> str:

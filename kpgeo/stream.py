@@ -196,7 +196,9 @@ def process_block(task: ZoneTask, window: tuple[int, int, int, int]) -> BlockRes
     from kpgeo.change import DetectorState, change_dataset
     from kpgeo.cube import region_mask
     from kpgeo.footprints import change_rasters, footprint_level, pixel_records
+    from kpgeo.gdal_env import limit_block_cache
 
+    limit_block_cache()  # once per (worker) process: files stay open between blocks
     spec = task.spec
     y0, y1, x0, x1 = window
     sub = spec.gbox[y0:y1, x0:x1]
@@ -379,7 +381,6 @@ class RasterSink:
 
     def finish(self) -> dict[str, Path]:
         """Close the GeoTIFFs, copy each into its COG (atomic) and remove the GeoTIFFs."""
-        import rasterio
         import rasterio.shutil
 
         from kpgeo import io
@@ -392,7 +393,7 @@ class RasterSink:
         for name, staged in self.tmp.items():
             final = self.out_dir / f"{name}.tif"
             try:
-                with io.atomic_path(final) as tmp, rasterio.Env(GDAL_CACHEMAX=256):
+                with io.atomic_path(final) as tmp:
                     rasterio.shutil.copy(staged, tmp, driver="COG", **COG_OPTIONS)
             except OutputWriteError:
                 raise
