@@ -98,6 +98,29 @@ class DirectRead:
     shape: tuple[int, int]
 
 
+def direct_read(href: str, hdr: Any, gbox: Any, resampling: str) -> DirectRead | None:
+    """How to read an asset straight onto the output grid, or None (warp it with odc-stac).
+
+    A band is read directly when its pixels lie on the output grid: same CRS,
+    north-up, square pixels a whole multiple ``k`` of the output pixel (10 m
+    bands: 1, the 20 m SCL: 2) and an origin on the output pixel grid. With
+    ``k > 1`` only nearest resampling is exact (each file pixel repeated ``k × k``).
+    ``hdr`` is the asset's :class:`kpgeo.items.AssetHeader`.
+    """
+    from odc.geo import CRS
+
+    a0, _, c0, _, e0, f0 = tuple(gbox.transform)[:6]
+    a, b, c, d, e, f = hdr.transform[:6]
+    if b or d or a <= 0 or e >= 0 or hdr.crs_wkt is None or CRS(hdr.crs_wkt) != gbox.crs:
+        return None
+    k, col, row = a / a0, (c - c0) / a0, (f0 - f) / -e0
+    whole = all(abs(v - round(v)) < 1e-6 for v in (k, col, row)) and abs(a + e) < 1e-9 * a
+    if not whole or round(k) < 1 or (round(k) > 1 and resampling != "nearest"):
+        return None
+    return DirectRead(href=href, row=int(round(row)), col=int(round(col)), factor=int(round(k)),
+                      shape=tuple(int(n) for n in hdr.shape))
+
+
 @dataclass(frozen=True)
 class BlockSpec:
     """Everything one chunk task needs to read its block (no open datasets: paths only)."""

@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from kpgeo._cube_read import BlockSpec, DirectRead, dask_arrays
+from kpgeo._cube_read import BlockSpec, dask_arrays, direct_read
 from kpgeo.errors import (
     ConfigError,
     CRSMismatchError,
@@ -300,8 +300,10 @@ def plan_cube(
         resampling=resampling_,
         gbox=gbox,
         aoi=aoi_t,
-        direct=tuple(_direct_reads(plan, clone, names, gbox, resampling_)
-                     for plan, clone in zip(plans, clones, strict=True)),
+        direct=tuple(
+            {b: direct_read(clone.assets[b].href, plan.headers[b], gbox, resampling_[b])
+             for b in names}
+            for plan, clone in zip(plans, clones, strict=True)),
     )
     attrs = {
         "mask_scheme": scheme or "none",
@@ -729,36 +731,6 @@ def _clone(plan: _ItemPlan, scheme: str | None) -> Any:
         asset.extra_fields["raster:bands"] = [meta]
         clone.add_asset(b, asset)
     return clone
-
-
-def _direct_reads(plan: _ItemPlan, clone: Any, names: list[str], gbox: Any,
-                  resampling: dict[str, str]) -> dict[str, DirectRead | None]:
-    """Per band of one item: how to read it straight from its file, or None (warp with odc).
-
-    A band is read directly when its pixels lie on the output grid: same CRS,
-    north-up, a pixel size that is a whole multiple ``k`` of the output pixel
-    (10 m bands: 1, 20 m SCL: 2) and an origin on the output pixel grid. With
-    ``k > 1`` only nearest resampling is exact (each source pixel repeated ``k × k``).
-    """
-    from odc.geo import CRS
-
-    out: dict[str, DirectRead | None] = {}
-    a0, _, c0, _, e0, f0 = tuple(gbox.transform)[:6]
-    for b in names:
-        hdr = plan.headers[b]
-        a, bb, c, d, e, f = hdr.transform[:6]
-        out[b] = None
-        if bb or d or a <= 0 or e >= 0 or hdr.crs_wkt is None or CRS(hdr.crs_wkt) != gbox.crs:
-            continue
-        k = a / a0
-        col, row = (c - c0) / a0, (f0 - f) / -e0
-        whole = all(abs(v - round(v)) < 1e-6 for v in (k, col, row)) and abs(a + e) < 1e-9 * a
-        if not whole or round(k) < 1 or (round(k) > 1 and resampling[b] != "nearest"):
-            continue
-        out[b] = DirectRead(href=clone.assets[b].href, row=int(round(row)),
-                            col=int(round(col)), factor=int(round(k)),
-                            shape=tuple(int(n) for n in hdr.shape))
-    return out
 
 
 def _to_geojson_4326(plan: _ItemPlan) -> dict[str, Any]:

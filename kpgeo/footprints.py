@@ -14,11 +14,23 @@ small pure function on arrays (:func:`footprint_mask`):
 3. connected objects (8-connectivity) are labelled and vectorised with
    :func:`rasterio.features.shapes`.
 
-Attributes are aggregated per object from the change rasters; ``alert_date`` is
-the date on which the object first reached the mapping unit in confirmed
+The mask's input is one byte per pixel (:func:`footprint_level`: 2 confirmed,
+1 pending), and an object's attributes only use its mining pixels, so the
+footprints are built from that ``uint8`` raster and the *records* of the mining
+pixels (:func:`pixel_records`) by one function, :func:`objects_from_level`, used
+both here (whole arrays in memory) and by the streamed zone run
+(:mod:`kpgeo.stream`, which gathers the level raster and the records block by
+block): the two give the same footprints. Polygons are traced window by window
+in whole-pixel coordinates and the pieces of an object unioned exactly
+(:func:`vector_pieces`, :func:`merge_pieces`).
+
+Attributes are aggregated per object (:func:`record_attributes`); ``alert_date``
+is the date on which the object first reached the mapping unit in confirmed
 pixels (what an operational alert would have reported). Areas and distances
 are computed in the zone's local UTM CRS (or EPSG:6933 equal-area when there
-is no zone and the cube CRS is geographic).
+is no zone and the cube CRS is geographic). Ids are the position of the
+object's first-confirmed pixel (:func:`footprint_id`): stable from run to run
+as a site grows, and independent of how the grid was cut into blocks.
 
 :func:`detect_footprints` chains :func:`kpgeo.change.detect_changes` and
 :func:`extract_footprints`; :func:`write_detection` writes footprints and the

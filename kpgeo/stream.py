@@ -94,7 +94,7 @@ class ZoneTask:
     """First time step to feed (the earlier ones are in the stored state)."""
     params: Any
     regions: tuple[Any, ...]
-    """Coverage regions (zone, ring) as shapely geometries in the grid CRS."""
+    """Coverage regions (zone, ring): shapely geometries in EPSG:4326."""
     state_in: str | None
     meta_in: Any
     state_out: str
@@ -203,7 +203,8 @@ def process_block(task: ZoneTask, window: tuple[int, int, int, int]) -> BlockRes
     y0, y1, x0, x1 = window
     sub = spec.gbox[y0:y1, x0:x1]
     inside = region_mask(spec.aoi, sub, crs=sub.crs) if spec.aoi is not None else None
-    regions = [region_mask(g, sub, crs=sub.crs) for g in task.regions]
+    # rasterised per block as clear_coverage does for the whole grid (pixel centres)
+    regions = [region_mask(g, sub) for g in task.regions]
     if task.state_in is not None:
         state = state_store.read_state(task.state_in, task.meta_in, window)
     else:
@@ -608,7 +609,6 @@ def stream_zone(
         The imagery lacks red, nir or swir16.
     """
     from kpgeo.change.detect import days_since_epoch
-    from kpgeo.zones import to_crs
 
     out = Path(out_dir)
     opts = {"min_area_ha": 0.05, "closing_radius": 1, "clearing_min_area_ha": 0.25,
@@ -617,7 +617,7 @@ def stream_zone(
     gbox = spec.gbox
     names = [zone.id, f"{zone.id}:ring"]
     geoms = [zone.geometry, zone.ring(ring_width_m)]
-    regions = tuple(to_crs(g, "EPSG:4326", gbox.crs.proj, max_segment=_densify(g)) for g in geoms)
+    regions = tuple(geoms)
     watched = zone.geometry.union(geoms[1])
     pad = block_alignment(spec, block)
     current = state_store.StateMeta(
@@ -645,13 +645,14 @@ def stream_zone(
         time_chunk=time_chunk, min_confidence=opts["min_confidence"])
     old_counts = np.asarray(stored.clear_counts if t0 else [], "int64")
     try:
-        fps, coverage, rasters, counts, _ = _run_blocks(
+        fps, coverage, rasters, counts, pixels = _run_blocks(
             task, out_dir=out, zone=zone, windows=plan_windows(gbox.shape, block, pad),
             times=plan.times, region_names=names, old_counts=old_counts,
             footprint_options={k: opts[k] for k in ("min_area_ha", "closing_radius",
                                                     "clearing_min_area_ha")},
             progress=progress)
         current.clear_counts = counts.tolist()
+        current.region_pixels = pixels.tolist()
         current.t_last = float(tdays[-1])
         state_store.finish_store(tmp, current)
         state_store.commit(tmp, out)
@@ -660,8 +661,3 @@ def stream_zone(
         raise
     return StreamResult(footprints=fps, coverage=coverage, rasters=rasters,
                         n_dates=len(tdays), new_dates=len(tdays) - t0, redo_reason=reason)
-
-
-def _densify(geom: Any) -> float | None:
-    x0, y0, x1, y1 = geom.bounds
-    return max(x1 - x0, y1 - y0) / 32 or None
