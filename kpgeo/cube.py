@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from kpgeo._cube_read import BlockSpec, dask_arrays
+from kpgeo._cube_read import BlockSpec, dask_arrays, direct_read
 from kpgeo.errors import (
     ConfigError,
     CRSMismatchError,
@@ -78,7 +78,8 @@ from kpgeo.items import (
 from kpgeo.masks import get_mask_scheme
 from kpgeo.zones import to_crs, utm_crs_for
 
-__all__ = ["load_cube", "check_clear", "region_mask", "DEFAULT_CHUNKS"]
+__all__ = ["load_cube", "plan_cube", "cube_from_plan", "CubePlan", "check_clear", "region_mask",
+           "DEFAULT_CHUNKS"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,9 @@ log = logging.getLogger(__name__)
 # because warnings.catch_warnings() swaps process-global state and is not
 # thread-safe under dask's threaded scheduler, where these reads happen.
 warnings.filterwarnings("ignore", message="Dataset has no geotransform", module="rasterio.warp")
+# rasterio's rasterize (region_mask) says the same about its in-memory target, which has one
+warnings.filterwarnings("ignore", message="Dataset has no geotransform",
+                        module="rasterio.features")
 
 #: Default dask chunks: the whole time axis per chunk (per-pixel change detection
 #: needs every date of a pixel in one block), 512 × 512 pixels in space.
@@ -191,9 +195,69 @@ def load_cube(
     >>> cube = load_cube("scene/items.json", get_zone("carnot"))  # doctest: +SKIP
     >>> cube.red.isel(time=0).compute()  # doctest: +SKIP
     """
-    import xarray as xr
-    from odc.geo.xr import xr_coords
+    return cube_from_plan(
+        plan_cube(items, aoi, bands=bands, resolution=resolution, crs=crs,
+                  mask_clouds=mask_clouds, resampling=resampling),
+        chunks=chunks,
+    )
 
+
+@dataclass(frozen=True)
+class CubePlan:
+    """Everything known about a cube before any pixel is read (see :func:`plan_cube`).
+
+    Attributes
+    ----------
+    spec
+        :class:`kpgeo._cube_read.BlockSpec`: item clones (paths, no open datasets),
+        footprints, time groups, grid; what a block read needs.
+    times
+        ``datetime64[ns]`` of each time step (sorted).
+    scale, offset
+        ``float32`` arrays ``(time, band)``: the DN scaling of each time step.
+    attrs
+        The cube's attributes (``mask_scheme``, ``platform``, ``collection``,
+        ``bands``, ``crs``, ``resolution``).
+    """
+
+    spec: BlockSpec
+    times: np.ndarray
+    scale: np.ndarray
+    offset: np.ndarray
+    attrs: dict[str, Any]
+
+    @property
+    def geobox(self) -> Any:
+        """The output grid (:class:`odc.geo.geobox.GeoBox`)."""
+        return self.spec.gbox
+
+    def acquisitions(self) -> list[dict[str, Any]]:
+        """Per time step: ``time`` (ISO 8601 UTC), ``key`` (solar day, scaling), ``items`` (ids)."""
+        out = []
+        for i, key in enumerate(self.spec.group_keys):
+            ids = sorted(c.id for c, k in zip(self.spec.clones, self.spec.keys, strict=True)
+                         if k == key)
+            when = np.datetime_as_string(self.times[i], unit="s") + "Z"
+            out.append({"time": when, "key": [key[0], list(key[1])], "items": ids})
+        return out
+
+
+def plan_cube(
+    items: Any,
+    aoi: Any = None,
+    *,
+    bands: Sequence[str] | None = None,
+    resolution: float | None = None,
+    crs: Any = None,
+    mask_clouds: bool = True,
+    resampling: str = "nearest",
+) -> CubePlan:
+    """Check the items and plan the cube's grid and time steps, reading no pixel.
+
+    Same parameters, checks and errors as :func:`load_cube` (which is
+    ``cube_from_plan(plan_cube(...))``); the streamed zone run
+    (:mod:`kpgeo.stream`) reads blocks of the plan itself.
+    """
     item_list = norm_items(items)
     wanted = _norm_bands(bands)
     plans, scheme = _plan_items(item_list, wanted, mask_clouds)
@@ -206,7 +270,6 @@ def load_cube(
     target = _target_crs(plans, crs, aoi_utm, aoi_geom)
     res, anchor = _native_grid(plans, band_list, target, resolution)
     gbox, region, aoi_t = _output_geobox(plans, target, res, anchor, aoi_geom)
-    chunks_ = _norm_chunks(chunks)
 
     clones = [_clone(plan, scheme) for plan in plans]
     lon = _centre_lon(region, target)
@@ -215,11 +278,16 @@ def load_cube(
     times = _group_times(plans, keys, group_keys)
     scale, offset = _group_scaling(group_keys, len(band_list))
     first = plans[0]
+    names = [*band_list, *([scheme] if scheme else [])]
     dtypes, nodata = {}, {}
-    for b in [*band_list, *([scheme] if scheme else [])]:
+    for b in names:
         meta = clones[0].assets[b].extra_fields["raster:bands"][0]
         dtypes[b] = np.dtype(first.headers[b].dtype).name
         nodata[b] = meta.get("nodata", np.nan)
+    resampling_ = {
+        **{b: resampling for b in band_list},
+        **({scheme: "nearest"} if scheme else {}),
+    }
     spec = BlockSpec(
         clones=tuple(clones),
         feet=tuple(_footprints(plans, target)),
@@ -229,25 +297,15 @@ def load_cube(
         scheme=scheme,
         dtypes=dtypes,
         nodata=nodata,
-        resampling={
-            **{b: resampling for b in band_list},
-            **({scheme: "nearest"} if scheme else {}),
-        },
+        resampling=resampling_,
         gbox=gbox,
         aoi=aoi_t,
+        direct=tuple(
+            {b: direct_read(clone.assets[b].href, plan.headers[b], gbox, resampling_[b])
+             for b in names}
+            for plan, clone in zip(plans, clones, strict=True)),
     )
-    arrays = dask_arrays(spec, chunks_, scale, offset)
-    coords = {"time": times, **xr_coords(gbox)}
-    out = {}
-    for b in band_list:
-        out[b] = xr.DataArray(arrays[b], dims=("time", "y", "x"), coords=coords, name=b)
-        out[b].attrs = {"long_name": f"{b} surface reflectance", "units": "1"}
-        out[b].encoding["grid_mapping"] = "spatial_ref"
-    out["clear"] = xr.DataArray(arrays["clear"], dims=("time", "y", "x"), coords=coords)
-    out["clear"].attrs = {"long_name": "usable observation (inside AOI, valid, not masked)"}
-    out["aoi_mask"] = _aoi_mask(out["clear"], gbox, aoi_t)
-    ds = xr.Dataset(out)
-    ds.attrs = {
+    attrs = {
         "mask_scheme": scheme or "none",
         "platform": _join_prop(item_list, "platform"),
         "collection": ",".join(
@@ -257,6 +315,27 @@ def load_cube(
         "crs": f"EPSG:{target.epsg}" if target.epsg else target.to_wkt(),
         "resolution": float(res),
     }
+    return CubePlan(spec=spec, times=times, scale=scale, offset=offset, attrs=attrs)
+
+
+def cube_from_plan(plan: CubePlan, *, chunks: Mapping[str, int] | None = None) -> Any:
+    """Build the lazy cube of a :class:`CubePlan` (see :func:`load_cube` for its layout)."""
+    import xarray as xr
+    from odc.geo.xr import xr_coords
+
+    spec = plan.spec
+    arrays = dask_arrays(spec, _norm_chunks(chunks), plan.scale, plan.offset)
+    coords = {"time": plan.times, **xr_coords(spec.gbox)}
+    out = {}
+    for b in spec.bands:
+        out[b] = xr.DataArray(arrays[b], dims=("time", "y", "x"), coords=coords, name=b)
+        out[b].attrs = {"long_name": f"{b} surface reflectance", "units": "1"}
+        out[b].encoding["grid_mapping"] = "spatial_ref"
+    out["clear"] = xr.DataArray(arrays["clear"], dims=("time", "y", "x"), coords=coords)
+    out["clear"].attrs = {"long_name": "usable observation (inside AOI, valid, not masked)"}
+    out["aoi_mask"] = _aoi_mask(out["clear"], spec.gbox, spec.aoi)
+    ds = xr.Dataset(out)
+    ds.attrs = dict(plan.attrs)
     return ds
 
 

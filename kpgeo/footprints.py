@@ -11,19 +11,32 @@ small pure function on arrays (:func:`footprint_mask`):
    over connected ``pending`` pixels — mining-like runs still too short to be
    confirmed at the last date: the newest pits of a site that opens outward
    from its first pit. Pending pixels never form an object on their own;
-3. connected objects (8-connectivity) are labelled and vectorised with
-   :func:`rasterio.features.shapes`; objects that never show water and are
-   spectrally uniform are *clearings* — a ploughed or long-fallow field, not a
-   pit-and-spoil mosaic — and are left out (:func:`footprint_candidates` keeps
-   them, with ``kind``), unless they lie next to (30 m) a mining object that
-   holds water, or are small (< 0.25 ha) and within 100 m of a river or lake
-   (a gravel pit on a bank).
+3. connected objects (8-connectivity) are labelled and vectorised; objects
+   that never show water and are spectrally uniform are *clearings* — a
+   ploughed or long-fallow field, not a pit-and-spoil mosaic — and are left
+   out (:func:`footprint_candidates` keeps them, with ``kind``), unless they
+   lie within 30 m of a mining object that holds water (a gravel heap of a pit
+   site) or are small (< 0.25 ha) and within 100 m of a river or lake (a
+   gravel pit on a bank; :func:`object_kind`).
 
-Attributes are aggregated per object from the change rasters; ``alert_date`` is
-the date on which the object first reached the mapping unit in confirmed
+The mask's input is one byte per pixel (:func:`footprint_level`: 2 confirmed,
+1 pending, plus a bit for water from the start), and an object's attributes
+only use its mining pixels, so the
+footprints are built from that ``uint8`` raster and the *records* of the mining
+pixels (:func:`pixel_records`) by one function, :func:`objects_from_level`, used
+both here (whole arrays in memory) and by the streamed zone run
+(:mod:`kpgeo.stream`, which gathers the level raster and the records block by
+block): the two give the same footprints. Polygons are traced window by window
+in whole-pixel coordinates and the pieces of an object unioned exactly
+(:func:`vector_pieces`, :func:`merge_pieces`).
+
+Attributes are aggregated per object (:func:`record_attributes`); ``alert_date``
+is the date on which the object first reached the mapping unit in confirmed
 pixels (what an operational alert would have reported). Areas and distances
 are computed in the zone's local UTM CRS (or EPSG:6933 equal-area when there
-is no zone and the cube CRS is geographic).
+is no zone and the cube CRS is geographic). Ids are the position of the
+object's first-confirmed pixel (:func:`footprint_id`): stable from run to run
+as a site grows, and independent of how the grid was cut into blocks.
 
 :func:`detect_footprints` chains :func:`kpgeo.change.detect_changes` and
 :func:`extract_footprints`; :func:`write_detection` writes footprints and the
@@ -44,7 +57,17 @@ from kpgeo.errors import ConfigError, CRSMismatchError
 __all__ = [
     "FOOTPRINT_COLUMNS",
     "DETECT_OUTPUTS",
+    "RECORD_FIELDS",
     "extract_footprints",
+    "footprint_candidates",
+    "footprint_level",
+    "footprint_mask",
+    "pixel_records",
+    "concat_records",
+    "record_attributes",
+    "objects_from_level",
+    "mining_footprints",
+    "footprint_id",
     "detect_footprints",
     "change_rasters",
     "write_detection",
@@ -196,60 +219,247 @@ def _days(change: Any, var: str) -> np.ndarray:
     return out
 
 
-def object_attributes(change: Any, labels: np.ndarray, n: int, *, min_pixels: int) -> Any:
-    """Per-object statistics of the change rasters (one row per label 1..n).
+#: bit of the level raster marking water from the start (a river, a lake: baseline class water)
+LEVEL_RIVER = 4
 
-    Columns: ``first_detected``/``alert_date``/``last_active`` (days),
-    ``state`` (majority code of the mining pixels), ``confidence``,
-    ``water_fraction`` (share of mining pixels mostly under water),
-    ``water_any`` (share that ever showed water), ``texture`` (standard
-    deviation of the pixels' mean NDVI since their break) and the mean indices.
+
+def footprint_level(state: np.ndarray, confidence: np.ndarray, pending: np.ndarray | None = None,
+                    *, baseline: np.ndarray | None = None,
+                    min_confidence: float = 0.0) -> np.ndarray:
+    """Encode the footprint mask's input in one byte per pixel.
+
+    ``level & 3``: 2 confirmed, 1 pending, 0 none; bit :data:`LEVEL_RIVER`: the
+    pixel was water from the start (``baseline`` class water: a river or lake),
+    used to tell a gravel pit on a bank from a field (:func:`object_kind`).
+    Confirmed: a mining state (1-4) with ``confidence >= min_confidence``; pending:
+    a mining-like run still too short to confirm (see :func:`footprint_mask`). The
+    streamed zone run keeps only this ``uint8`` raster for the whole zone.
     """
-    import pandas as pd
-    from scipy import ndimage
+    confirmed = (state >= 1) & (state <= 4) & (confidence >= min_confidence)
+    level = confirmed.astype("uint8") * np.uint8(2)
+    if pending is not None:
+        level[np.asarray(pending, dtype=bool) & ~confirmed] = 1
+    if baseline is not None:
+        level[np.asarray(baseline) == 2] |= np.uint8(LEVEL_RIVER)  # kpgeo.change WATER
+    return level
 
-    idx = np.arange(1, n + 1)
+
+#: per-pixel values kept for every mining pixel (state 1-4), the input of :func:`record_attributes`
+RECORD_FIELDS = ("first_detected", "alert_date", "last_active", "state", "confidence", "water",
+                 "water_any", "mean_ndvi", "mean_mndwi", "mean_bsi")
+
+
+def pixel_records(change: Any, *, row0: int = 0, col0: int = 0, width: int | None = None
+                  ) -> dict[str, np.ndarray]:
+    """Return the values of a change Dataset's mining pixels (state 1-4) as flat columns.
+
+    Parameters
+    ----------
+    change : xarray.Dataset
+        Change rasters of a whole grid or of one block of it (dims ``y, x``).
+    row0, col0 : int
+        Position of the block on the whole grid.
+    width : int, optional
+        Width of the whole grid (default: the block's).
+
+    Returns
+    -------
+    dict
+        ``index`` (int64 flat pixel index on the whole grid) and :data:`RECORD_FIELDS`
+        (float64; dates as whole days since 1970-01-01, NaN where missing). Pixels
+        outside any mining state carry nothing an object attribute uses, so
+        objects are described from these records alone.
+    """
     state = np.asarray(change["state"].values)
-    mining = (state >= 1) & (state <= 4)
+    rows, cols = np.nonzero((state >= 1) & (state <= 4))
+    width = state.shape[1] if width is None else int(width)
+    out = {"index": (rows + row0).astype("int64") * width + (cols + col0)}
 
-    def agg(values, fn):
-        return np.asarray(ndimage.labeled_comprehension(values, labels, idx, fn, float, np.nan))
-
-    def on_mining(var):
+    def column(var: str) -> np.ndarray:
         if var not in change:
-            return np.full(state.shape, np.nan)
-        return np.where(mining, np.asarray(change[var].values, dtype="float64"), np.nan)
+            return np.full(rows.size, np.nan)
+        if np.issubdtype(change[var].dtype, np.datetime64):
+            return _days(change, var)[rows, cols]
+        return np.asarray(change[var].values, dtype="float64")[rows, cols]
 
-    def mode(v):
-        v = v[v > 0]
-        return float(np.bincount(v).argmax()) if v.size else 2.0
-
-    out = pd.DataFrame({
-        "first_detected": agg(_days(change, "first_detected"), np.nanmin),
-        "alert_date": _alert_days(_days(change, "alert_date"), labels, idx, max(min_pixels, 1))
-        if "alert_date" in change else np.full(n, np.nan),
-        "last_active": agg(_days(change, "last_active"), np.nanmax),
-        # pixels added by the closing or the growth have no state: mode over mining pixels
-        "state": agg(np.where(mining, state, 0).astype("int64"), mode),
-        "confidence": agg(on_mining("confidence"), np.nanmean),
-        "water_fraction": agg(on_mining("water"), np.nanmean),
-        "water_any": agg(np.where(mining, on_mining("water_share") > 0, np.nan), np.nanmean)
-        if "water_share" in change else np.full(n, np.nan),
-        "texture": agg(on_mining("mean_ndvi"), np.nanstd),
-    })
-    for var in ("mean_ndvi", "mean_mndwi", "mean_bsi"):
-        out[var] = agg(on_mining(var), np.nanmean)
+    for var in RECORD_FIELDS:
+        if var == "water_any":
+            share = column("water_share")
+            out[var] = np.where(np.isnan(share), np.nan, share > 0)
+        else:
+            out[var] = column(var)
     return out
 
 
+def concat_records(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Join records of several blocks, in pixel order (so sums run in the same order)."""
+    if not parts:
+        return {k: np.empty(0, "int64" if k == "index" else "float64")
+                for k in ("index", *RECORD_FIELDS)}
+    joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    order = np.argsort(joined["index"], kind="stable")
+    return {k: v[order] for k, v in joined.items()}
+
+
+def _per_label(labels: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sum, count) of the finite values per label 0..n."""
+    ok = np.isfinite(values)
+    total = np.bincount(labels[ok], weights=values[ok], minlength=n + 1)
+    return total, np.bincount(labels[ok], minlength=n + 1).astype("float64")
+
+
+def _mean(labels: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    total, count = _per_label(labels, values, n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)[1:]
+
+
+def _extreme(labels: np.ndarray, values: np.ndarray, n: int, fn: Any) -> np.ndarray:
+    ok = np.isfinite(values)
+    out = np.full(n + 1, np.inf if fn is np.minimum else -np.inf)
+    fn.at(out, labels[ok], values[ok])
+    return np.where(np.isfinite(out), out, np.nan)[1:]
+
+
+def _kth_smallest(labels: np.ndarray, values: np.ndarray, n: int, k: int) -> np.ndarray:
+    """Per label, the ``k``-th smallest finite value (the largest when there are fewer)."""
+    ok = np.isfinite(values)
+    lab, val = labels[ok], values[ok]
+    order = np.lexsort((val, lab))
+    lab, val = lab[order], val[order]
+    start = np.searchsorted(lab, np.arange(n + 1))
+    count = np.bincount(lab, minlength=n + 1)
+    out = np.full(n + 1, np.nan)
+    has = count > 0
+    out[has] = val[start[has] + np.minimum(k, count[has]) - 1]
+    return out[1:]
+
+
+def record_attributes(records: dict[str, np.ndarray], labels: np.ndarray, n: int, *,
+                      min_pixels: int) -> Any:
+    """Per-object statistics of the mining pixels' records (one row per label 1..n).
+
+    Parameters
+    ----------
+    records : dict
+        From :func:`pixel_records` / :func:`concat_records`.
+    labels : numpy.ndarray
+        The object label of each record (0: in no object).
+    n : int
+        Number of objects.
+    min_pixels : int
+        Minimum mapping unit in pixels (the ``alert_date`` is the day the object's
+        ``min_pixels``-th pixel was confirmed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``first_detected``/``alert_date``/``last_active`` (days), ``state`` (majority
+        code of the mining pixels, ties to the lower code), ``confidence``,
+        ``water_fraction`` (share of mining pixels mostly under water),
+        ``water_any`` (share that ever showed water), ``texture`` (standard
+        deviation of the pixels' mean NDVI since their break), the mean indices
+        and ``anchor`` (flat index of the object's first-confirmed pixel: the
+        earliest ``alert_date``, then the first in raster order; see :func:`footprint_id`).
+    """
+    import pandas as pd
+
+    lab = np.asarray(labels, dtype="int64")
+    keep = lab > 0
+    lab = lab[keep]
+    rec = {k: v[keep] for k, v in records.items()}
+    state = rec["state"].astype("int64")
+    votes = np.bincount(lab * 5 + np.clip(state, 0, 4), minlength=(n + 1) * 5).reshape(n + 1, 5)
+    mode = np.where(votes[:, 1:].any(axis=1), votes[:, 1:].argmax(axis=1) + 1, 2)[1:]
+    ndvi_mean = _mean(lab, rec["mean_ndvi"], n)
+    spread = (rec["mean_ndvi"] - np.concatenate([[np.nan], ndvi_mean])[lab]) ** 2
+    alert = rec["alert_date"]
+    order = np.lexsort((rec["index"], np.where(np.isfinite(alert), alert, np.inf), lab))
+    lab_o = lab[order]
+    heads = np.r_[True, lab_o[1:] != lab_o[:-1]] if lab.size else np.zeros(0, bool)
+    anchor = np.full(n + 1, -1, "int64")
+    anchor[lab_o[heads]] = rec["index"][order][heads]
+    out = pd.DataFrame({
+        "first_detected": _extreme(lab, rec["first_detected"], n, np.minimum),
+        "alert_date": _kth_smallest(lab, alert, n, max(min_pixels, 1)),
+        "last_active": _extreme(lab, rec["last_active"], n, np.maximum),
+        "state": mode.astype("float64"),
+        "confidence": _mean(lab, rec["confidence"], n),
+        "water_fraction": _mean(lab, rec["water"], n),
+        "water_any": _mean(lab, rec["water_any"], n),
+        "texture": np.sqrt(_mean(lab, spread, n)),
+        "mean_ndvi": ndvi_mean,
+        "mean_mndwi": _mean(lab, rec["mean_mndwi"], n),
+        "mean_bsi": _mean(lab, rec["mean_bsi"], n),
+    })
+    out["anchor"] = anchor[1:]
+    return out
+
+
+def footprint_id(zone_id: str | None, anchor: int, *, width: int, transform: Any) -> str:
+    """Stable id of a footprint: its zone and the grid position of its first-confirmed pixel.
+
+    ``"<zone>-<x>E-<y>N"`` with the pixel centre in the grid CRS (metres, or
+    degrees to the pixel's precision). A site keeps its id from run to run as
+    it grows (a pixel confirmed later never precedes the anchor), and the id
+    does not depend on how the zone was cut into blocks.
+    """
+    row, col = divmod(int(anchor), int(width))
+    x, y = transform * (col + 0.5, row + 0.5)
+    res = abs(transform.a)
+    digits = max(0, int(np.ceil(-np.log10(res)))) if res < 1 else 0
+    return f"{zone_id or 'fp'}-{x:.{digits}f}E-{y:.{digits}f}N"
+
+
+def vector_pieces(labels: np.ndarray, *, row0: int = 0, col0: int = 0) -> dict[int, list]:
+    """Polygons of each label in a (window of a) label raster, in whole-grid pixel coordinates.
+
+    Coordinates are pixel corners (column, row) of the whole grid, whole numbers,
+    so the pieces of one object cut by block edges join exactly (:func:`merge_pieces`).
+    """
+    import rasterio.features
+    from affine import Affine
+    from shapely.geometry import shape
+
+    pieces: dict[int, list] = {}
+    lab = np.ascontiguousarray(labels, dtype="int32")
+    for geom, val in rasterio.features.shapes(lab, mask=lab > 0, connectivity=8,
+                                              transform=Affine.translation(col0, row0)):
+        pieces.setdefault(int(val), []).append(shape(geom))
+    return pieces
+
+
+def merge_pieces(pieces: dict[int, list], n: int, transform: Any) -> list:
+    """One geometry per label 1..n from its pieces, on the grid's CRS coordinates.
+
+    Pieces are made valid (pixels that touch only at a corner are traced as one
+    self-touching ring: two polygons sharing a vertex), unioned in pixel
+    coordinates (exact: whole numbers), collinear vertices left by block edges
+    are dropped and the vertex order is normalised, so an object gives the same
+    polygon however the grid was cut into blocks.
+    """
+    import shapely
+
+    a, b, c, d, e, f = tuple(transform)[:6]
+    out = []
+    for i in range(1, n + 1):
+        geom = shapely.union_all(shapely.make_valid(pieces.get(i, [])))
+        geom = shapely.normalize(shapely.simplify(geom, 0))
+        out.append(shapely.transform(
+            geom, lambda xy: np.column_stack([a * xy[:, 0] + b * xy[:, 1] + c,
+                                              d * xy[:, 0] + e * xy[:, 1] + f])))
+    return out
+
+
+
 def object_kind(attrs: Any, area_ha: np.ndarray, *, clearing_min_area_ha: float | None,
-                near_wet: np.ndarray | None = None) -> np.ndarray:
+                pit_context: np.ndarray | None = None) -> np.ndarray:
     """``"mining"`` or ``"clearing"`` per object (see :data:`CLEARING_MAX_WATER`).
 
     Artisanal alluvial mining is a mosaic of water-filled pits, gravel and spoil;
     a ploughed or long-fallow field is one uniform, dry patch. An object of at
     least ``clearing_min_area_ha`` that never shows water and is uniform is a
-    clearing — unless ``near_wet`` says it sits where pits are dug (next to a
+    clearing — unless ``pit_context`` says it sits where pits are dug (next to a
     water-bearing mining object, or small and beside a river; see
     :func:`_pit_context`). ``None`` disables the test.
     """
@@ -259,10 +469,17 @@ def object_kind(attrs: Any, area_ha: np.ndarray, *, clearing_min_area_ha: float 
     dry = attrs["water_any"].fillna(0).to_numpy() < CLEARING_MAX_WATER
     uniform = attrs["texture"].fillna(0).to_numpy() < CLEARING_MAX_TEXTURE
     clearing = dry & uniform & (np.asarray(area_ha) >= clearing_min_area_ha)
-    if near_wet is not None:
-        clearing &= ~near_wet
+    if pit_context is not None:
+        clearing &= ~np.asarray(pit_context, bool)
     kind[clearing] = "clearing"
     return kind
+
+
+#: a dry object next to a water-bearing mining object (this close) belongs to its pit site
+SITE_DISTANCE_M = 30.0
+#: a small dry object (below PIT_MAX_HA) this close to a river or lake is a gravel pit
+RIVER_DISTANCE_M = 100.0
+PIT_MAX_HA = 0.25
 
 
 def objects_near(labels: np.ndarray, n: int, region: np.ndarray, *, radius: int) -> np.ndarray:
@@ -282,43 +499,21 @@ def near_wet_objects(labels: np.ndarray, wet: np.ndarray, *, radius: int) -> np.
     return objects_near(labels, len(wet), wet_lab[labels], radius=radius) & ~wet
 
 
-#: a dry object next to a water-bearing mining object (this close) belongs to its pit site
-SITE_DISTANCE_M = 30.0
-#: a small dry object (below PIT_MAX_HA) this close to a river or lake is a gravel pit
-RIVER_DISTANCE_M = 100.0
-PIT_MAX_HA = 0.25
+def _pit_context(labels: np.ndarray, n: int, attrs: Any, *, river: np.ndarray,
+                 px_m: float) -> Any:
+    """Where a dry object sits where pits are dug; returns ``f(area_ha) -> bool per object``.
 
-
-def _pit_context(change: Any, labels: np.ndarray, attrs: Any, area_ha: Any, *,
-                 px_m: float) -> np.ndarray:
-    """Per object: whether a dry object sits where pits are dug (see :func:`object_kind`).
-
-    Next to (``SITE_DISTANCE_M``) a mining object that holds water — a gravel
-    heap of a pit site —, or small (< ``PIT_MAX_HA``) and within
-    ``RIVER_DISTANCE_M`` of water that was there from the start (a river or lake:
-    the pixels whose baseline class is water) — a gravel pit on a bank.
+    Next to (:data:`SITE_DISTANCE_M`) a mining object that holds water — a gravel
+    heap of a pit site —, or small (< :data:`PIT_MAX_HA`) and within
+    :data:`RIVER_DISTANCE_M` of water that was there from the start (a river or
+    lake) — a gravel pit on a bank. Computed on the label raster once; the area
+    test waits for the polygons.
     """
-    n = len(attrs)
     wet = attrs["water_any"].fillna(0).to_numpy() >= CLEARING_MAX_WATER
     near = near_wet_objects(labels, wet, radius=max(1, int(round(SITE_DISTANCE_M / px_m))))
-    if "baseline_class" in change:
-        river = np.asarray(change["baseline_class"].values) == 2  # kpgeo.change WATER
-        reach = max(1, int(round(RIVER_DISTANCE_M / px_m)))
-        by_river = objects_near(labels, n, river, radius=reach)
-        near |= by_river & (np.asarray(area_ha) < PIT_MAX_HA)
-    return near
-
-
-def _vectorise(labels: np.ndarray, n: int, transform: Any) -> list:
-    import rasterio.features
-    import shapely
-    from shapely.geometry import shape
-
-    geoms: dict[int, list] = {}
-    for geom, val in rasterio.features.shapes(labels.astype("int32"), mask=labels > 0,
-                                              transform=transform, connectivity=8):
-        geoms.setdefault(int(val), []).append(shape(geom))
-    return [shapely.union_all(geoms[i]) for i in range(1, n + 1)]
+    reach = max(1, int(round(RIVER_DISTANCE_M / px_m)))
+    by_river = objects_near(labels, n, river, radius=reach)
+    return lambda area_ha: near | (by_river & (np.asarray(area_ha) < PIT_MAX_HA))
 
 
 def _zone_relation(gdf: Any, metric: Any, zone_geom: Any, metric_crs: Any) -> None:
@@ -339,6 +534,103 @@ def _zone_relation(gdf: Any, metric: Any, zone_geom: Any, metric_crs: Any) -> No
     gdf["inside_zone"] = inside
 
 
+def _empty_candidates(crs: Any) -> Any:
+    import geopandas as gpd
+    import pandas as pd
+
+    columns = FOOTPRINT_COLUMNS + ["kind", "water_any", "texture"]
+    return gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in columns if c != "geometry"},
+                            geometry=gpd.GeoSeries([], crs=crs), crs=crs)[columns]
+
+
+def _metric_setup(crs: Any, transform: Any, zone: Any, min_area_ha: float) -> tuple:
+    """(zone id, zone geometry, metric CRS, minimum mapping unit in pixels)."""
+    from pyproj import CRS
+
+    zone_id, zone_geom, metric_crs = _zone_parts(zone)
+    metric_crs = CRS.from_user_input(metric_crs if metric_crs is not None else
+                                     (crs if crs.is_projected else CRS.from_epsg(6933)))
+    px_area = _pixel_area_m2(crs, transform, metric_crs)
+    min_pixels = int(np.ceil(min_area_ha * 10_000.0 / px_area - 1e-9)) if min_area_ha else 0
+    return zone_id, zone_geom, metric_crs, min_pixels
+
+
+def objects_from_level(
+    level: np.ndarray,
+    records: dict[str, np.ndarray],
+    *,
+    crs: Any,
+    transform: Any,
+    zone: Any = None,
+    has_pending: bool = True,
+    min_area_ha: float = 0.05,
+    closing_radius: int = 1,
+    clearing_min_area_ha: float | None = 0.0,
+    windows: list[tuple[int, int, int, int]] | None = None,
+) -> Any:
+    """Every object of a grid's footprint mask, from its level raster and mining-pixel records.
+
+    The one implementation behind :func:`footprint_candidates` (whole arrays in
+    memory) and the streamed zone run (:mod:`kpgeo.stream`: the level raster and
+    the records gathered block by block), so both give the same footprints.
+
+    Parameters
+    ----------
+    level : numpy.ndarray of uint8
+        :func:`footprint_level` of the whole grid.
+    records : dict
+        :func:`concat_records` of the grid's :func:`pixel_records`.
+    crs, transform
+        The grid's CRS (pyproj) and affine transform.
+    has_pending : bool
+        The level raster marks pending pixels (False: no growth step).
+    windows : list of (y0, y1, x0, x1), optional
+        Vectorise window by window (blocks); default: the whole grid at once.
+    zone, min_area_ha, closing_radius, clearing_min_area_ha
+        See :func:`extract_footprints`.
+    """
+    import geopandas as gpd
+    import pandas as pd
+    from scipy import ndimage
+
+    zone_id, zone_geom, metric_crs, min_pixels = _metric_setup(crs, transform, zone, min_area_ha)
+    mining_level = level & np.uint8(3)
+    mask = footprint_mask(mining_level == 2, (mining_level == 1) if has_pending else None,
+                          min_pixels=min_pixels, closing_radius=int(closing_radius))
+    del mining_level
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), int))
+    del mask
+    if n == 0:
+        return _empty_candidates(crs)
+    attrs = record_attributes(records, labels.ravel()[records["index"]], n,
+                              min_pixels=min_pixels)
+    pieces: dict[int, list] = {}
+    height, width = labels.shape
+    for y0, y1, x0, x1 in windows or [(0, height, 0, width)]:
+        for i, parts in vector_pieces(labels[y0:y1, x0:x1], row0=y0, col0=x0).items():
+            pieces.setdefault(i, []).extend(parts)
+    pit_context = _pit_context(labels, n, attrs, river=(level & np.uint8(LEVEL_RIVER)) > 0,
+                               px_m=abs(transform.a))
+    del labels
+    gdf = gpd.GeoDataFrame(attrs.drop(columns="anchor"),
+                           geometry=merge_pieces(pieces, n, transform), crs=crs)
+    metric = gdf.to_crs(metric_crs)
+    gdf["area_ha"] = metric.geometry.area.to_numpy() / 10_000.0
+    for col in ("first_detected", "alert_date", "last_active"):
+        d = gdf[col].to_numpy(dtype="float64")
+        gdf[col] = pd.to_datetime(np.where(np.isfinite(d), d, np.nan), unit="D")
+    gdf["state"] = [STATE_NAMES.get(int(s), "active") for s in gdf["state"]]
+    gdf["kind"] = object_kind(attrs, gdf["area_ha"].to_numpy(),
+                              clearing_min_area_ha=clearing_min_area_ha,
+                              pit_context=pit_context(gdf["area_ha"].to_numpy()))
+    gdf["zone"] = zone_id
+    _zone_relation(gdf, metric, zone_geom, metric_crs)
+    gdf["id"] = [footprint_id(zone_id, a, width=width, transform=transform)
+                 for a in attrs["anchor"]]
+    gdf = gdf.sort_values(["first_detected", "id"], kind="stable").reset_index(drop=True)
+    return gdf[FOOTPRINT_COLUMNS + ["kind", "water_any", "texture"]]
+
+
 def footprint_candidates(
     change: Any,
     *,
@@ -353,53 +645,27 @@ def footprint_candidates(
     Same parameters and columns as :func:`extract_footprints`, plus ``kind``,
     ``water_any`` and ``texture``.
     """
-    import geopandas as gpd
-    import pandas as pd
-    from pyproj import CRS
-    from scipy import ndimage
-
     _check_args(min_area_ha, min_confidence, closing_radius, clearing_min_area_ha)
     for var in ("state", "confidence", "first_detected", "last_active"):
         if var not in change:
             raise ConfigError(f"The change Dataset lacks `{var}`; pass the output of "
                               f"kpgeo.change.detect_changes.")
-    crs, transform = _crs_of(change), _transform_of(change)
-    zone_id, zone_geom, metric_crs = _zone_parts(zone)
-    metric_crs = CRS.from_user_input(metric_crs if metric_crs is not None else
-                                     (crs if crs.is_projected else CRS.from_epsg(6933)))
-    px_area = _pixel_area_m2(crs, transform, metric_crs)
-    min_pixels = int(np.ceil(min_area_ha * 10_000.0 / px_area - 1e-9)) if min_area_ha else 0
-
-    state = np.asarray(change["state"].values)
-    confirmed = (state >= 1) & (state <= 4) & \
-        (np.asarray(change["confidence"].values) >= min_confidence)
     pending = np.asarray(change["pending"].values, dtype=bool) if "pending" in change else None
-    mask = footprint_mask(confirmed, pending, min_pixels=min_pixels,
-                          closing_radius=int(closing_radius))
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3), int))
-    columns = FOOTPRINT_COLUMNS + ["kind", "water_any", "texture"]
-    if n == 0:
-        return gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in columns
-                                 if c != "geometry"}, geometry=gpd.GeoSeries([], crs=crs),
-                                crs=crs)[columns]
+    level = footprint_level(np.asarray(change["state"].values),
+                            np.asarray(change["confidence"].values), pending,
+                            baseline=np.asarray(change["baseline_class"].values)
+                            if "baseline_class" in change else None,
+                            min_confidence=min_confidence)
+    return objects_from_level(
+        level, concat_records([pixel_records(change)]), crs=_crs_of(change),
+        transform=_transform_of(change), zone=zone, has_pending=pending is not None,
+        min_area_ha=min_area_ha, closing_radius=closing_radius,
+        clearing_min_area_ha=clearing_min_area_ha)
 
-    attrs = object_attributes(change, labels, n, min_pixels=min_pixels)
-    gdf = gpd.GeoDataFrame(attrs, geometry=_vectorise(labels, n, transform), crs=crs)
-    metric = gdf.to_crs(metric_crs)
-    gdf["area_ha"] = metric.geometry.area.to_numpy() / 10_000.0
-    for col in ("first_detected", "alert_date", "last_active"):
-        d = gdf[col].to_numpy(dtype="float64")
-        gdf[col] = pd.to_datetime(np.where(np.isfinite(d), d, np.nan), unit="D")
-    gdf["state"] = [STATE_NAMES.get(int(s), "active") for s in gdf["state"]]
-    gdf["kind"] = object_kind(attrs, gdf["area_ha"].to_numpy(),
-                              clearing_min_area_ha=clearing_min_area_ha,
-                              near_wet=_pit_context(change, labels, attrs, gdf["area_ha"],
-                                                    px_m=abs(transform.a)))
-    gdf["zone"] = zone_id
-    _zone_relation(gdf, metric, zone_geom, metric_crs)
-    gdf = gdf.sort_values("first_detected", kind="stable").reset_index(drop=True)
-    gdf["id"] = [f"{zone_id or 'fp'}-candidate-{i + 1:05d}" for i in range(len(gdf))]
-    return gdf[columns]
+
+def mining_footprints(candidates: Any) -> Any:
+    """Keep the mining objects of :func:`footprint_candidates` (drop clearings) and its columns."""
+    return candidates[candidates["kind"] == "mining"].reset_index(drop=True)[FOOTPRINT_COLUMNS]
 
 
 def extract_footprints(
@@ -429,20 +695,21 @@ def extract_footprints(
     closing_radius : int
         Radius (pixels) of the morphological closing; 0 disables it.
     clearing_min_area_ha : float or None
-        Objects at least this large that are dry and uniform, and not next to
-        a water-bearing mining object, are clearings, not mining (see
-        :func:`object_kind`; default 0: any size); None keeps every object.
+        Objects at least this large that are dry and uniform, and not where
+        pits are dug, are clearings, not mining (see :func:`object_kind`;
+        default 0: any size); None keeps every object.
 
     Returns
     -------
     geopandas.GeoDataFrame
-        Columns :data:`FOOTPRINT_COLUMNS`, in the CRS of the change rasters.
-        ``state`` is the majority state name of the object's pixels;
-        ``first_detected`` the earliest pixel break, ``alert_date`` the date the
-        object first reached the mapping unit in confirmed pixels,
-        ``last_active`` the latest pixel date; ``distance_to_boundary_m`` is the
-        signed distance from the footprint centroid to the zone boundary
-        (negative inside). Ids are in order of ``first_detected``.
+        Columns :data:`FOOTPRINT_COLUMNS`, in the CRS of the change rasters,
+        sorted by ``first_detected`` then ``id``. ``id`` is stable from run to
+        run (:func:`footprint_id`); ``state`` is the majority state name of the
+        object's pixels; ``first_detected`` the earliest pixel break,
+        ``alert_date`` the date the object first reached the mapping unit in
+        confirmed pixels, ``last_active`` the latest pixel date;
+        ``distance_to_boundary_m`` is the signed distance from the footprint
+        centroid to the zone boundary (negative inside).
 
     Raises
     ------
@@ -451,24 +718,10 @@ def extract_footprints(
     kpgeo.errors.CRSMismatchError
         The rasters carry no CRS.
     """
-    cand = footprint_candidates(change, zone=zone, min_area_ha=min_area_ha,
-                                min_confidence=min_confidence, closing_radius=closing_radius,
-                                clearing_min_area_ha=clearing_min_area_ha)
-    fps = cand[cand["kind"] == "mining"].reset_index(drop=True)
-    prefix = (fps["zone"].iloc[0] if len(fps) else None) or "fp"
-    fps["id"] = [f"{prefix}-{i + 1:05d}" for i in range(len(fps))]
-    return fps[FOOTPRINT_COLUMNS]
+    return mining_footprints(footprint_candidates(
+        change, zone=zone, min_area_ha=min_area_ha, min_confidence=min_confidence,
+        closing_radius=closing_radius, clearing_min_area_ha=clearing_min_area_ha))
 
-
-def _alert_days(alert: np.ndarray, labels: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
-    """Per object, the day its ``k``-th pixel was confirmed (the object reached the MMU)."""
-    from scipy import ndimage
-
-    def kth(v):
-        v = np.sort(v[np.isfinite(v)])
-        return v[min(k, v.size) - 1] if v.size else np.nan
-
-    return np.asarray(ndimage.labeled_comprehension(alert, labels, idx, kth, float, np.nan))
 
 
 def detect_footprints(

@@ -9,13 +9,29 @@ GeoTIFFs (``https://``, ``s3://``) are read the way GDAL recommends for COGs:
   opening a COG costs one or two range requests, never a listing of the bucket;
 - range requests issued in parallel and neighbouring ranges merged
   (``GDAL_HTTP_MULTIRANGE``, ``GDAL_HTTP_MERGE_CONSECUTIVE_RANGES``);
-- a block cache per file and a shared cache of downloaded regions
-  (``VSI_CACHE``, ``CPL_VSIL_CURL_CACHE_SIZE``);
+- one shared, process-wide cache of downloaded regions
+  (``CPL_VSIL_CURL_CACHE_SIZE``, 256 MB) and **no** per-file cache
+  (``VSI_CACHE=FALSE``): GDAL's per-file cache keeps up to ``VSI_CACHE_SIZE``
+  of raw bytes for every open file, and the streamed zone run keeps hundreds
+  of files open between blocks (that cache cost ~1.5 MB per open file and
+  grew with every block read; local files have the OS page cache anyway);
 - HTTP errors retried with exponential backoff (``GDAL_HTTP_MAX_RETRY``,
   ``GDAL_HTTP_RETRY_DELAY``; GDAL retries 429, 500, 502, 503 and 504 and doubles
   the delay each time), a connect and a total timeout;
 - one decoding thread per read (``GDAL_NUM_THREADS=1``): dask already reads
-  many blocks at once, more threads per block would oversubscribe the cores.
+  many blocks at once, more threads per block would oversubscribe the cores;
+- a small raster block cache, 64 MB (:func:`limit_block_cache`, called by the
+  streamed zone run): blocks are read on the files' own tile grid, each tile
+  once, from datasets kept open between blocks, so a larger cache only holds
+  decoded tiles nobody reads again (GDAL's default, 5 % of RAM, is over 1 GB of
+  resident memory on a 24 GB machine). GDAL has one block cache per process,
+  so this is set once per process, not in :func:`rio_env` (an ``Env`` that sets
+  ``GDAL_CACHEMAX`` resets the process-wide cache size when it exits, under
+  other threads' feet); ``GDAL_CACHEMAX`` in the environment wins.
+
+Writing (:data:`COG_OPTIONS`): the streamed zone run writes its rasters as
+tiled GeoTIFFs window by window and copies them into Cloud-Optimised GeoTIFFs
+with GDAL's COG driver (DEFLATE, 512 px tiles, overviews), with these options.
 
 A setting already in the environment (``export GDAL_HTTP_MAX_RETRY=10``) wins
 over kpgeo's default, so operators tune reads the usual GDAL way.
@@ -31,7 +47,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["GDAL_READ_DEFAULTS", "read_options", "rio_env", "read_error_message"]
+__all__ = ["GDAL_READ_DEFAULTS", "BLOCK_CACHE_MB", "COG_OPTIONS", "TILED_GTIFF_OPTIONS",
+           "read_options", "rio_env", "limit_block_cache", "read_error_message"]
 
 #: kpgeo's defaults for every raster read (see the module docstring).
 GDAL_READ_DEFAULTS: dict[str, str] = {
@@ -39,14 +56,32 @@ GDAL_READ_DEFAULTS: dict[str, str] = {
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.TIF,.tiff,.TIFF,.jp2,.JP2,.vrt",
     "GDAL_HTTP_MULTIRANGE": "YES",
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-    "VSI_CACHE": "TRUE",
-    "VSI_CACHE_SIZE": str(32 * 2**20),
+    "VSI_CACHE": "FALSE",
     "CPL_VSIL_CURL_CACHE_SIZE": str(256 * 2**20),
     "GDAL_HTTP_MAX_RETRY": "5",
     "GDAL_HTTP_RETRY_DELAY": "1",
     "GDAL_HTTP_CONNECTTIMEOUT": "20",
     "GDAL_HTTP_TIMEOUT": "120",
     "GDAL_NUM_THREADS": "1",
+}
+#: size of GDAL's (process-wide) raster block cache for kpgeo's streamed reads, MB
+BLOCK_CACHE_MB = 64
+
+#: creation options of the output COGs (GDAL's COG driver)
+COG_OPTIONS: dict[str, str] = {
+    "compress": "DEFLATE",
+    "blocksize": "512",
+    "overview_resampling": "nearest",
+    "num_threads": "2",
+}
+#: creation options of the tiled GeoTIFFs written window by window before the COG copy
+TILED_GTIFF_OPTIONS: dict[str, Any] = {
+    "tiled": True,
+    "blockxsize": 512,
+    "blockysize": 512,
+    "compress": "ZSTD",
+    "zstd_level": 1,
+    "bigtiff": "IF_SAFER",
 }
 
 
@@ -63,7 +98,8 @@ def read_options(**overrides: Any) -> dict[str, str]:
     dict
         Option name -> string value, ready for :class:`rasterio.Env`.
     """
-    options = {key: os.environ.get(key, value) for key, value in GDAL_READ_DEFAULTS.items()}
+    options: dict[str, Any] = {key: os.environ.get(key, value)
+                               for key, value in GDAL_READ_DEFAULTS.items()}
     options.update({key: str(value) for key, value in overrides.items()})
     return options
 
@@ -79,6 +115,23 @@ def rio_env(**overrides: Any) -> Iterator[Any]:
 
     with rasterio.Env(**read_options(**overrides)) as env:
         yield env
+
+
+_CACHE_SET: list[bool] = []
+
+
+def limit_block_cache(mb: int = BLOCK_CACHE_MB) -> None:
+    """Set GDAL's process-wide raster block cache to ``mb`` megabytes, once per process.
+
+    Does nothing when ``GDAL_CACHEMAX`` is set in the environment (the
+    operator's choice), or when it was already done in this process.
+    """
+    if _CACHE_SET or "GDAL_CACHEMAX" in os.environ:
+        return
+    from rasterio.env import set_gdal_config
+
+    set_gdal_config("GDAL_CACHEMAX", int(mb) * 2**20)  # an int: bytes, process-wide
+    _CACHE_SET.append(True)
 
 
 _HTTP_CODE = re.compile(r"HTTP (?:response code|error code)\s*:?\s*(\d{3})", re.IGNORECASE)

@@ -40,6 +40,7 @@ import logging
 import os
 import time
 import tomllib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,6 @@ from kpgeo._version import __version__
 from kpgeo.errors import (
     ConfigError,
     KpgeoError,
-    NoDataError,
     OutputWriteError,
     RunLockedError,
 )
@@ -64,6 +64,7 @@ __all__ = [
     "run_pipeline",
     "dask_scheduler",
     "asset_identity",
+    "item_digests",
     "ZONE_OUTPUTS",
 ]
 
@@ -268,7 +269,8 @@ def dask_scheduler(spec: str | None = None) -> Any:
     spec
         ``None`` or ``"threads"`` (default: threads in this process),
         ``"local"`` (a :class:`distributed.LocalCluster` of one single-threaded
-        worker process per core), or the address of a running Dask scheduler
+        worker process per core; ``"local:N"``: N worker processes), or the
+        address of a running Dask scheduler
         (``"tcp://host:8786"``), so a run can use a cluster with a shared store.
         Tasks receive file paths, never open datasets, so they run on any worker
         that sees the same files.
@@ -285,11 +287,12 @@ def dask_scheduler(spec: str | None = None) -> Any:
         raise ConfigError(
             f"scheduler {spec!r} needs dask.distributed: pip install 'kpgeo[distributed]'"
         ) from exc
-    if spec == "local":
+    workers = _local_workers(spec)
+    if workers:
         quiet = logging.getLogger("distributed").getEffectiveLevel()
         with (
             LocalCluster(
-                n_workers=os.cpu_count() or 1,
+                n_workers=workers,
                 threads_per_worker=1,
                 dashboard_address=None,
                 silence_logs=max(quiet, logging.WARNING),
@@ -310,8 +313,21 @@ def dask_scheduler(spec: str | None = None) -> Any:
             yield client
     else:
         raise ConfigError(
-            f"unknown scheduler {spec!r}; use 'threads', 'local' or a 'tcp://host:port' address"
+            f"unknown scheduler {spec!r}; use 'threads', 'local', 'local:N' or a "
+            "'tcp://host:port' address"
         )
+
+
+def _local_workers(spec: str) -> int:
+    """Worker processes of a ``local`` / ``local:N`` scheduler spec (0: not a local cluster)."""
+    if spec == "local":
+        return os.cpu_count() or 1
+    name, _, count = spec.partition(":")
+    if name != "local" or "//" in count:
+        return 0
+    if not count.isdigit() or not 1 <= int(count) <= 1024:
+        raise ConfigError(f"scheduler {spec!r}: local:N needs a number of workers 1..1024")
+    return int(count)
 
 
 def asset_identity(href: str, cache: dict[str, list] | None = None) -> str:
@@ -371,29 +387,56 @@ def _load_hash_cache(out: Path) -> dict[str, list]:
     return cache if isinstance(cache, dict) else {}
 
 
-def _fingerprint(job: ZoneJob, config: RunConfig, cache: dict[str, list] | None = None) -> str:
-    """Hash of everything a zone's result depends on: imagery, zone, parameters, version."""
+def _asset_identities(items: list[Any], cache: dict[str, list] | None) -> dict[str, str]:
+    """Href -> :func:`asset_identity` of every asset of ``items`` (hashed in a few threads)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from kpgeo.items import read_items
-
-    start = time.perf_counter()
-    items = sorted(read_items(job.items), key=lambda it: it.id)
     hrefs = sorted(
         {a.get_absolute_href() or a.href for item in items for a in item.assets.values()}
     )
     with ThreadPoolExecutor(max_workers=4) as pool:
-        identities = dict(zip(hrefs, pool.map(lambda h: asset_identity(h, cache), hrefs),
-                              strict=True))
+        return dict(zip(hrefs, pool.map(lambda h: asset_identity(h, cache), hrefs),
+                        strict=True))
+
+
+def _item_bytes(item: Any, identities: dict[str, str]) -> Iterator[bytes]:
+    """Yield what identifies an item: its metadata (dates, scaling, hrefs...), its files."""
+    yield json.dumps(item.to_dict(), sort_keys=True, default=str).encode()
+    for key in sorted(item.assets):
+        href = item.assets[key].get_absolute_href() or item.assets[key].href
+        yield f"{key}:{identities[href]}".encode()
+
+
+def item_digests(items: list[Any], cache: dict[str, list] | None = None) -> dict[str, str]:
+    """Item id -> SHA-256 of its metadata and the content of its asset files.
+
+    A stored detector state is continued only while the items of every date it
+    holds keep their digests (:mod:`kpgeo.state_store`): new bytes in an old
+    date's file, or an edited item, redo the zone.
+    """
+    identities = _asset_identities(items, cache)
+    out = {}
+    for item in items:
+        digest = hashlib.sha256()
+        for chunk in _item_bytes(item, identities):
+            digest.update(chunk)
+        out[item.id] = digest.hexdigest()
+    return out
+
+
+def _fingerprint(job: ZoneJob, config: RunConfig, cache: dict[str, list] | None = None) -> str:
+    """Hash of everything a zone's result depends on: imagery, zone, parameters, version."""
+    from kpgeo.items import read_items
+
+    start = time.perf_counter()
+    items = sorted(read_items(job.items), key=lambda it: it.id)
+    identities = _asset_identities(items, cache)
     digest = hashlib.sha256()
     for item in items:
-        # the item's metadata (dates, scaling, geometry, hrefs) and its files' content
-        digest.update(json.dumps(item.to_dict(), sort_keys=True, default=str).encode())
-        for key in sorted(item.assets):
-            href = item.assets[key].get_absolute_href() or item.assets[key].href
-            digest.update(f"{key}:{identities[href]}".encode())
+        for chunk in _item_bytes(item, identities):
+            digest.update(chunk)
     log.debug("%s: fingerprint of %d item(s), %d asset(s) in %.1f s", job.zone.id, len(items),
-              len(hrefs), time.perf_counter() - start)
+              len(identities), time.perf_counter() - start)
     settings = {
         "zone": job.zone.id,
         "zone_wkb": hashlib.sha256(job.zone.geometry.wkb).hexdigest(),
@@ -430,6 +473,10 @@ class ZoneResult:
     """DataFrame of clear-observation coverage per date for the zone and its ring."""
     cube: Any
     """The lazy cube the results came from (for composites in reports)."""
+    new_dates: int | None = None
+    """Dates read in this run (the others came from the stored detector state)."""
+    redo_reason: str | None = None
+    """Why a stored detector state could not be continued, if one was found."""
 
 
 def process_zone(
@@ -441,12 +488,21 @@ def process_zone(
     min_area_ha: float = 0.05,
     params: Any = None,
     progress: bool = False,
+    incremental: bool = True,
+    hash_cache: dict[str, list] | None = None,
+    block: int | None = None,
+    time_chunk: int | None = None,
 ) -> ZoneResult:
     """Detect mining in a zone and the ring just outside it, and write the zone's files.
 
-    Loads the cube over the zone ∪ ring, measures clear coverage, refuses an
-    all-cloud series, detects footprints and writes ``ZONE_OUTPUTS`` into ``out_dir``.
-    This is what ``kpgeo detect`` and each zone of ``kpgeo run`` do.
+    Plans the cube over the zone ∪ ring (item headers only), then streams it
+    block by block (:func:`kpgeo.stream.stream_zone`): bounded memory for any
+    zone size and number of dates, the six change rasters written as COGs, the
+    detector state kept in ``out_dir/state.zarr`` so that a later run with new
+    dates processes only those (same result as a run over all dates). Refuses
+    an all-cloud series; writes ``ZONE_OUTPUTS`` into ``out_dir``. This is what
+    ``kpgeo detect`` and each zone of ``kpgeo run`` do; it runs on the active
+    Dask scheduler (:func:`dask_scheduler`).
 
     Parameters
     ----------
@@ -464,6 +520,15 @@ def process_zone(
         :class:`kpgeo.change.ChangeParams`; default parameters when None.
     progress
         Show a progress bar on stderr while computing.
+    incremental
+        Continue the stored detector state when it can be (same parameters,
+        kpgeo version and grid, the dates it holds unchanged); False: every date
+        from scratch.
+    hash_cache
+        Asset content-hash cache (see :func:`asset_identity`), updated in place.
+    block, time_chunk
+        Block side in pixels and dates read at once (memory, not results;
+        defaults :data:`kpgeo.stream.DEFAULT_BLOCK`, :data:`kpgeo.stream.DEFAULT_TIME_CHUNK`).
 
     Raises
     ------
@@ -472,41 +537,49 @@ def process_zone(
     """
     from kpgeo import io
     from kpgeo.console import step
-    from kpgeo.cube import load_cube
-    from kpgeo.footprints import detect_footprints, write_detection
+    from kpgeo.cube import cube_from_plan, plan_cube
+    from kpgeo.items import norm_items
+    from kpgeo.stream import DEFAULT_BLOCK, DEFAULT_TIME_CHUNK, stream_zone
     from kpgeo.summary import cube_summary
-    from kpgeo.timeseries import clear_coverage, zone_regions
 
+    out = io.make_dir(out_dir)
     watched = zone.geometry.union(zone.ring(ring_width_m))
     with step(f"{zone.id}: reading item headers"):
-        cube = load_cube(items, aoi=watched)
+        item_list = norm_items(items)
+        plan = plan_cube(item_list, aoi=watched)
+        digests = item_digests(item_list, hash_cache)
+    gbox = plan.geobox
     log.info(
         "%s: %d date(s), %s x %s px at %g m in %s, bands %s",
-        zone.id, cube.sizes["time"], cube.sizes["y"], cube.sizes["x"],
-        cube.attrs.get("resolution", float("nan")), cube.attrs.get("crs"),
-        cube.attrs.get("bands"),
+        zone.id, len(plan.times), gbox.shape[0], gbox.shape[1],
+        plan.attrs.get("resolution", float("nan")), plan.attrs.get("crs"),
+        plan.attrs.get("bands"),
     )  # fmt: skip
-    with step(f"{zone.id}: clear coverage", progress=progress):
-        coverage = clear_coverage(cube, zone_regions([zone], ring_width_m=ring_width_m))
-    if not (coverage["clear_fraction"].fillna(0) > 0).any():
-        raise NoDataError(
-            f"{zone.id}: no clear observation of the zone or its ring in {items} "
-            f"({cube.sizes['time']} dates, all cloudy or masked); nothing to detect"
+    with step(f"{zone.id}: change detection"):  # rasters, state and footprints too
+        result = stream_zone(
+            plan, zone, out_dir=out, ring_width_m=ring_width_m,
+            params=change_params({}) if params is None else params, item_digests=digests,
+            incremental=incremental, block=block or DEFAULT_BLOCK,
+            time_chunk=time_chunk or DEFAULT_TIME_CHUNK,
+            footprint_options={"min_area_ha": min_area_ha}, progress=progress,
         )
+    log.info("%s: %d of %d date(s) read%s", zone.id, result.new_dates, result.n_dates,
+             "" if result.new_dates == result.n_dates else " (the others from the stored state)")
+    cube = cube_from_plan(plan)
+    coverage, footprints = result.coverage, result.footprints
     summary = cube_summary(cube, coverage, zone=zone)
-    with step(f"{zone.id}: change detection", progress=progress):
-        change, footprints = detect_footprints(cube, zone, params=params, min_area_ha=min_area_ha)
-    with step(f"{zone.id}: writing rasters and footprints", progress=progress):
-        write_detection(change, footprints, out_dir, overwrite=True)
-    io.write_table(coverage, Path(out_dir) / "coverage.csv")
+    io.write_vector(footprints, out / "footprints.geojson")
+    io.write_vector(footprints, out / "footprints.parquet")
+    io.write_table(coverage, out / "coverage.csv")
     outside = ~footprints["inside_zone"].astype(bool)
     summary |= {
         "footprints": int(len(footprints)),
         "footprint_area_ha": round(float(footprints["area_ha"].sum()), 2),
         "footprints_outside_zone": int(outside.sum()),
     }
-    io.write_json(summary, Path(out_dir) / "summary.json")
-    return ZoneResult(summary=summary, footprints=footprints, coverage=coverage, cube=cube)
+    io.write_json(summary, out / "summary.json")
+    return ZoneResult(summary=summary, footprints=footprints, coverage=coverage, cube=cube,
+                      new_dates=result.new_dates, redo_reason=result.redo_reason)
 
 
 def run_zone(
@@ -529,7 +602,8 @@ def run_zone(
     out_dir
         Run output folder.
     force
-        Recompute even when an up-to-date ``done.json`` stamp exists.
+        Recompute even when an up-to-date ``done.json`` stamp exists, from the
+        first date (the stored detector state is not continued).
     progress
         Draw progress bars on stderr.
     hash_cache
@@ -569,12 +643,15 @@ def run_zone(
         min_area_ha=config.min_area_ha,
         params=change_params(config.change),
         progress=progress,
+        incremental=not force,
+        hash_cache=hash_cache,
     )
     io.write_json(
-        {"fingerprint": fingerprint, "kpgeo": __version__, "config": _config_record(config)},
+        {"fingerprint": fingerprint, "kpgeo": __version__, "config": _config_record(config),
+         "dates_read": result.new_dates, "state_not_continued": result.redo_reason},
         zone_dir / DONE,
     )
-    return result.summary
+    return result.summary | {"dates_read": result.new_dates}
 
 
 def _config_record(config: RunConfig) -> dict:

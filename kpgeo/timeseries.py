@@ -55,6 +55,7 @@ __all__ = [
     "zone_regions",
     "norm_freq",
     "clear_coverage",
+    "coverage_table",
     "zone_activity",
     "write_timeseries",
     "csvw_metadata",
@@ -269,6 +270,11 @@ def _cube_geobox(cube: Any) -> Any:
     return gbox
 
 
+def pixel_area_ha(gbox: Any) -> float:
+    """Mean ground area of one pixel of a grid, hectares (see :func:`clear_coverage`)."""
+    return _pixel_area_ha(gbox)
+
+
 def _pixel_area_ha(gbox: Any) -> float:
     """Mean ground area of one grid pixel, hectares (geodesic area of the grid / pixel count)."""
     from kpgeo.zones import geodesic_area_ha
@@ -336,16 +342,41 @@ def clear_coverage(cube: Any, regions: Any, *, clear_var: str = "clear") -> pd.D
         m = xr.DataArray(mask, dims=("y", "x"))
         sums.append(clear.where(m, False).sum(("y", "x")))
     (computed,) = dask.compute(sums)
-    times = pd.to_datetime(cube["time"].values)
-    pixel_ha = _pixel_area_ha(gbox)
+    clear_counts = np.stack([np.asarray(c, dtype="int64") for c in computed], axis=1)
+    return coverage_table(cube["time"].values, list(named), clear_counts, counts,
+                          pixel_ha=_pixel_area_ha(gbox))
+
+
+def coverage_table(times: Any, regions: list[str], clear_counts: Any, n_pixels: Any, *,
+                   pixel_ha: float) -> pd.DataFrame:
+    """Build the :func:`clear_coverage` table from counts of clear pixels.
+
+    Parameters
+    ----------
+    times
+        Date of each row of ``clear_counts`` (datetime64).
+    regions
+        Region names, one per column of ``clear_counts``.
+    clear_counts
+        ``(time, region)`` integers: clear pixels of each region on each date.
+    n_pixels
+        Pixels of each region on the grid.
+    pixel_ha
+        Ground area of one pixel, hectares.
+
+    The streamed zone run (:mod:`kpgeo.stream`) adds these counts up block by
+    block, and keeps them with its state so that a later run adds only the new dates.
+    """
+    clear_counts = np.asarray(clear_counts, dtype="float64").reshape(len(times), len(regions))
     frames = []
-    for name, total, n in zip(named, computed, counts, strict=True):
-        vals = np.asarray(total, dtype="float64")
+    for j, (name, n) in enumerate(zip(regions, n_pixels, strict=True)):
+        n = int(n)
+        vals = clear_counts[:, j]
         frac = vals / n if n else np.full(vals.shape, np.nan)
         frames.append(
             pd.DataFrame(
                 {
-                    "date": times,
+                    "date": pd.to_datetime(np.asarray(times)),
                     "region": name,
                     "clear_fraction": np.clip(frac, 0.0, 1.0),
                     "n_pixels": n,

@@ -378,10 +378,13 @@ NB2 = [
 From the lazy cube of notebook 1 to **mining footprints**:
 
 1. `detect_footprints` runs the per-pixel change science (`kpgeo.change.detect_changes`:
-   robust baseline, per-observation anomaly, persistence / recovery test) and turns the
-   mining pixels into polygons (`kpgeo.footprints.extract_footprints`);
-2. we look at the footprint table and the per-pixel rasters (`first_detected`, `state`,
-   `confidence`);
+   each clear observation is classed — water, vegetation, bare ground, dark, wet, haze —
+   and compared with the pixel's baseline and its own seasons; runs of mining-like
+   observations are confirmed, and retracted when the ground recovers like a crop, a
+   burn or a flood) and turns the mining pixels into polygons
+   (`kpgeo.footprints.extract_footprints`);
+2. we look at the footprint table, the per-pixel rasters (`first_detected`, `state`,
+   `confidence`) and **why** each pixel was or was not flagged (`reason`);
 3. before/after true-colour views around the largest footprint;
 4. accuracy against the scene's ground truth (`kpgeo.evaluate`).
 
@@ -461,7 +464,7 @@ summary.round({"area_ha": 2})'''),
     ("md", '''\
 ## Per-pixel rasters
 
-`first_detected` (date of the first persistent mining-like observation), `state`
+`first_detected` (the first observation of the confirmed mining-like run), `state`
 (`STATE_NAMES`) and `confidence` on the cube grid, with the footprint outlines (black)
 and the zone boundary (dashed).'''),
     ("code", '''\
@@ -504,6 +507,34 @@ for ax in axes:
     ax.set_xticks([])
     ax.set_yticks([])
 fig.tight_layout()'''),
+    ("md", '''\
+## Why a pixel was (not) flagged
+
+Every pixel carries a `reason` (`kpgeo.change.REASON_NAMES`): `mining`; `too short` (a run
+of mining-like observations that ended before it was confirmed: a cloud, a shadow, a brief
+clearing); `seasonal` (this pixel shows that surface at that time every year: a recurring
+flood, a field ploughed every dry season); `transient` (confirmed, then the ground recovered
+like a crop, a burn or a flood); `pending` (a run still too short at the last date); `water
+awaiting dry season` (new water that could still be a first flood); `dark only`;
+`insufficient data`. The same codes are written to `reason.tif`.'''),
+    ("code", '''\
+from kpgeo.change import REASON_NAMES
+
+codes, counts = np.unique(change.reason.values, return_counts=True)
+print(pd.Series(counts, index=[REASON_NAMES[int(c)] for c in codes], name="pixels")
+      .sort_values(ascending=False).to_string())
+fig, ax = plt.subplots(figsize=(6, 5.5))
+reason_codes = sorted(REASON_NAMES)
+cmap = plt.get_cmap("tab10", len(reason_codes))
+ax.imshow(np.searchsorted(reason_codes, change.reason.values), extent=extent, cmap=cmap,
+          vmin=-0.5, vmax=len(reason_codes) - 0.5, interpolation="nearest")
+ax.legend(handles=[Patch(color=cmap(i), label=REASON_NAMES[c]) for i, c in enumerate(reason_codes)
+                   if c in set(codes.tolist())], loc="lower left", fontsize=7, framealpha=0.9)
+draw_outline(ax, footprints.geometry, cube.odc.crs, color="black", linewidth=0.6, linestyle="-")
+ax.set_xticks([])
+ax.set_yticks([])
+ax.set_title("reason")
+plt.show()'''),
     ("md", '''\
 The report-ready static map of the zone (`kpgeo.staticmap.plot_zone_map`): footprints
 coloured by the quarter they were first detected, over a true-colour composite.'''),

@@ -156,7 +156,7 @@ def test_dry_uniform_clearing_is_rejected_unless_it_is_part_of_a_pit_site():
     near = near_wet_objects(labels, attrs["water_any"].to_numpy() >= 0.05, radius=3)
     assert near.tolist() == [False, True, False]
     kind = object_kind(attrs, np.array([0.36, 0.24, 0.8]), clearing_min_area_ha=0.0,
-                       near_wet=near)
+                       pit_context=near)
     assert kind.tolist() == ["mining", "mining", "clearing"]
     assert (object_kind(attrs, np.ones(3), clearing_min_area_ha=None) == "mining").all()
 

@@ -13,8 +13,8 @@ from kpgeo.change._state import F_FIELDS, M_FIELDS, NF, NM, new_state, param_vec
 from kpgeo.change.params import ChangeParams
 from kpgeo.errors import ConfigError, InsufficientDataWarning, MissingBandError, NoDataError
 
-__all__ = ["DetectorState", "detect_pixels", "detect_changes", "days_since_epoch",
-           "days_to_datetime"]
+__all__ = ["DetectorState", "detect_pixels", "detect_changes", "change_dataset",
+           "days_since_epoch", "days_to_datetime", "warn_insufficient"]
 
 REQUIRED_BANDS = ("red", "nir", "swir16")
 
@@ -294,15 +294,21 @@ def _warn_insufficient(ds: Any, inside: Any, params: ChangeParams, threshold: fl
     state = ds["state"].values
     inside = np.ones(state.shape, bool) if inside is None else np.broadcast_to(inside,
                                                                               state.shape)
-    n_in = int(inside.sum())
-    if not n_in:
+    warn_insufficient(int(((state == 255) & inside).sum()), int(inside.sum()), params=params,
+                      threshold=threshold, stacklevel=4)
+
+
+def warn_insufficient(n_insufficient: int, n_inside: int, *, params: ChangeParams,
+                      threshold: float = 0.0, stacklevel: int = 2) -> None:
+    """Warn when more than ``threshold`` of the AOI pixels have insufficient data (state 255)."""
+    if not n_inside:
         return
-    frac = float(((state == 255) & inside).sum()) / n_in
+    frac = n_insufficient / n_inside
     if frac > threshold:
         warnings.warn(
             f"{frac:.1%} of the AOI pixels have fewer than {params.min_clear_obs} clear "
             f"observations (state 255, 'insufficient data'); add dates or lower "
-            f"ChangeParams.min_clear_obs.", InsufficientDataWarning, stacklevel=3)
+            f"ChangeParams.min_clear_obs.", InsufficientDataWarning, stacklevel=stacklevel)
 
 
 #: names of the state fields, for stores that persist a :class:`DetectorState`

@@ -1,0 +1,151 @@
+"""The detector-state store: round trip, the continue-or-redo rule, atomic publication."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from odc.geo.geobox import GeoBox
+
+from kpgeo import state_store
+from kpgeo.change import ChangeParams, DetectorState
+
+GBOX = GeoBox.from_bbox((500000, 400000, 500700, 400500), crs="EPSG:32634", resolution=10)
+
+
+def _acq(i, digest="d"):
+    return {"time": f"2020-01-{i + 1:02d}T10:00:00Z", "key": [f"2020-01-{i + 1:02d}", [1e-4]],
+            "items": [f"item-{i}"], "digest": f"{digest}{i}"}
+
+
+def _meta(n=3, **kw):
+    base = state_store.StateMeta(
+        grid=state_store.grid_record(GBOX), block=32, pad=(5, 7),
+        settings=state_store.settings_digest(params=ChangeParams(), bands=("red", "nir"),
+                                             scheme="scl", watched_wkb=b"zone"),
+        acquisitions=[_acq(i) for i in range(n)], regions=["z", "z:ring"],
+        decision=state_store.decision_digest())
+    return dataclasses.replace(base, **kw)
+
+
+def test_state_round_trip_through_the_store(tmp_path):
+    """Blocks written into their chunks read back bit for bit, on the padded store grid."""
+    from kpgeo.stream import plan_windows
+
+    meta = _meta()
+    tmp = state_store.create_store(tmp_path, meta, GBOX)
+    assert tmp.name.startswith(".state.zarr.") and ".kpgeo.tmp" in tmp.name
+    rng = np.random.default_rng(0)
+    states = {}
+    for window in plan_windows(GBOX.shape, meta.block, meta.pad):
+        y0, y1, x0, x1 = window
+        st = DetectorState.new((y1 - y0, x1 - x0))
+        st.fstate[:] = rng.normal(size=st.fstate.shape).astype("float32")
+        st.mstate[:] = rng.integers(0, 2**31 - 1, size=st.mstate.shape, dtype="int32")
+        state_store.write_state(tmp, meta, window, st)
+        states[window] = st
+    meta.t_last = 18262.4
+    state_store.finish_store(tmp, meta)
+    final = state_store.commit(tmp, tmp_path)
+    assert final == tmp_path / "state.zarr" and not tmp.exists()
+    back, why = state_store.read_meta(final)
+    assert why is None and back == meta
+    for window, st in states.items():
+        got = state_store.read_state(final, back, window)
+        np.testing.assert_array_equal(got.fstate, st.fstate)
+        np.testing.assert_array_equal(got.mstate, st.mstate)
+        assert got.t_last == pytest.approx(18262.4)
+    # a window that is not a block reads the same pixels too
+    got = state_store.read_state(final, back, (3, 40, 10, 55))
+    whole = np.zeros((*GBOX.shape, states[next(iter(states))].fstate.shape[-1]), "float32")
+    for (y0, y1, x0, x1), st in states.items():
+        whole[y0:y1, x0:x1] = st.fstate
+    np.testing.assert_array_equal(got.fstate, whole[3:40, 10:55])
+
+
+def test_the_store_is_readable_with_xarray(tmp_path):
+    import xarray as xr
+
+    meta = _meta()
+    state_store.commit(state_store.create_store(tmp_path, meta, GBOX), tmp_path)
+    ds = xr.open_zarr(tmp_path / "state.zarr", consolidated=False)
+    assert ds["fstate"].dims == ("f_field", "y", "x")
+    assert ds.attrs["f_fields"][0] == "n_clear" and ds.attrs["kpgeo_state"]["block"] == 32
+    # padded at the top and left so block edges are chunk edges
+    assert ds.sizes["y"] % 32 == 0 and float(ds["x"][7]) == pytest.approx(500005.0)
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"kpgeo": "0.0.1"}, "written by kpgeo 0.0.1"),
+        ({"decision": "other"}, "detection code changed"),
+        ({"settings": "other"}, "change parameters"),
+        ({"grid": {"crs": "x", "transform": [], "shape": [1, 1]}}, "pixel grid changed"),
+        ({"regions": ["z"]}, "coverage regions changed"),
+    ],
+)
+def test_a_state_of_other_settings_is_not_continued(change, why):
+    n, reason = state_store.reuse(dataclasses.replace(_meta(), **change), _meta(5))
+    assert n == 0 and why in reason
+
+
+def test_new_dates_after_the_stored_ones_continue_it():
+    assert state_store.reuse(_meta(3), _meta(5)) == (3, None)
+    assert state_store.reuse(_meta(5), _meta(5)) == (5, None)
+    assert state_store.reuse(None, _meta(5)) == (0, None)
+
+
+def test_changed_or_inserted_or_removed_dates_redo_the_zone():
+    current = _meta(5)
+    replaced = _meta(3)
+    replaced.acquisitions[1] = _acq(1, digest="new")
+    n, why = state_store.reuse(replaced, current)
+    assert n == 0 and "2020-01-02 was replaced" in why
+    inserted = _meta(3)
+    inserted.acquisitions[2] = dict(_acq(2), time="2020-01-03T11:00:00Z")
+    n, why = state_store.reuse(inserted, current)
+    assert n == 0 and "the dates changed" in why
+    n, why = state_store.reuse(_meta(6), current)
+    assert n == 0 and "no longer in the items" in why
+
+
+def test_settings_digest_follows_what_the_state_depends_on():
+    base = {"params": ChangeParams(), "bands": ("red", "nir"), "scheme": "scl",
+            "watched_wkb": b"zone"}
+    ref = state_store.settings_digest(**base)
+    assert state_store.settings_digest(**base) == ref
+    for key, value in (("params", ChangeParams(persistence=4)), ("bands", ("red",)),
+                       ("scheme", "fmask"), ("watched_wkb", b"other")):
+        assert state_store.settings_digest(**(base | {key: value})) != ref
+
+
+def test_unreadable_store_gives_a_reason(tmp_path):
+    (tmp_path / "state.zarr").mkdir()
+    (tmp_path / "state.zarr" / "zarr.json").write_text("{")
+    meta, why = state_store.read_meta(tmp_path / "state.zarr")
+    assert meta is None and "unreadable" in why
+    assert state_store.read_meta(tmp_path / "absent.zarr") == (None, None)
+
+
+def test_commit_replaces_the_old_store_and_leaves_no_temporary_folder(tmp_path):
+    first = state_store.create_store(tmp_path, _meta(2), GBOX)
+    state_store.finish_store(first, _meta(2))
+    state_store.commit(first, tmp_path)
+    second = state_store.create_store(tmp_path, _meta(4), GBOX)
+    state_store.finish_store(second, _meta(4))
+    state_store.commit(second, tmp_path)
+    meta, _ = state_store.read_meta(tmp_path / "state.zarr")
+    assert len(meta.acquisitions) == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["state.zarr"]
+
+
+def test_a_killed_run_leaves_only_temporary_names_that_the_next_run_removes(tmp_path):
+    from kpgeo.io import remove_temp_files
+
+    state_store.commit(state_store.create_store(tmp_path, _meta(2), GBOX), tmp_path)
+    state_store.create_store(tmp_path, _meta(3), GBOX)  # never finished nor committed
+    assert len(list(tmp_path.iterdir())) == 2
+    remove_temp_files(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["state.zarr"]
