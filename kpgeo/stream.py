@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 
 from kpgeo import state_store
@@ -169,19 +170,28 @@ def _kernel_bands(block: dict, scale: np.ndarray, offset: np.ndarray,
                   bands: tuple[str, ...]) -> dict[str, np.ndarray]:
     """DN block ``(time, y, x)`` → float32 reflectance ``(y, x, time)``, NaN where not clear.
 
-    Same arithmetic as the lazy cube (:func:`kpgeo._cube_read._finish_band`), so
-    the decision sees the very same values in both paths.
+    Same arithmetic as the lazy cube (:func:`kpgeo._cube_read._finish_band`: a
+    float32 product then a float32 sum), so the decision sees the very same values
+    in both paths; one pass straight into the decision's layout.
     """
-    out = {}
     clear = block["clear"]
+    n_t, h, w = clear.shape
+    out = {}
     for i, b in enumerate(bands):
-        refl = block["raw"].pop(b).astype(np.float32)
-        refl *= scale[:, i, None, None]
-        refl += offset[:, i, None, None]
-        refl[~clear] = np.nan
-        out[b] = np.ascontiguousarray(np.moveaxis(refl, 0, -1))
-        del refl
+        out[b] = np.empty((h, w, n_t), np.float32)
+        _reflectance(block["raw"].pop(b), clear, np.ascontiguousarray(scale[:, i]),
+                     np.ascontiguousarray(offset[:, i]), out[b])
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _reflectance(raw, clear, scale, offset, out):  # pragma: no cover - compiled
+    n_t, h, w = raw.shape
+    for t in range(n_t):
+        s, o = scale[t], offset[t]
+        for y in range(h):
+            for x in range(w):
+                out[y, x, t] = np.float32(raw[t, y, x]) * s + o if clear[t, y, x] else np.nan
 
 
 def process_block(task: ZoneTask, window: tuple[int, int, int, int]) -> BlockResult:
