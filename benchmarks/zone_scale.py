@@ -59,15 +59,23 @@ def side_px(km2: float) -> int:
 
 
 def simulate(workdir: Path, km2: float, dates: int) -> Path:
-    """The scene's folder (simulated once, tile by tile, then reused)."""
+    """The scene's folder (simulated once, tile by tile, then reused).
+
+    The scene is written to ``<folder>.partial`` and renamed when complete, so an
+    interrupted simulation is redone, never mistaken for a finished scene.
+    """
     folder = workdir / f"scene-{km2:g}km2-{dates}d"
-    if (folder / "items.json").is_file():
+    if (folder / "items.json").is_file() and (folder / "truth.geojson").is_file():
         return folder
     from kpgeo.simulate import simulate_scene
 
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
     t0 = time.perf_counter()
-    simulate_scene(folder, center=(15.79, 4.26), shape=(side_px(km2),) * 2, n_dates=dates,
+    simulate_scene(partial, center=(15.79, 4.26), shape=(side_px(km2),) * 2, n_dates=dates,
                    preset="default", seed=0, tile_size=1024)
+    shutil.rmtree(folder, ignore_errors=True)  # a leftover of an older, unfinished layout
+    partial.rename(folder)
     print(f"simulated {km2:g} km² x {dates} dates in {time.perf_counter() - t0:.0f} s -> "
           f"{folder}", flush=True)
     return folder
