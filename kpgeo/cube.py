@@ -251,16 +251,19 @@ def plan_cube(
     crs: Any = None,
     mask_clouds: bool = True,
     resampling: str = "nearest",
+    header_cache: dict[str, list] | None = None,
 ) -> CubePlan:
     """Check the items and plan the cube's grid and time steps, reading no pixel.
 
     Same parameters, checks and errors as :func:`load_cube` (which is
     ``cube_from_plan(plan_cube(...))``); the streamed zone run
-    (:mod:`kpgeo.stream`) reads blocks of the plan itself.
+    (:mod:`kpgeo.stream`) reads blocks of the plan itself. ``header_cache``:
+    headers of files checked by an earlier run (see
+    :func:`kpgeo.items.inspect_assets`), updated in place.
     """
     item_list = norm_items(items)
     wanted = _norm_bands(bands)
-    plans, scheme = _plan_items(item_list, wanted, mask_clouds)
+    plans, scheme = _plan_items(item_list, wanted, mask_clouds, header_cache)
     log.info("%d item(s) read, %d asset header(s) checked", len(plans),
              sum(len(p.headers) for p in plans))
     band_list = wanted or _common_bands(plans, scheme)
@@ -442,7 +445,8 @@ def _href(asset: Any) -> str:
 
 
 def _plan_items(
-    items: list[Any], wanted: list[str] | None, mask_clouds: bool
+    items: list[Any], wanted: list[str] | None, mask_clouds: bool,
+    header_cache: dict[str, list] | None = None,
 ) -> tuple[list[_ItemPlan], str | None]:
     """Resolve band assets and mask scheme per item and read every asset header."""
     found = [band_assets(item) for item in items]
@@ -475,7 +479,8 @@ def _plan_items(
         for b in need + ([scheme] if scheme else []):
             todo.append((i, b, f[b], _href(item.assets[f[b]])))
     headers = inspect_assets(
-        [t[3] for t in todo], labels=[f"item {items[t[0]].id!r} band {t[1]}" for t in todo]
+        [t[3] for t in todo], labels=[f"item {items[t[0]].id!r} band {t[1]}" for t in todo],
+        cache=header_cache,
     )
     plans = [_ItemPlan(item, {}, {}, {}, "") for item in items]
     for (i, b, key, _), hdr in zip(todo, headers, strict=True):

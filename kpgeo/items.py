@@ -524,7 +524,8 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def inspect_assets(
-    hrefs: Iterable[str], *, labels: Iterable[str] | None = None
+    hrefs: Iterable[str], *, labels: Iterable[str] | None = None,
+    cache: dict[str, list] | None = None,
 ) -> list[AssetHeader]:
     """:func:`inspect_asset` over many hrefs in a shared pool of 8 threads (same order).
 
@@ -535,6 +536,12 @@ def inspect_assets(
     labels
         Per-href description used in error messages (e.g. ``"item 'x' band red"``);
         default none.
+    cache
+        Headers of local files checked before (updated in place; a run keeps it
+        with its content hashes, :func:`kpgeo.pipeline.asset_identity`):
+        ``"header:<path>" -> [size, mtime_ns, ctime_ns, inode, header]``. A
+        header is reused only while the file's size, modification time, change
+        time and inode are all unchanged, i.e. the file is the one checked.
 
     Returns
     -------
@@ -548,13 +555,38 @@ def inspect_assets(
     """
     hrefs = list(hrefs)
     labels = list(labels) if labels is not None else [""] * len(hrefs)
+
+    def one(href: str, label: str) -> AssetHeader:
+        if cache is None or _is_remote(href):
+            return inspect_asset(href, label=label)
+        path = os.path.abspath(_local_path(href))
+        try:
+            st = os.stat(path)
+        except OSError:
+            return inspect_asset(href, label=label)  # says what is wrong with it
+        key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        hit = cache.get(f"header:{path}")
+        if hit is not None and list(hit[:4]) == key:
+            return _header_from_record(hit[4], href)
+        header = inspect_asset(href, label=label)
+        cache[f"header:{path}"] = [*key, _header_record(header)]
+        return header
+
     if len(hrefs) <= 4:
-        return [inspect_asset(h, label=lbl) for h, lbl in zip(hrefs, labels, strict=True)]
+        return [one(h, lbl) for h, lbl in zip(hrefs, labels, strict=True)]
     pool = _pool()
-    futures = [
-        pool.submit(inspect_asset, h, label=lbl) for h, lbl in zip(hrefs, labels, strict=True)
-    ]
+    futures = [pool.submit(one, h, lbl) for h, lbl in zip(hrefs, labels, strict=True)]
     return [f.result() for f in futures]
+
+
+def _header_record(header: AssetHeader) -> dict[str, Any]:
+    """JSON-ready fields of a header (for the header cache of :func:`inspect_assets`)."""
+    return {k: getattr(header, k) for k in AssetHeader.__dataclass_fields__ if k != "href"}
+
+
+def _header_from_record(record: dict[str, Any], href: str) -> AssetHeader:
+    return AssetHeader(href=href, **{**record, "transform": tuple(record["transform"]),
+                                     "shape": tuple(record["shape"])})
 
 
 # --------------------------------------------------------------------------- building items

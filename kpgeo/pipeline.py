@@ -82,7 +82,8 @@ ZONE_OUTPUTS = (
     "state.tif",
 )
 DONE = "done.json"
-#: Cache of asset content hashes inside a run's output folder (see :func:`asset_identity`).
+#: Cache of asset content hashes (:func:`asset_identity`) and checked headers
+#: (:func:`kpgeo.items.inspect_assets`) inside a run's output folder.
 HASH_CACHE = ".kpgeo-hashes.json"
 
 
@@ -525,7 +526,8 @@ def process_zone(
         kpgeo version and grid, the dates it holds unchanged); False: every date
         from scratch.
     hash_cache
-        Asset content-hash cache (see :func:`asset_identity`), updated in place.
+        Asset content-hash and header cache (see :func:`asset_identity`,
+        :func:`kpgeo.items.inspect_assets`), updated in place.
     block, time_chunk
         Block side in pixels and dates read at once (memory, not results;
         defaults :data:`kpgeo.stream.DEFAULT_BLOCK`, :data:`kpgeo.stream.DEFAULT_TIME_CHUNK`).
@@ -546,7 +548,7 @@ def process_zone(
     watched = zone.geometry.union(zone.ring(ring_width_m))
     with step(f"{zone.id}: reading item headers"):
         item_list = norm_items(items)
-        plan = plan_cube(item_list, aoi=watched)
+        plan = plan_cube(item_list, aoi=watched, header_cache=hash_cache)
         digests = item_digests(item_list, hash_cache)
     gbox = plan.geobox
     log.info(

@@ -20,6 +20,7 @@ from kpgeo.items import (
     band_assets,
     band_scaling,
     inspect_asset,
+    inspect_assets,
     item_from_files,
     mask_band,
     norm_items,
@@ -252,6 +253,25 @@ def test_inspect_asset_reads_header(s2_scene):
     assert hdr.shape == (15, 20)
     assert hdr.transform == tuple(s2_scene.transform20)[:6]
     assert hdr.dtype == "uint16" and hdr.nodata == 0
+
+
+def test_inspect_assets_header_cache_follows_the_file(tmp_path, s2_scene):
+    import shutil
+
+    path = tmp_path / "red.tif"
+    shutil.copy(s2_scene.files[0]["red"], path)
+    cache: dict = {}
+    first = inspect_assets([str(path)], cache=cache)[0]
+    assert first == inspect_asset(str(path))
+    assert cache[f"header:{path}"][4]["shape"] == (30, 40)
+    assert inspect_assets([str(path)], cache=json.loads(json.dumps(cache)))[0] == first
+    # the same name, other bytes (a 20 m band): the cached header is not reused
+    shutil.copy(s2_scene.files[0]["swir16"], path)
+    assert inspect_assets([str(path)], cache=cache)[0].shape == (15, 20)
+    # a damaged file is refused even though a header of that name is cached
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(AssetReadError, match="red.tif"):
+        inspect_assets([str(path)], cache=cache)
 
 
 def test_inspect_asset_damaged_files(tmp_path, s2_scene):
