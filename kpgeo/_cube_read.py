@@ -164,8 +164,9 @@ def read_block(spec: BlockSpec, t0: int, t1: int, y0: int, y1: int, x0: int, x1:
         undefined where not clear); ``clear``: bool ``(time, y, x)``.
     """
     from kpgeo.cube import region_mask
-    from kpgeo.gdal_env import rio_env
+    from kpgeo.gdal_env import limit_block_cache, rio_env
 
+    limit_block_cache()  # GDAL's default (5 % of RAM) would grow with the files read
     sub = spec.gbox[y0:y1, x0:x1]
     names = [*spec.bands, *([spec.scheme] if spec.scheme else [])]
     shape = (t1 - t0, y1 - y0, x1 - x0)

@@ -369,9 +369,28 @@ def render_bulletin(
     )
 
 
-def _norm_cubes(zones: list[Any], cube: Any, items: Any, *, ring_width_m: float) -> dict[str, Any]:
-    """Cubes per zone id: a given cube (or dict), else lazily loaded from items."""
+#: longest side (px) of the imagery read for maps and overlays (:func:`true_colour`'s max_size)
+MAP_MAX_PX = 2048
+#: map cubes: one date per chunk, so a composite of a few dates reads only those
+_MAP_CHUNKS = {"time": 1, "y": 512, "x": 512}
+#: full-resolution cubes (footprint chips): small chunks of all dates, so the few
+#: windows around footprints read little and the task graph stays small
+_CHIP_CHUNKS = {"time": -1, "y": 256, "x": 256}
+
+
+def _norm_cubes(zones: list[Any], cube: Any, items: Any, *, ring_width_m: float
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Cubes per zone id (a given cube or dict, else lazily loaded from items), and map cubes.
+
+    The map cube of a zone loaded from items is read at a coarser pixel (whole
+    multiples of the native one, from the files' overviews) so that its longest
+    side is at most :data:`MAP_MAX_PX`, one date per chunk: the composites of the
+    maps and the web map overlays are never larger, and the report's memory
+    stays flat with zone size. Footprint chips use the full-resolution cube
+    (small windows of it).
+    """
     out: dict[str, Any] = {}
+    maps: dict[str, Any] = {}
     if cube is not None:
         if isinstance(cube, Mapping) and not hasattr(
             cube, "data_vars"
@@ -380,19 +399,24 @@ def _norm_cubes(zones: list[Any], cube: Any, items: Any, *, ring_width_m: float)
         else:
             out.update({str(z.id): cube for z in zones})
     if items is not None:
-        from kpgeo.cube import load_cube
+        from kpgeo.cube import cube_from_plan, plan_cube
 
         per_zone = items if isinstance(items, Mapping) else {str(z.id): items for z in zones}
         for zone in zones:
             zid = str(zone.id)
             if zid in out or zid not in per_zone:
                 continue
-            out[zid] = load_cube(
-                per_zone[zid],
-                aoi=zone.geometry.union(zone.ring(ring_width_m)),
-                bands=["red", "green", "blue"],
-            )
-    return out
+            headers: dict[str, list] = {}  # each file's header is checked once
+            kw = {"aoi": zone.geometry.union(zone.ring(ring_width_m)),
+                  "bands": ["red", "green", "blue"], "header_cache": headers}
+            plan = plan_cube(per_zone[zid], **kw)
+            out[zid] = cube_from_plan(plan, chunks=_CHIP_CHUNKS)
+            factor = -(-max(int(n) for n in plan.geobox.shape) // MAP_MAX_PX)
+            if factor > 1:
+                res = abs(float(plan.geobox.resolution.x)) * factor
+                plan = plan_cube(per_zone[zid], resolution=res, **kw)
+            maps[zid] = cube_from_plan(plan, chunks=_MAP_CHUNKS)
+    return out, maps
 
 
 def write_report(
@@ -492,7 +516,7 @@ def write_report(
             raise ConfigError("no footprints and no zones given: pass zones= (CLI: --zone)")
         zones = [get_zone(i) for i in ids]
     zones = list(zones)
-    cubes = _norm_cubes(zones, cube, items, ring_width_m=ring_width_m)
+    cubes, map_cubes = _norm_cubes(zones, cube, items, ring_width_m=ring_width_m)
 
     if coverage is None and cubes:
         frames = [
@@ -542,11 +566,13 @@ def write_report(
         zfp = footprints[footprints["zone"].astype(str) == zid] if len(footprints) else footprints
         background = None
         if zcube is not None and all(b in zcube for b in ("red", "green", "blue", "clear")):
-            dates = zone_compare_dates(zcube, zfp, compare_date=compare_date)
-            overlays += composite_overlays(zcube, dates=dates, zone=zone)
+            view = map_cubes.get(zid, zcube)  # coarser for zones larger than the maps
+            dates = zone_compare_dates(view, zfp, compare_date=compare_date,
+                                       clear_fraction=_zone_clear(coverage, zid, view))
+            overlays += composite_overlays(view, dates=dates, zone=zone)
             chips |= footprint_chips(zcube, zfp)
             if len(dates[1]):
-                background = true_colour(zcube, dates=dates[1])
+                background = true_colour(view, dates=dates[1])
                 map_periods[zid] = _describe_dates(dates[1])
         fig = plot_zone_map(
             footprints,
@@ -616,7 +642,8 @@ def _estimates(footprints, samples, production, exports, *, freq, zone_ids) -> t
 
 
 def zone_compare_dates(
-    cube: Any, footprints: Any = None, *, compare_date: Any = None, n_dates: int = 3
+    cube: Any, footprints: Any = None, *, compare_date: Any = None, n_dates: int = 3,
+    clear_fraction: Any = None,
 ) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
     """Dates of a zone's before/after views (map overlays, static map background).
 
@@ -636,6 +663,9 @@ def zone_compare_dates(
         User-chosen split, or None.
     n_dates
         Images per side.
+    clear_fraction
+        Clear fraction of each cube date (e.g. from the run's coverage table);
+        default: computed from the cube's ``clear`` (a read of every date).
 
     Returns
     -------
@@ -648,7 +678,8 @@ def zone_compare_dates(
     from kpgeo.staticmap import compare_dates
 
     times = pd.DatetimeIndex(pd.to_datetime(cube["time"].values))
-    frac = np.asarray(cube["clear"].mean(("y", "x")).values)
+    frac = (np.asarray(cube["clear"].mean(("y", "x")).values) if clear_fraction is None
+            else np.asarray(clear_fraction, dtype="float64"))
     if compare_date is not None:
         return compare_dates(times, frac, split=compare_date, n_dates=n_dates)
     _, after = compare_dates(times, frac, n_dates=n_dates)
@@ -662,6 +693,21 @@ def zone_compare_dates(
     else:
         before, _ = compare_dates(times, frac, split=first, n_dates=n_dates)
     return before[~before.isin(after)], after
+
+
+def _zone_clear(coverage: pd.DataFrame | None, zid: str, cube: Any) -> Any:
+    """Clear fraction of the zone on each cube date from the coverage table; None if any lacks."""
+    if coverage is None or not {"date", "region", "clear_fraction"} <= set(coverage.columns):
+        return None
+    rows = coverage[coverage["region"].astype(str) == zid]
+    frac = pd.Series(rows["clear_fraction"].to_numpy(),
+                     index=pd.DatetimeIndex(pd.to_datetime(rows["date"])))
+    frac = frac[~frac.index.duplicated()]
+    times = pd.DatetimeIndex(pd.to_datetime(cube["time"].values))
+    if frac.index.tz is not None:
+        frac.index = frac.index.tz_convert("UTC").tz_localize(None)
+    found = frac.reindex(times)
+    return None if found.isna().any() else found.to_numpy()
 
 
 def _describe_dates(dates: pd.DatetimeIndex) -> str:
