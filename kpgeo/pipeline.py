@@ -334,7 +334,8 @@ def _local_workers(spec: str) -> int:
 def asset_identity(href: str, cache: dict[str, list] | None = None) -> str:
     """Content identity of one asset file, for the resume fingerprint.
 
-    A local file is identified by the SHA-256 of its bytes. The hash is cached
+    A local file is identified by the SHA-256 of its bytes (only the files a
+    run reads are hashed: the detection bands and the mask). The hash is cached
     (``cache``: path -> ``[size, mtime_ns, ctime_ns, inode, sha256]``) and reused
     while the file's size, modification time, *change* time and inode are all
     unchanged. The change time (ctime) is set by the kernel on every write and
@@ -388,24 +389,36 @@ def _load_hash_cache(out: Path) -> dict[str, list]:
     return cache if isinstance(cache, dict) else {}
 
 
+def _assets_read(item: Any) -> set[str]:
+    """Asset keys of an item that a zone run reads: the detection bands and the mask.
+
+    The others (swir22, thumbnails, metadata files...) cannot change a result,
+    so their content is not hashed; their hrefs are in the item's metadata.
+    """
+    from kpgeo.items import band_assets, mask_band
+    from kpgeo.stream import DETECTION_BANDS
+
+    found = band_assets(item)
+    return {found[b] for b in (*DETECTION_BANDS, mask_band(found)) if b in found}
+
+
 def _asset_identities(items: list[Any], cache: dict[str, list] | None) -> dict[str, str]:
-    """Href -> :func:`asset_identity` of every asset of ``items`` (hashed in a few threads)."""
+    """Href -> :func:`asset_identity` of every asset a run reads (hashed in a few threads)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    hrefs = sorted(
-        {a.get_absolute_href() or a.href for item in items for a in item.assets.values()}
-    )
+    hrefs = sorted({a.get_absolute_href() or a.href for item in items
+                    for key, a in item.assets.items() if key in _assets_read(item)})
     with ThreadPoolExecutor(max_workers=4) as pool:
         return dict(zip(hrefs, pool.map(lambda h: asset_identity(h, cache), hrefs),
                         strict=True))
 
 
 def _item_bytes(item: Any, identities: dict[str, str]) -> Iterator[bytes]:
-    """Yield what identifies an item: its metadata (dates, scaling, hrefs...), its files."""
+    """Yield what identifies an item: its metadata (dates, scaling, hrefs...), its files read."""
     yield json.dumps(item.to_dict(), sort_keys=True, default=str).encode()
     for key in sorted(item.assets):
         href = item.assets[key].get_absolute_href() or item.assets[key].href
-        yield f"{key}:{identities[href]}".encode()
+        yield f"{key}:{identities.get(href, 'not-read')}".encode()
 
 
 def item_digests(items: list[Any], cache: dict[str, list] | None = None) -> dict[str, str]:

@@ -91,6 +91,27 @@ def test_rerun_skips_finished_zone_and_redoes_changed_imagery(tmp_path, scene):
     assert json.loads(stamp.read_text())["fingerprint"] != first["fingerprint"]
 
 
+def test_fingerprint_hashes_only_the_files_a_run_reads(tmp_path, scene):
+    """New bytes in swir22 (never read by a zone run) keep the result; in the mask, redo it."""
+    import shutil
+
+    import numpy as np
+    import rasterio
+
+    scene_copy = tmp_path / "scene"
+    shutil.copytree(scene.out_dir, scene_copy)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'[[zones]]\nzone = "caf-boda"\nitems = "{scene_copy / "items.json"}"\n')
+    config = load_config(cfg)
+    out = tmp_path / "out"
+    run_pipeline(config, out, report=False)
+    for band, skipped in (("swir22", True), ("scl", False)):
+        asset = scene_copy / scene.asset_path(0, band).relative_to(scene.out_dir)
+        with rasterio.open(asset, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as dst:
+            dst.write(np.flipud(dst.read(1)), 1)
+        assert bool(run_pipeline(config, out, report=False)["zones"][0].get("skipped")) is skipped
+
+
 def test_interrupted_zone_is_resumed(tmp_path, config_file):
     out = tmp_path / "out"
     config = load_config(config_file)
