@@ -246,7 +246,7 @@ _HISTORY_SITES, _HISTORY_PERIODS = 10, 6
 
 
 def _counted_sites(footprints: Any) -> tuple[Any, Any]:
-    """(counted, rejected): sites an analyst rejected leave the totals and default layers."""
+    """Split footprints into (counted, rejected): rejected sites leave totals and default layers."""
     if "triage_status" not in footprints.columns:
         return footprints, None
     from kpgeo.register import split_rejected

@@ -112,8 +112,15 @@ def run_tables(register: Any, *, zones: list[Any], ring_width_m: float, footprin
         "rings": rings,
         **register_tables(register),
         "footprints": footprints.to_crs(4326) if footprints.crs is not None else footprints,
-        "timeseries": timeseries if timeseries is not None else pd.DataFrame(),
+        "timeseries": timeseries if timeseries is not None else _empty_timeseries(),
     }
+
+
+def _empty_timeseries() -> pd.DataFrame:
+    """Return the time-series layer of a run without a report: its columns, no rows."""
+    from kpgeo.timeseries import TIMESERIES_COLUMNS
+
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in TIMESERIES_COLUMNS})
 
 
 def _kinds(tables: dict[str, Any]) -> pd.DataFrame:
@@ -187,6 +194,9 @@ class GeoPackageStore:
     """A run's results in one GeoPackage file (``OUT/kpgeo.gpkg``)."""
 
     path: Path
+
+    def __str__(self) -> str:
+        return str(self.path)
 
     def write(self, tables: dict[str, Any]) -> Path:
         """Write every layer into a temporary GeoPackage and rename it onto :attr:`path`.

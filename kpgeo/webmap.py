@@ -501,6 +501,10 @@ def _add_footprints(
     return steps
 
 
+_REJECTED = {"color": "#555555", "weight": 1, "dashArray": "4 3", "fillColor": "#9e9e9e",
+             "fillOpacity": 0.3, "className": "kp-footprint kp-rejected"}
+
+
 def _add_rejected(m: Any, rejected: Any, zones: list[Any]) -> None:
     """Per zone a "rejected by analyst" layer group (hidden at first): false alarms."""
     import folium
@@ -513,9 +517,7 @@ def _add_rejected(m: Any, rejected: Any, zones: list[Any]) -> None:
             name=html.escape(f"{zname} — rejected by analyst ({len(sel)})"), show=False)
         props = [{"id": _fmt(row.get("id")), "popup_html": _footprint_popup(row, zname)}
                  for _, row in sel.iterrows()]
-        style = {"color": "#555555", "weight": 1, "dashArray": "4 3", "fillColor": "#9e9e9e",
-                 "fillOpacity": 0.3, "className": "kp-footprint kp-rejected"}
-        folium.GeoJson(_to_feature_collection(sel, props), style_function=lambda f: style,
+        folium.GeoJson(_to_feature_collection(sel, props), style_function=lambda f: _REJECTED,
                        on_each_feature=folium.JsCode(_POPUP_BIND.format(w=340, h=460))).add_to(fg)
         fg.add_to(m)
 
