@@ -91,6 +91,8 @@ STATE_COLOURS = {0: (0, 0, 0, 0), 1: (228, 26, 28, 255), 2: (255, 127, 0, 255),
                  3: (152, 78, 163, 255), 4: (77, 175, 74, 255), 255: (160, 160, 160, 255)}
 #: nodata of the class rasters ``state.tif`` and ``reason.tif`` (insufficient data)
 CLASS_NODATA = 255
+#: nodata of ``confidence.tif`` (pixels with too few clear observations for a decision)
+CONFIDENCE_NODATA = -1.0
 
 
 def _crs_of(change: Any):
@@ -775,7 +777,7 @@ def change_rasters(change: Any) -> dict[str, Any]:
     dict
         ``first_detected``/``alert_date``/``last_active``: int32 days since
         1970-01-01, nodata ``-1``; ``confidence``: float32 0-1 (0 where no
-        change, NaN = nodata where data are insufficient); ``state`` and
+        change, nodata -1 where data are insufficient); ``state`` and
         ``reason``: uint8 codes of :data:`kpgeo.change.STATE_NAMES` /
         :data:`kpgeo.change.REASON_NAMES`, nodata 255 (insufficient data).
         Each raster's ``attrs["nodata"]`` is its nodata value.
@@ -795,9 +797,9 @@ def change_rasters(change: Any) -> dict[str, Any]:
         out[var] = da
     confidence = change["confidence"]
     if "state" in change:
-        confidence = confidence.where(change["state"] != CLASS_NODATA)
+        confidence = confidence.where(change["state"] != CLASS_NODATA, CONFIDENCE_NODATA)
     out["confidence"] = confidence.astype("float32")
-    out["confidence"].attrs = {"nodata": float("nan")}
+    out["confidence"].attrs = {"nodata": CONFIDENCE_NODATA}
     for var, names in (("state", STATE_NAMES), ("reason", REASON_NAMES)):
         if var not in change:
             continue

@@ -428,10 +428,10 @@ _ZONE_ASSETS = {
     "last_active.tif": ("image/tiff; application=geotiff; profile=cloud-optimized",
                         "Last activity date, int32 days since 1970-01-01 (nodata -1)"),
     "confidence.tif": ("image/tiff; application=geotiff; profile=cloud-optimized",
-                       "Detection confidence 0-1"),
+                       "Detection confidence 0-1 (nodata -1: insufficient data)"),
     "state.tif": ("image/tiff; application=geotiff; profile=cloud-optimized",
                   "State: 0 no change, 1 new, 2 active, 3 inactive, 4 revegetating, "
-                  "255 insufficient data"),
+                  "255 insufficient data (nodata); colour table"),
     "reason.tif": ("image/tiff; application=geotiff; profile=cloud-optimized",
                    "Reason code of the per-pixel decision"),
     "footprints.parquet": ("application/vnd.apache.parquet", "Footprints (GeoParquet)"),

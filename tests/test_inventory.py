@@ -229,3 +229,26 @@ def test_a_failed_geopackage_write_leaves_the_previous_one(runs, run_dir, monkey
         run_pipeline(load_config(runs[1]), run_dir, report=False)
     assert _digest(run_dir / STORE_NAME) == gpkg
     assert sorted(p.name for p in run_dir.iterdir()) == listing  # no temporary file left
+
+
+def test_zone_rasters_carry_nodata_a_colour_table_and_day_units(runs):
+    import rasterio
+
+    zone_dir = runs[2] / "zones" / ZONE
+    with rasterio.open(zone_dir / "state.tif") as src:
+        state = src.read(1)
+        assert src.nodata == 255 and src.descriptions == ("state",)
+        assert src.colormap(1)[1] == (228, 26, 28, 255)  # new: red
+    with rasterio.open(zone_dir / "confidence.tif") as src:
+        confidence = src.read(1)
+        assert src.nodata == -1
+    assert (state == 255).any()  # some pixels lack clear observations...
+    assert ((confidence == -1) == (state == 255)).all()  # ...and have no confidence
+    assert ((confidence >= 0) & (confidence <= 1))[state != 255].all()
+    with rasterio.open(zone_dir / "first_detected.tif") as src:
+        days = src.read(1)
+        assert src.nodata == -1 and src.tags()["units"] == "days since 1970-01-01"
+    fps = gpd.read_file(zone_dir / "footprints.geojson")  # ISO dates there
+    first = np.datetime64("1970-01-01") + int(days[days >= 0].min())
+    assert str(first) == min(fps["first_detected"].astype(str))
+
