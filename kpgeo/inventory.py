@@ -89,11 +89,22 @@ def _store(out: Path, config: Any) -> Any:
     return PostGISStore(config.store) if config.store else GeoPackageStore(out / STORE_NAME)
 
 
+def _first_detected(path: Path, footprints: Any) -> Any:
+    """Read the zone's ``first_detected`` raster over its footprints only, or None."""
+    import rioxarray
+
+    if not len(footprints):
+        return None
+    raster = rioxarray.open_rasterio(path).squeeze(drop=True)
+    x0, y0, x1, y1 = footprints.to_crs(raster.rio.crs).total_bounds
+    pad = 2 * max(abs(r) for r in raster.rio.resolution())  # never a one-pixel-wide box
+    return raster.rio.clip_box(x0 - pad, y0 - pad, x1 + pad, y1 + pad).load()
+
+
 def update_sites(out: Path, config: Any, jobs: list[Any]) -> Inventory:
     """Carry each finished zone of this run into the register read from the run's store."""
     import geopandas as gpd
     import pandas as pd
-    import rioxarray
 
     from kpgeo.register import Register, RegisterParams, update_register
     from kpgeo.store import read_register
@@ -106,7 +117,7 @@ def update_sites(out: Path, config: Any, jobs: list[Any]) -> Inventory:
         zone_dir = out / "zones" / job.zone.id
         footprints = gpd.read_parquet(zone_dir / "footprints.parquet")
         as_of = pd.read_csv(zone_dir / "coverage.csv", parse_dates=["date"])["date"].max()
-        raster = rioxarray.open_rasterio(zone_dir / "first_detected.tif").squeeze(drop=True)
+        raster = _first_detected(zone_dir / "first_detected.tif", footprints)
         update = update_register(previous, footprints, zone=job.zone.id, as_of=as_of,
                                  first_detected=raster, params=params)
         register = register.replace_zones(update.register)
