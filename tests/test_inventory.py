@@ -201,8 +201,18 @@ def _lost_server(message):
 def test_postgis_store_equals_the_geopackage_and_a_failed_write_changes_neither(
         runs, run_dir, pg_url, monkeypatch):
     first, every, _ = runs
-    config = dataclasses.replace(load_config(first), store=pg_url)
-    run_pipeline(config, run_dir, report=False)
+    res = _cli("-q", "run", str(first), "--out", str(run_dir), "--no-report", "--store", pg_url)
+    assert res.exit_code == 0, res.output
+    _same_layers(open_store(pg_url).read(), open_store(run_dir).read())
+    # a mark made in the team's database carries into the next run (and its GeoPackage)
+    site_id = read_register(pg_url).sites["site_id"].iloc[0]
+    res = _cli("triage", site_id, "--status", "unclear", "--note", "cloud?", "--store", pg_url)
+    assert res.exit_code == 0, res.output
+    run_pipeline(dataclasses.replace(load_config(first), store=pg_url), run_dir, report=False)
+    for store in (pg_url, run_dir):
+        marks = read_register(store).sites.set_index("site_id")
+        assert marks.at[site_id, "triage_status"] == "unclear", store
+        assert marks.at[site_id, "triage_note"] == "cloud?"
     _same_layers(open_store(pg_url).read(), open_store(run_dir).read())
     gpkg, pg = _digest(run_dir / STORE_NAME), open_store(pg_url).read()
     footprints = _digest(run_dir / "footprints.parquet")
