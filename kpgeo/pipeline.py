@@ -22,7 +22,10 @@ parameters, the kpgeo version; see :func:`asset_identity`). A later run skips
 zones whose stamp still matches, so a run that was interrupted resumes where it
 stopped, and a run after new imagery arrived redoes only the zones whose
 imagery changed. :func:`run_pipeline` then merges the zones and writes the
-run-level outputs (time series, web map, static maps, bulletin) all together.
+run-level outputs (time series, web map, static maps, bulletin) all together,
+with the site register and the run's tables in ``OUT/kpgeo.gpkg`` (and a
+PostGIS store) and a STAC catalog (:mod:`kpgeo.inventory`; zones without
+``items =`` get their scenes from the ``[search]`` table there too).
 
 One run at a time writes into an output folder (its ``.kpgeo.lock``, see
 :func:`kpgeo.io.output_dir`). Every output is written atomically
