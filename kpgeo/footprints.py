@@ -86,6 +86,13 @@ DETECT_OUTPUTS = ("footprints.geojson", "footprints.parquet", "first_detected.ti
 
 #: nodata of the int32 day rasters (days since 1970-01-01)
 DAY_NODATA = -1
+#: colour table of ``state.tif`` (code -> RGBA): GIS software shows the states in these colours
+STATE_COLOURS = {0: (0, 0, 0, 0), 1: (228, 26, 28, 255), 2: (255, 127, 0, 255),
+                 3: (152, 78, 163, 255), 4: (77, 175, 74, 255), 255: (160, 160, 160, 255)}
+#: nodata of the class rasters ``state.tif`` and ``reason.tif`` (insufficient data)
+CLASS_NODATA = 255
+#: nodata of ``confidence.tif`` (pixels with too few clear observations for a decision)
+CONFIDENCE_NODATA = -1.0
 
 
 def _crs_of(change: Any):
@@ -770,8 +777,10 @@ def change_rasters(change: Any) -> dict[str, Any]:
     dict
         ``first_detected``/``alert_date``/``last_active``: int32 days since
         1970-01-01, nodata ``-1``; ``confidence``: float32 0-1 (0 where no
-        change); ``state`` and ``reason``: uint8 codes of
-        :data:`kpgeo.change.STATE_NAMES` / :data:`kpgeo.change.REASON_NAMES`.
+        change, nodata -1 where data are insufficient); ``state`` and
+        ``reason``: uint8 codes of :data:`kpgeo.change.STATE_NAMES` /
+        :data:`kpgeo.change.REASON_NAMES`, nodata 255 (insufficient data).
+        Each raster's ``attrs["nodata"]`` is its nodata value.
     """
     from kpgeo.change import REASON_NAMES
 
@@ -786,13 +795,18 @@ def change_rasters(change: Any) -> dict[str, Any]:
         da = v.copy(data=d)
         da.attrs = {"units": "days since 1970-01-01", "nodata": DAY_NODATA}
         out[var] = da
-    out["confidence"] = change["confidence"].astype("float32")
+    confidence = change["confidence"]
+    if "state" in change:
+        confidence = confidence.where(change["state"] != CLASS_NODATA, CONFIDENCE_NODATA)
+    out["confidence"] = confidence.astype("float32")
+    out["confidence"].attrs = {"nodata": CONFIDENCE_NODATA}
     for var, names in (("state", STATE_NAMES), ("reason", REASON_NAMES)):
         if var not in change:
             continue
         out[var] = change[var].astype("uint8")
         out[var].attrs = {"flag_values": list(names), "flag_meanings":
-                          " ".join(n.replace(" ", "_") for n in names.values())}
+                          " ".join(n.replace(" ", "_") for n in names.values()),
+                          "nodata": CLASS_NODATA}
     return out
 
 
@@ -818,6 +832,7 @@ def write_detection(change: Any, footprints: Any, out_dir: str | os.PathLike, *,
         "footprints.parquet": io.write_vector(footprints, out / "footprints.parquet"),
     }
     for name, da in change_rasters(change).items():
-        nodata = DAY_NODATA if name in ("first_detected", "alert_date", "last_active") else None
-        paths[f"{name}.tif"] = io.write_cog(da, out / f"{name}.tif", nodata=nodata)
+        paths[f"{name}.tif"] = io.write_cog(
+            da, out / f"{name}.tif", nodata=da.attrs.get("nodata"),
+            colormap=STATE_COLOURS if name == "state" else None)
     return paths

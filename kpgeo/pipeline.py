@@ -22,7 +22,10 @@ parameters, the kpgeo version; see :func:`asset_identity`). A later run skips
 zones whose stamp still matches, so a run that was interrupted resumes where it
 stopped, and a run after new imagery arrived redoes only the zones whose
 imagery changed. :func:`run_pipeline` then merges the zones and writes the
-run-level outputs (time series, web map, static maps, bulletin) all together.
+run-level outputs (time series, web map, static maps, bulletin) all together,
+with the site register and the run's tables in ``OUT/kpgeo.gpkg`` (and a
+PostGIS store) and a STAC catalog (:mod:`kpgeo.inventory`; zones without
+``items =`` get their scenes from the ``[search]`` table there too).
 
 One run at a time writes into an output folder (its ``.kpgeo.lock``, see
 :func:`kpgeo.io.output_dir`). Every output is written atomically
@@ -92,8 +95,8 @@ class ZoneJob:
     """One zone of a run and the imagery that covers it."""
 
     zone: Zone
-    items: Path
-    """Local STAC ItemCollection JSON."""
+    items: Path | None
+    """Local STAC ItemCollection JSON; None: found by the run's ``[search]``."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,10 @@ class RunConfig:
     """:class:`kpgeo.production.ProductionParams` of the ``[production]`` table, or None."""
     exports: Path | None = None
     """KP export statistics CSV (``[run] exports``) set beside the production capacity."""
+    search: Any = None
+    """:class:`kpgeo.search.SearchConfig` of the ``[search]`` table (zones without items)."""
+    store: str | None = None
+    """PostGIS store (``postgresql://...``) written besides ``OUT/kpgeo.gpkg``, or None."""
 
     def __post_init__(self) -> None:
         if not self.jobs:
@@ -135,6 +142,9 @@ class RunConfig:
                 f"period must be one of MS, QS, YS (month, quarter, year), got {self.period!r}"
             )
         change_params(self.change)  # raises ConfigError for unknown or out-of-range fields
+        from kpgeo.inventory import check_store_url
+
+        check_store_url(self.store)
 
 
 def change_params(overrides: dict[str, Any]) -> Any:
@@ -154,6 +164,7 @@ _RUN_KEYS = {
     "period": str,
     "offline_map": bool,
     "exports": str,
+    "store": str,
 }
 _ZONE_KEYS = {"zone": str, "aoi": str, "items": str}
 
@@ -196,13 +207,18 @@ def load_config(path: str | os.PathLike) -> RunConfig:
         raise ConfigError(f"{path}: no such run configuration file") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    unknown = set(raw) - {"run", "zones", "change", "production"}
+    unknown = set(raw) - {"run", "zones", "change", "production", "search"}
     if unknown:
         raise ConfigError(
             f"{path}: unknown section(s) {sorted(unknown)}; expected [run], [[zones]], [change], "
-            "[production]"
+            "[production], [search]"
         )
     run = _check_table(raw.get("run", {}), _RUN_KEYS, f"{path}: [run]")
+    search = None
+    if "search" in raw:
+        from kpgeo.search import SearchConfig
+
+        search = SearchConfig.from_mapping(raw["search"], where=f"{path}: [search]")
     zones = raw.get("zones", [])
     if not isinstance(zones, list) or not zones:
         raise ConfigError(
@@ -212,15 +228,16 @@ def load_config(path: str | os.PathLike) -> RunConfig:
     for i, entry in enumerate(zones, 1):
         where = f"{path}: [[zones]] entry {i}"
         _check_table(entry, _ZONE_KEYS, where)
-        if "items" not in entry or ("zone" in entry) == ("aoi" in entry):
-            raise ConfigError(f"{where}: needs items= and exactly one of zone= or aoi=")
-        items = (path.parent / entry["items"]).resolve()
-        if items.is_dir():
+        if ("items" not in entry and search is None) or ("zone" in entry) == ("aoi" in entry):
+            raise ConfigError(f"{where}: needs items= (or a [search] section) and exactly one "
+                              "of zone= or aoi=")
+        items = (path.parent / entry["items"]).resolve() if "items" in entry else None
+        if items is not None and items.is_dir():
             raise ConfigError(
                 f"{where}: items {items} is a folder; give the STAC ItemCollection JSON file "
                 "in it (e.g. items.json)"
             )
-        if not items.is_file():
+        if items is not None and not items.is_file():
             raise ConfigError(f"{where}: items file {items} does not exist")
         aoi = entry["zone"] if "zone" in entry else path.parent / entry["aoi"]
         try:
@@ -256,6 +273,8 @@ def load_config(path: str | os.PathLike) -> RunConfig:
             change=dict(change),
             production=production,
             exports=exports,
+            search=search,
+            store=run.get("store"),
         )
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
@@ -722,6 +741,7 @@ def run_pipeline(
         When no zone could be processed (the error of the single zone, if one).
     """
     from kpgeo import io
+    from kpgeo.inventory import searched_job
 
     with io.output_dir(out_dir) as out:
         cache = _load_hash_cache(out)
@@ -731,6 +751,7 @@ def run_pipeline(
             log.info("zone %d/%d: %s (%s), items %s", i, len(config.jobs), job.zone.id,
                      job.zone.name, job.items)
             try:
+                job = searched_job(job, config, out)  # [search]: the zone's scenes, saved
                 summaries.append(
                     run_zone(job, config=config, out_dir=out, force=force, progress=progress,
                              hash_cache=cache)
@@ -781,18 +802,15 @@ def _write_run_outputs(
     progress: bool,
 ) -> dict[str, Path]:
     """Merge the finished zones and write the run-level outputs, all or none."""
-    import geopandas as gpd
     import pandas as pd
 
+    from kpgeo import inventory as inv
     from kpgeo import io
     from kpgeo.console import step
 
     zone_dirs = [out / "zones" / job.zone.id for job in done_jobs]
-    footprints = pd.concat(
-        [gpd.read_parquet(d / "footprints.parquet").to_crs(4326) for d in zone_dirs],
-        ignore_index=True,
-    )
-    footprints = gpd.GeoDataFrame(footprints, geometry="geometry", crs="EPSG:4326")
+    sites = inv.update_sites(out, config, done_jobs)  # site register, footprints with site ids
+    footprints = sites.footprints
     coverage = pd.concat(
         [pd.read_csv(d / "coverage.csv", parse_dates=["date"]) for d in zone_dirs],
         ignore_index=True,
@@ -823,9 +841,12 @@ def _write_run_outputs(
                 samples=sheet_paths(out),
                 production=config.production,
                 exports=config.exports,
+                register=sites.register,
             )
+        written |= inv.write_stores(stage, config, sites)  # kpgeo.gpkg (+ PostGIS), all or none
         outputs = {name: out / Path(path).name for name, path in written.items()}
         io.write_json(
             {"run": config.name, "zones": summaries, "outputs": outputs}, stage / "run.json"
         )
+    outputs["catalog.json"] = inv.write_catalog(out, config, done_jobs, sites)
     return outputs

@@ -741,7 +741,8 @@ def update_register(previous: Register | None, footprints: Any, *, zone: str, as
     sites = _with_triage(sites, triage, reopened)
     sites = _concat([sites, retired], like=_empty_frame(SITE_COLUMNS, geo=True))
     detected = sites[sites["status"] == "detected"].reset_index(drop=True)
-    own = detected["footprint_id"].map(fps.set_index("id")["first_detected"])
+    own = detected["footprint_id"].map(fps.set_index("id")["first_detected"]) if len(detected) \
+        else pd.Series([], dtype="datetime64[ns]")  # a zone with no footprint this run
     history = _merge_history(prev.history, site_history(
         detected, as_of=as_of, period=params.period, first_detected=first_detected,
         own_first=own))

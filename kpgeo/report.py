@@ -120,6 +120,8 @@ def _sites(fp: Any) -> list[dict[str, Any]]:
         rows.append(
             {
                 "id": str(row.get("id", idx)),
+                "site_id": str(row.get("site_id") or "–"),
+                "triage": str(row.get("triage_status") or "unreviewed"),
                 "first_detected": _date(first.loc[idx]),
                 "last_active": _date(last.loc[idx]),
                 "state": str(row.get("state", "–")),
@@ -240,6 +242,41 @@ def _production_section(production: Any) -> dict[str, Any] | None:
     }
 
 
+_HISTORY_SITES, _HISTORY_PERIODS = 10, 6
+
+
+def _counted_sites(footprints: Any) -> tuple[Any, Any]:
+    """Split footprints into (counted, rejected): rejected sites leave totals and default layers."""
+    if "triage_status" not in footprints.columns:
+        return footprints, None
+    from kpgeo.register import split_rejected
+
+    return split_rejected(footprints)
+
+
+def _zone_register(register: Any, zid: str, freq: str) -> dict[str, Any] | None:
+    """Triage counts and the history of the zone's largest sites, from the site register."""
+    if register is None:
+        return None
+    from kpgeo.register import triage_counts
+    from kpgeo.staticmap import period_labels
+
+    sites = register.sites[(register.sites["zone"] == zid) & (register.sites["status"] != "merged")]
+    history = register.history[register.history["zone"] == zid]
+    periods = sorted(pd.to_datetime(history["period"]).unique())[-_HISTORY_PERIODS:]
+    top = sites.sort_values(["area_ha", "first_detected"], ascending=False).head(_HISTORY_SITES)
+    rows = []
+    for _, site in top.iterrows():
+        own = history[history["site_id"] == site["site_id"]].set_index("period")
+        cells = [f"{_f(own.at[p, 'area_ha'])} ({own.at[p, 'state']})" if p in own.index else "–"
+                 for p in periods]
+        rows.append({"id": site["site_id"], "triage": site["triage_status"] or "unreviewed",
+                     "status": site["status"], "first_detected": _date(site["first_detected"]),
+                     "area_ha": _f(site["area_ha"]), "cells": cells})
+    return {"counts": triage_counts(register, zid), "sites": rows,
+            "periods": list(period_labels(pd.Series(periods), freq=freq))}
+
+
 def _zone_row(zone, act, zfp, coverage, charts, maps, map_periods, freq) -> dict[str, Any]:
     """Template values of one zone of the bulletin."""
     from kpgeo.staticmap import period_labels
@@ -295,6 +332,7 @@ def render_bulletin(
     title: str = "kpgeo monitoring run",
     samples: Any = None,
     production: Any = None,
+    register: Any = None,
 ) -> str:
     """Render the bulletin HTML (self-contained: images as base64 data URLs).
 
@@ -320,6 +358,9 @@ def render_bulletin(
     production
         :func:`kpgeo.estimates.production_results`, or None: capacity per zone
         and year, and export figures beside it.
+    register
+        The run's :class:`kpgeo.register.Register`, or None: per zone the number of
+        sites verified, rejected, unclear and unreviewed, and the largest sites' history.
 
     Returns
     -------
@@ -347,6 +388,7 @@ def render_bulletin(
         )
         zrows[-1]["samples"], zrows[-1]["estimate"] = _zone_samples(samples, zid)
         zrows[-1]["capacity"] = _zone_capacity(production, zid)
+        zrows[-1]["register"] = _zone_register(register, zid, freq)
     last_images = [z["last_image"] for z in zrows if z["last_image"] != "–"]
     unsampled = [z["name"] for z in zrows if z["estimate"] == "–"]
     return (
@@ -437,6 +479,7 @@ def write_report(
     samples: Iterable[str | os.PathLike] | None = None,
     production: Any = None,
     exports: Any = None,
+    register: Any = None,
 ) -> dict[str, Path]:
     """Write time series, web map, static maps and bulletin of a run into ``out_dir``.
 
@@ -480,6 +523,11 @@ def write_report(
         KP export statistics (CSV path or :func:`kpgeo.production.read_exports`
         table): set beside the capacity (placeholder parameters unless
         ``production`` is given), years above it flagged.
+    register
+        The run's :class:`kpgeo.register.Register` (footprints then carry
+        ``site_id`` and ``triage_status``): sites an analyst rejected are left out
+        of the totals, time series and default map layers (a separate map layer
+        shows them); the bulletin gives the triage counts and site histories.
 
     Returns
     -------
@@ -516,6 +564,7 @@ def write_report(
             raise ConfigError("no footprints and no zones given: pass zones= (CLI: --zone)")
         zones = [get_zone(i) for i in ids]
     zones = list(zones)
+    footprints, rejected = _counted_sites(footprints)
     cubes, map_cubes = _norm_cubes(zones, cube, items, ring_width_m=ring_width_m)
 
     if coverage is None and cubes:
@@ -602,6 +651,7 @@ def write_report(
         offline=offline,
         title=title,
         sample_units=found.units if found is not None else None,
+        rejected=rejected,
     )
     page = render_bulletin(
         zones=zones,
@@ -617,6 +667,7 @@ def write_report(
         title=title,
         samples=found,
         production=prod,
+        register=register,
     )
     with atomic_path(out / "bulletin.html") as tmp:
         Path(tmp).write_text(page, encoding="utf-8")

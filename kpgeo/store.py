@@ -112,8 +112,15 @@ def run_tables(register: Any, *, zones: list[Any], ring_width_m: float, footprin
         "rings": rings,
         **register_tables(register),
         "footprints": footprints.to_crs(4326) if footprints.crs is not None else footprints,
-        "timeseries": timeseries if timeseries is not None else pd.DataFrame(),
+        "timeseries": timeseries if timeseries is not None else _empty_timeseries(),
     }
+
+
+def _empty_timeseries() -> pd.DataFrame:
+    """Return the time-series layer of a run without a report: its columns, no rows."""
+    from kpgeo.timeseries import TIMESERIES_COLUMNS
+
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in TIMESERIES_COLUMNS})
 
 
 def _kinds(tables: dict[str, Any]) -> pd.DataFrame:
@@ -187,6 +194,9 @@ class GeoPackageStore:
     """A run's results in one GeoPackage file (``OUT/kpgeo.gpkg``)."""
 
     path: Path
+
+    def __str__(self) -> str:
+        return str(self.path)
 
     def write(self, tables: dict[str, Any]) -> Path:
         """Write every layer into a temporary GeoPackage and rename it onto :attr:`path`.
@@ -418,10 +428,10 @@ _ZONE_ASSETS = {
     "last_active.tif": ("image/tiff; application=geotiff; profile=cloud-optimized",
                         "Last activity date, int32 days since 1970-01-01 (nodata -1)"),
     "confidence.tif": ("image/tiff; application=geotiff; profile=cloud-optimized",
-                       "Detection confidence 0-1"),
+                       "Detection confidence 0-1 (nodata -1: insufficient data)"),
     "state.tif": ("image/tiff; application=geotiff; profile=cloud-optimized",
                   "State: 0 no change, 1 new, 2 active, 3 inactive, 4 revegetating, "
-                  "255 insufficient data"),
+                  "255 insufficient data (nodata); colour table"),
     "reason.tif": ("image/tiff; application=geotiff; profile=cloud-optimized",
                    "Reason code of the per-pixel decision"),
     "footprints.parquet": ("application/vnd.apache.parquet", "Footprints (GeoParquet)"),

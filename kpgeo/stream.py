@@ -345,21 +345,24 @@ class RasterSink:
         import rasterio
 
         from kpgeo import io
-        from kpgeo.footprints import DAY_NODATA
+        from kpgeo.footprints import DAY_NODATA, STATE_COLOURS
         from kpgeo.gdal_env import TILED_GTIFF_OPTIONS
 
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.tif.", suffix=io.TEMP_MARK + ".tif",
                                    dir=self.out_dir)
         os.close(fd)
         self.tmp[name] = Path(tmp)
-        nodata = DAY_NODATA if attrs.get("units", "").startswith("days") else None
+        nodata = attrs.get("nodata", DAY_NODATA if attrs.get("units", "").startswith("days")
+                           else None)
         h, w = (int(n) for n in self.gbox.shape)
         tags = {k: str(v) for k, v in attrs.items() if k != "nodata"}  # nodata: the band's own
         self.meta[name] = {"nodata": nodata, "tags": tags}
-        return rasterio.open(tmp, "w", driver="GTiff", width=w, height=h, count=1,
-                             dtype=data.dtype.name, crs=self.gbox.crs.to_wkt(),
-                             transform=self.gbox.transform, nodata=nodata,
-                             **TILED_GTIFF_OPTIONS)
+        dst = rasterio.open(tmp, "w", driver="GTiff", width=w, height=h, count=1,
+                            dtype=data.dtype.name, crs=self.gbox.crs.to_wkt(),
+                            transform=self.gbox.transform, nodata=nodata, **TILED_GTIFF_OPTIONS)
+        if name == "state":  # class colours (before any pixel), kept by the COG copy
+            dst.write_colormap(1, STATE_COLOURS)
+        return dst
 
     def write(self, window: tuple[int, int, int, int], rasters: dict[str, Any],
               attrs: dict[str, dict]) -> None:
@@ -401,6 +404,7 @@ class RasterSink:
         out = {}
         for name, dst in self.files.items():
             dst.update_tags(**self.meta[name]["tags"])
+            dst.set_band_description(1, name)
             dst.close()
         for name, staged in self.tmp.items():
             final = self.out_dir / f"{name}.tif"

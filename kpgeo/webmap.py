@@ -263,6 +263,9 @@ def _footprint_popup(row: Any, zone_name: str, chips: dict[str, Any] | None = No
     inside = "inside zone" if bool(row.get("inside_zone", True)) else "outside zone (ring)"
     rows = [
         ("Site", _fmt(row.get("id"))),
+        *([("Register site", _fmt(row.get("site_id")))] if "site_id" in row else []),
+        *([("Analyst check", _fmt(row.get("triage_status") or "unreviewed"))]
+          if "triage_status" in row else []),
         ("Area", f"{_fmt(row.get('area_ha'), '.2f')} ha"),
         ("First detected", _fmt(row.get("first_detected"))),
         ("Last active", _fmt(row.get("last_active"))),
@@ -498,6 +501,27 @@ def _add_footprints(
     return steps
 
 
+_REJECTED = {"color": "#555555", "weight": 1, "dashArray": "4 3", "fillColor": "#9e9e9e",
+             "fillOpacity": 0.3, "className": "kp-footprint kp-rejected"}
+
+
+def _add_rejected(m: Any, rejected: Any, zones: list[Any]) -> None:
+    """Per zone a "rejected by analyst" layer group (hidden at first): false alarms."""
+    import folium
+
+    names = {str(z.id): str(z.name) for z in zones}
+    rejected = rejected.to_crs(4326).reset_index(drop=True)
+    for zid, sel in rejected.groupby(rejected["zone"].astype(str), sort=False):
+        zname = names.get(zid, zid)
+        fg = folium.FeatureGroup(
+            name=html.escape(f"{zname} — rejected by analyst ({len(sel)})"), show=False)
+        props = [{"id": _fmt(row.get("id")), "popup_html": _footprint_popup(row, zname)}
+                 for _, row in sel.iterrows()]
+        folium.GeoJson(_to_feature_collection(sel, props), style_function=lambda f: _REJECTED,
+                       on_each_feature=folium.JsCode(_POPUP_BIND.format(w=340, h=460))).add_to(fg)
+        fg.add_to(m)
+
+
 def _add_sample_units(m: Any, units: Any, zones: list[Any]) -> None:
     """Per zone a "sample units" layer group (hidden at first): points coloured by agreement."""
     import folium
@@ -637,6 +661,7 @@ def make_map(
     offline: bool = False,
     title: str = "kpgeo — artisanal mining footprints",
     sample_units: Any = None,
+    rejected: Any = None,
 ) -> Any:
     """Build the interactive map of a run.
 
@@ -670,6 +695,9 @@ def make_map(
         Points of :func:`kpgeo.sampling.sample_units_layer` (``zone``,
         ``unit_id``, ``stratum``, ``map_class``, ``ref_class``, ``agrees``):
         a "sample units" layer per zone, off by default. None: no layer.
+    rejected
+        Footprints of sites an analyst rejected (:func:`kpgeo.register.split_rejected`):
+        a "rejected by analyst" layer per zone, off by default. None: no layer.
 
     Returns
     -------
@@ -699,6 +727,8 @@ def make_map(
     has_units = sample_units is not None and len(sample_units)
     if has_units:
         _add_sample_units(m, sample_units, zones)
+    if rejected is not None and len(rejected):
+        _add_rejected(m, rejected, zones)
 
     import folium
 

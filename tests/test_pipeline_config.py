@@ -78,6 +78,23 @@ items = "items.json"
             "[[zones]]\nzone='nola'\nitems='items.json'\n[change]\nno_such_knob=1\n",
             "bad \\[change\\]",
         ),
+        ("[[zones]]\nzone='nola'\n", "needs items= \\(or a \\[search\\] section\\)"),
+        (
+            "[search]\nprovider='earth-search'\nstart='2024-01-01'\ncloud=5\n[[zones]]\nzone='nola'\n",
+            "run.toml: \\[search\\]: unknown key\\(s\\) \\['cloud'\\]",
+        ),
+        (
+            "[search]\nprovider='earth-search'\nstart='2024-02-30'\n[[zones]]\nzone='nola'\n",
+            "run.toml: \\[search\\]: start must be a date",
+        ),
+        (
+            "[search]\nprovider='earth-search'\n[[zones]]\nzone='nola'\n",
+            "run.toml: \\[search\\]: start = ",
+        ),
+        (
+            "[run]\nstore='out/x.sqlite'\n[[zones]]\nzone='nola'\nitems='items.json'\n",
+            "run.toml: store must be a postgresql://",
+        ),
     ],
 )
 def test_bad_config_is_refused_with_file_name(tmp_path, items_file, text, message):
@@ -101,3 +118,25 @@ def test_bundled_sample_config_is_valid():
 
     cfg = load_config(Path(__file__).parents[1] / "pipelines" / "sample_tiles.toml")
     assert [j.zone.id for j in cfg.jobs] == ["caf-berberati", "civ-seguela"]
+
+
+def test_search_section_gives_zones_without_items_a_search(tmp_path, items_file):
+    cfg = load_config(write(tmp_path, """
+[run]
+store = "postgresql://kp@127.0.0.1:5432/kp?schema=car"
+[search]
+provider = "planetary-computer"
+start = 2024-01-01
+end = "2024-06-30"
+max_cloud_cover = 40
+[[zones]]
+zone = "nola"
+[[zones]]
+zone = "boda"
+items = "items.json"
+"""))
+    assert cfg.search.collection == "sentinel-2-l2a" and cfg.search.sign == "planetary-computer"
+    assert cfg.search.datetime == "2024-01-01T00:00:00Z/2024-06-30T23:59:59Z"
+    assert cfg.search.max_cloud_cover == 40
+    assert [job.items for job in cfg.jobs] == [None, items_file.resolve()]
+    assert cfg.store == "postgresql://kp@127.0.0.1:5432/kp?schema=car"

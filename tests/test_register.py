@@ -121,6 +121,18 @@ def test_a_site_not_detected_stays_in_the_register_and_keeps_its_id_when_seen_ag
     assert "redetected" in set(r3.register.events["event"])
 
 
+def test_a_run_without_footprints_keeps_the_sites_as_not_detected():
+    r1 = run(None, fps(("a", box(0, 0, 100, 100), "2019-06-01", "2019-09-01")), "2019-09-30")
+    empty = run(None, fps(("a", box(0, 0, 100, 100), "2019-06-01", "2019-09-01")).iloc[0:0],
+                "2019-09-30")
+    assert len(empty.register.sites) == 0 and len(empty.footprints) == 0
+    r2 = run(r1.register, fps(("a", box(0, 0, 100, 100), "2019-06-01", "2019-09-01")).iloc[0:0],
+             "2019-12-31")
+    s = site(r2.register, f"{ZONE}-s00001")
+    assert s["status"] == "not detected" and s["first_detected"] == pd.Timestamp("2019-06-01")
+    pd.testing.assert_frame_equal(r2.register.history, r1.register.history)
+
+
 def _marked():
     r1 = run(None, fps(("a", box(0, 0, 100, 100), "2019-06-01", "2019-09-01"),
                        ("b", box(500, 0, 600, 100), "2019-06-01", "2019-09-01"),

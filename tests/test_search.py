@@ -318,3 +318,62 @@ def test_gdal_read_settings_come_from_one_place_and_the_environment_wins(monkeyp
     msg = read_error_message("https://x.test/a.tif", OSError("HTTP response code: 403"))
     assert msg.startswith("cannot read remote raster asset https://x.test/a.tif: HTTP 403")
     assert "expired" in msg
+
+
+# --------------------------------------------------------------------------- [search] in kpgeo run
+
+
+def _search_toml(path: Path, url: str) -> Path:
+    path.write_text(f'[run]\nname = "t"\n\n[search]\nurl = "{url}"\ncollection = "sentinel-2-l2a"\n'
+                    f'start = "2019-01-01"\nend = "2020-12-31"\nmax_cloud_cover = 100\n\n'
+                    f'[[zones]]\nzone = "{ZONE}"\n')
+    return path
+
+
+def _canonical(frame):
+    return frame.sort_values("id").reset_index(drop=True)
+
+
+def test_run_with_a_search_section_saves_its_items_and_equals_the_local_run(stac_api, tmp_path):
+    import geopandas as gpd
+
+    from kpgeo.items import read_items
+    from kpgeo.pipeline import load_config
+
+    config = load_config(_search_toml(tmp_path / "search.toml", stac_api))
+    assert config.search.url == stac_api and config.jobs[0].items is None
+    res = _cli("-q", "run", str(tmp_path / "search.toml"), "--out", str(tmp_path / "remote"),
+               "--no-report")
+    assert res.exit_code == 0, res.output
+    saved = tmp_path / "remote" / "zones" / ZONE / "items.json"
+    assert [it.id for it in read_items(saved)] == _expected_ids("2019-01-01", "2020-12-31", 100)
+    assert json.loads(saved.read_text())["kpgeo:search"]["url"] == stac_api
+    local = _cli("-q", "run", str(_toml(tmp_path / "local.toml", SAMPLES / ZONE / "items.json")),
+                 "--out", str(tmp_path / "local"), "--no-report")
+    assert local.exit_code == 0, local.output
+    a, b = (_canonical(gpd.read_parquet(tmp_path / d / "footprints.parquet"))
+            for d in ("remote", "local"))
+    assert len(a) == len(b) > 0
+    assert a.drop(columns="geometry").equals(b.drop(columns="geometry"))  # site ids too
+    assert a.geometry.geom_equals_exact(b.geometry, tolerance=0).all()
+    # the saved items repeat the run exactly: the zone is up to date
+    again = _cli("run", str(_toml(tmp_path / "again.toml", saved)), "--out",
+                 str(tmp_path / "remote"), "--no-report", "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["zones"][0].get("skipped") is True
+
+
+def test_run_with_an_unreachable_stac_api_is_one_error_and_keeps_earlier_outputs(
+        tmp_path, quick_retries):
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    out = tmp_path / "out"
+    (out / "zones" / ZONE).mkdir(parents=True)
+    (out / "zones" / ZONE / "items.json").write_text("{}")  # an earlier search's file
+    (out / "bulletin.html").write_text("earlier")
+    before = _snapshot(out)
+    code, output = _run_fresh("-q", "run", str(_search_toml(tmp_path / "s.toml", url)),
+                              "--out", str(out), env=_QUICK)
+    assert code == 1
+    assert f"STAC API {url}: cannot connect" in output and "Traceback" not in output
+    assert len(output.strip().splitlines()) == 1, output
+    assert _snapshot(out) == before

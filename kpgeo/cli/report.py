@@ -25,7 +25,8 @@ __all__ = ["report"]
     "run_dir",
     required=True,
     type=click.Path(exists=True, file_okay=False, path_type=str),
-    help="Directory written by `kpgeo detect` (footprints.parquet or .geojson, coverage.csv).",
+    help="Directory written by `kpgeo detect` or `kpgeo run` (footprints.parquet or .geojson, "
+    "coverage.csv; with RUN/kpgeo.gpkg the site register and its analyst marks).",
 )
 @click.option(
     "--items",
@@ -143,6 +144,11 @@ def report(
             production_table(config_path), where=f"{config_path}: [production]"
         )
     footprints = _read_footprints(run)
+    register = _read_register(run)
+    if register is not None and "site_id" in footprints.columns:
+        from kpgeo.register import label_footprints
+
+        footprints = label_footprints(footprints, register)  # marks made since the run
     cov_path = run / "coverage.csv"
     coverage = _read_coverage(cov_path) if cov_path.is_file() else None
 
@@ -179,6 +185,7 @@ def report(
         samples=list(labels_paths) or sheet_paths(run),
         production=production,
         exports=exports_path,
+        register=register,
     )
     if as_json:
         echo_json({"outputs": {name: str(path) for name, path in outputs.items()}})
@@ -219,6 +226,13 @@ def _read_footprints(run):
         f"{run} holds no footprints.parquet or footprints.geojson; "
         f"run `kpgeo detect --out {run}` first"
     )
+
+
+def _read_register(run):
+    """Read the site register of a ``kpgeo run`` folder (RUN/kpgeo.gpkg), or None."""
+    from kpgeo.store import STORE_NAME, read_register
+
+    return read_register(run / STORE_NAME) if (run / STORE_NAME).is_file() else None
 
 
 def _read_coverage(path):

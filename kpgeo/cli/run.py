@@ -31,6 +31,14 @@ from kpgeo.cli.options import echo_json, json_opt, offline_opt
     help="Dask scheduler: 'threads' (default), 'local' (one worker process per core) "
     "or a scheduler address such as tcp://host:8786.",
 )
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    metavar="URL",
+    help="Also write the run's tables (site register, footprints, time series...) to this "
+    "PostGIS database, postgresql://user@host/db[?schema=name]; overrides [run] store.",
+)
 @json_opt
 @click.pass_context
 def run(
@@ -41,6 +49,7 @@ def run(
     no_report: bool,
     offline: bool,
     scheduler: str | None,
+    store_url: str | None,
     as_json: bool,
 ) -> None:
     """Run every zone of CONFIG_PATH (see pipelines/*.toml); finished zones are not redone."""
@@ -56,6 +65,8 @@ def run(
     config = load_config(config_path)
     if offline:
         config = dataclasses.replace(config, offline_map=True)
+    if store_url:
+        config = dataclasses.replace(config, store=store_url)
     with dask_scheduler(scheduler):
         result = run_pipeline(
             config, out_dir, force=force, report=not no_report, progress=want_progress(verbosity)
@@ -78,7 +89,7 @@ def run(
     outputs = result["outputs"]
     if verbosity >= 0:
         click.echo(f"\nWrote {len(outputs)} run outputs to {Path(out_dir)}/")
-        for name in ("bulletin.html", "map.html", "timeseries.csv"):
+        for name in ("bulletin.html", "map.html", "timeseries.csv", "kpgeo.gpkg"):
             if name in outputs:
                 click.echo(f"  open {outputs[name]}")
     if failed:
