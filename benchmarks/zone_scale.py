@@ -365,18 +365,31 @@ def run_child(step: str, *args, profile: Path | None = None) -> dict:
 # --------------------------------------------------------------------------- comparisons
 
 
+#: run-level columns of the site register (kpgeo.register): site ids are numbered over the
+#: output folder's run history (a site keeps its id from run to run), so a run after
+#: earlier runs and a first run number new sites differently; not detection outputs
+REGISTER_COLUMNS = ["site_id", "triage_status"]
+
+
 def same_outputs(a: Path, b: Path) -> bool:
-    """Footprints (canonical sort), coverage, time series and the six rasters are identical."""
+    """Footprints (canonical sort), coverage, time series and the six rasters are identical.
+
+    Footprints: every column of the zone's ``footprints.parquet`` and of the run's,
+    less the site register's :data:`REGISTER_COLUMNS`.
+    """
     import geopandas as gpd
     import numpy as np
     import pandas as pd
     import rasterio
 
-    fa = gpd.read_parquet(a / "footprints.parquet").sort_values("id").reset_index(drop=True)
-    fb = gpd.read_parquet(b / "footprints.parquet").sort_values("id").reset_index(drop=True)
-    if not (fa.drop(columns="geometry").equals(fb.drop(columns="geometry"))
-            and list(fa.geometry.to_wkb()) == list(fb.geometry.to_wkb())):
-        return False
+    zone = next((a / "zones").iterdir()).name
+    for rel in ("footprints.parquet", f"zones/{zone}/footprints.parquet"):
+        fa = gpd.read_parquet(a / rel).sort_values("id").reset_index(drop=True)
+        fb = gpd.read_parquet(b / rel).sort_values("id").reset_index(drop=True)
+        drop = ["geometry", *(c for c in REGISTER_COLUMNS if c in fa or c in fb)]
+        if not (fa.drop(columns=drop).equals(fb.drop(columns=drop, errors="ignore"))
+                and list(fa.geometry.to_wkb()) == list(fb.geometry.to_wkb())):
+            return False
     for name in ("coverage.csv", "timeseries.csv"):
         if not pd.read_csv(a / name).equals(pd.read_csv(b / name)):
             return False
