@@ -841,7 +841,7 @@ def _kernel_for_this_python(folder: Path) -> str:
 
 
 def _as_jpeg(png_b64: str) -> str:
-    """A base64 PNG figure as a base64 JPEG at most ``FIGURE_WIDTH`` pixels wide."""
+    """Convert a base64 PNG figure to a base64 JPEG at most ``FIGURE_WIDTH`` pixels wide."""
     import base64
     import io
 
