@@ -171,7 +171,7 @@ class ProductionResults:
 
 
 def production_results(footprints: Any, *, freq: str = "QS", params: Any = None,
-                       exports: Any = None) -> ProductionResults:
+                       exports: Any = None, inside_only: bool = True) -> ProductionResults:
     """Production capacity from a run's footprints, and export figures beside it.
 
     Parameters
@@ -186,6 +186,8 @@ def production_results(footprints: Any, *, freq: str = "QS", params: Any = None,
     exports
         KP export statistics: a CSV path (:func:`kpgeo.production.read_exports`)
         or its table; None: no comparison.
+    inside_only
+        Count only footprints inside their zone (False: the outside ring too).
     """
     from kpgeo.production import (
         PlaceholderParameterWarning,
@@ -205,8 +207,9 @@ def production_results(footprints: Any, *, freq: str = "QS", params: Any = None,
                     ", ".join(params.placeholders))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PlaceholderParameterWarning)
-        capacity = production_capacity(mining_area_by_period(table, freq=freq), params)
-        years = mining_area_by_period(table, freq="YS")
+        capacity = production_capacity(
+            mining_area_by_period(table, freq=freq, inside_only=inside_only), params)
+        years = mining_area_by_period(table, freq="YS", inside_only=inside_only)
         yearly = production_summary(production_capacity(years, params))
     check = figures = None
     if exports is not None:

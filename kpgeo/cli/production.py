@@ -60,41 +60,22 @@ def production(run_dir: Path, config_path: Path | None, exports_path: Path | Non
     exports exceed the 90 % interval of the country's zones are flagged.
     """
     freq = freq_alias or freq  # the deprecated --freq spelling
-    import warnings
-
     from kpgeo import io
-    from kpgeo.production import (
-        PlaceholderParameterWarning,
-        ProductionParams,
-        compare_exports,
-        mining_area_by_period,
-        production_capacity,
-        production_summary,
-        read_exports,
-        read_footprints,
-    )
+    from kpgeo.estimates import production_results
+    from kpgeo.production import ProductionParams, production_summary, read_footprints
 
     out = out_dir or run_dir
     io.ensure_out_dir(out, overwrite=overwrite, expect=("production.csv", "exports_check.csv"))
     where = f"{config_path}: [production]" if config_path else "[production]"
     params = ProductionParams.from_mapping(production_table(config_path), where=where)
-    areas = mining_area_by_period(read_footprints(run_dir), freq=freq,
-                                  inside_only=not include_outside)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PlaceholderParameterWarning)
-        cap = production_capacity(areas, params)
-    if params.placeholders:
-        click.echo("warning: placeholder (unsourced) ranges for "
-                   f"{', '.join(params.placeholders)}; figures are illustrative only — set "
-                   "sourced values in a [production] table (--config)", err=True)
-    for row in production_summary(cap).itertuples():
+    results = production_results(read_footprints(run_dir), freq=freq, params=params,
+                                 exports=exports_path, inside_only=not include_outside)
+    for row in production_summary(results.capacity).itertuples():
         click.echo(f"{row.zone} {row.period_start}..{row.period_end}: volume-grade "
                    f"{row.volume_grade_text}; miners-days {row.miners_days_text}")
-    io.write_table(cap, out / "production.csv")
-    if exports_path is not None:
-        check = compare_exports(areas if freq == "YS" else mining_area_by_period(
-            read_footprints(run_dir), freq="YS", inside_only=not include_outside),
-            read_exports(exports_path), params)
+    io.write_table(results.capacity, out / "production.csv")
+    if results.exports is not None:
+        check = results.exports
         for row in check[check["exceeds_capacity"]].itertuples():
             click.echo(f"FLAG {row.country} {row.year}: exports {row.exports_ct:,.0f} ct exceed "
                        f"the {row.method} capacity (95th percentile {row.p95_ct_per_year:,.0f})")
