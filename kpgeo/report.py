@@ -538,42 +538,24 @@ def write_report(
     from kpgeo.io import atomic_path, ensure_out_dir
     from kpgeo.staticmap import (
         figure_png,
-        footprint_chips,
         period_labels,
         period_palette,
-        plot_zone_map,
-        true_colour,
     )
     from kpgeo.timeseries import (
-        clear_coverage,
         norm_freq,
         plot_activity,
         write_timeseries,
         zone_activity,
-        zone_regions,
     )
-    from kpgeo.webmap import composite_overlays, write_map
+    from kpgeo.webmap import write_map
 
     freq = norm_freq(period)
     out = ensure_out_dir(out_dir, overwrite=overwrite, expect=REPORT_OUTPUTS)
-    if zones is None:
-        from kpgeo.zones import get_zone
-
-        ids = sorted(footprints["zone"].astype(str).unique()) if len(footprints) else []
-        if not ids:
-            raise ConfigError("no footprints and no zones given: pass zones= (CLI: --zone)")
-        zones = [get_zone(i) for i in ids]
-    zones = list(zones)
+    zones = _report_zones(footprints, zones)
     footprints, rejected = _counted_sites(footprints)
     cubes, map_cubes = _norm_cubes(zones, cube, items, ring_width_m=ring_width_m)
-
     if coverage is None and cubes:
-        frames = [
-            clear_coverage(c, zone_regions([z], ring_width_m=ring_width_m))
-            for z in zones
-            if (c := cubes.get(str(z.id))) is not None
-        ]
-        coverage = pd.concat(frames, ignore_index=True) if frames else None
+        coverage = _coverage_of(cubes, zones, ring_width_m=ring_width_m)
     if coverage is None:
         log.warning("no clear-coverage table: cloud gaps cannot be told from inactivity")
 
@@ -608,35 +590,11 @@ def write_report(
         list(period_labels(activity["period_start"], freq=freq))
         + (list(period_labels(footprints["first_detected"], freq=freq)) if len(footprints) else [])
     )
-    overlays, chips, maps, map_periods = [], {}, {}, {}
-    for zone in zones:
-        zid = str(zone.id)
-        zcube = cubes.get(zid)
-        zfp = footprints[footprints["zone"].astype(str) == zid] if len(footprints) else footprints
-        background = None
-        if zcube is not None and all(b in zcube for b in ("red", "green", "blue", "clear")):
-            view = map_cubes.get(zid, zcube)  # coarser for zones larger than the maps
-            dates = zone_compare_dates(view, zfp, compare_date=compare_date,
-                                       clear_fraction=_zone_clear(coverage, zid, view))
-            overlays += composite_overlays(view, dates=dates, zone=zone)
-            chips |= footprint_chips(zcube, zfp)
-            if len(dates[1]):
-                background = true_colour(view, dates=dates[1])
-                map_periods[zid] = _describe_dates(dates[1])
-        fig = plot_zone_map(
-            footprints,
-            zone,
-            background=background,
-            freq=freq,
-            ring_width_m=ring_width_m,
-            palette=palette,
-            period=(activity["period_start"].min(), activity["period_end"].max()),
-        )
-        maps[zid] = figure_png(fig)
-        name = f"map_{zone_file_stem(zid)}.png"
-        with atomic_path(out / name) as tmp:
-            Path(tmp).write_bytes(maps[zid])
-        outputs[name] = out / name
+    overlays, chips, maps, map_periods = _zone_maps(
+        out, zones, footprints, cubes, map_cubes, activity, coverage, palette=palette,
+        freq=freq, ring_width_m=ring_width_m, compare_date=compare_date)
+    outputs |= {f"map_{zone_file_stem(zid)}.png": out / f"map_{zone_file_stem(zid)}.png"
+                for zid in maps}
 
     outputs["map.html"] = write_map(
         out / "map.html",
@@ -674,6 +632,70 @@ def write_report(
     outputs["bulletin.html"] = out / "bulletin.html"
     return outputs
 
+
+
+def _report_zones(footprints: Any, zones: Iterable[Any] | None) -> list[Any]:
+    """Return the zones to report: those given, else the zones of the footprints."""
+    if zones is not None:
+        return list(zones)
+    from kpgeo.zones import get_zone
+
+    ids = sorted(footprints["zone"].astype(str).unique()) if len(footprints) else []
+    if not ids:
+        raise ConfigError("no footprints and no zones given: pass zones= (CLI: --zone)")
+    return [get_zone(i) for i in ids]
+
+
+def _coverage_of(cubes: dict, zones: list[Any], *, ring_width_m: float) -> pd.DataFrame | None:
+    """Clear coverage of each zone (and its ring) from its cube, or None without cubes."""
+    from kpgeo.timeseries import clear_coverage, zone_regions
+
+    frames = [clear_coverage(c, zone_regions([z], ring_width_m=ring_width_m))
+              for z in zones if (c := cubes.get(str(z.id))) is not None]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def _zone_maps(out: Path, zones: list[Any], footprints: Any, cubes: dict, map_cubes: dict,
+               activity: pd.DataFrame, coverage: pd.DataFrame | None, *, palette: Any,
+               freq: str, ring_width_m: float, compare_date: Any) -> tuple:
+    """Each zone's before/after overlays, footprint chips and static map (``map_<zone>.png``).
+
+    Returns ``(overlays, chips, maps, map_periods)``: web-map overlays, chips by
+    footprint, PNG bytes by zone id, and the dates of each zone's map background.
+    """
+    from kpgeo.io import atomic_path
+    from kpgeo.staticmap import figure_png, footprint_chips, plot_zone_map, true_colour
+    from kpgeo.webmap import composite_overlays
+
+    overlays, chips, maps, map_periods = [], {}, {}, {}
+    for zone in zones:
+        zid = str(zone.id)
+        zcube = cubes.get(zid)
+        zfp = footprints[footprints["zone"].astype(str) == zid] if len(footprints) else footprints
+        background = None
+        if zcube is not None and all(b in zcube for b in ("red", "green", "blue", "clear")):
+            view = map_cubes.get(zid, zcube)  # coarser for zones larger than the maps
+            dates = zone_compare_dates(view, zfp, compare_date=compare_date,
+                                       clear_fraction=_zone_clear(coverage, zid, view))
+            overlays += composite_overlays(view, dates=dates, zone=zone)
+            chips |= footprint_chips(zcube, zfp)
+            if len(dates[1]):
+                background = true_colour(view, dates=dates[1])
+                map_periods[zid] = _describe_dates(dates[1])
+        fig = plot_zone_map(
+            footprints,
+            zone,
+            background=background,
+            freq=freq,
+            ring_width_m=ring_width_m,
+            palette=palette,
+            period=(activity["period_start"].min(), activity["period_end"].max()),
+        )
+        maps[zid] = figure_png(fig)
+        name = f"map_{zone_file_stem(zid)}.png"
+        with atomic_path(out / name) as tmp:
+            Path(tmp).write_bytes(maps[zid])
+    return overlays, chips, maps, map_periods
 
 def _estimates(footprints, samples, production, exports, *, freq, zone_ids) -> tuple[Any, Any]:
     """Load the samples of the reported zones and the production capacity (None when none)."""
