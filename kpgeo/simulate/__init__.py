@@ -239,40 +239,64 @@ def simulate_scene(
     >>> scene.items_path  # doctest: +SKIP
     PosixPath('scene/items.json')
     """
-    from kpgeo.simulate.atmosphere import plan_atmosphere
-    from kpgeo.simulate.events import plan_events, truth_features
-    from kpgeo.simulate.grid import check_shape, make_calendar, make_grid
-    from kpgeo.simulate.landscape import plan_landscape
-    from kpgeo.simulate.noise import mix_key
-    from kpgeo.simulate.spectra import flood_level, greenness
-    from kpgeo.simulate.writer import (
-        TRUTH_FILES,
-        SceneInputs,
-        finalize_cogs,
-        stac_items,
-        write_scene,
-    )
+    from kpgeo.simulate.grid import check_shape, make_grid
 
     source = _check_source(source)
     try:
         seed = int(seed)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"seed must be an integer, got {seed!r}") from exc
+    params = _scene_params(source, preset, seed, randomize)
+    if n_dates is None:
+        n_dates = 36 if source == "real" else 24
+    resolution, tile_size = _check_resolution_tiles(resolution, tile_size)
+    zone_obj = _resolve_zone(zone)
+    if bbox is not None:
+        bbox = _check_bbox(bbox)
+    ctr = _scene_center(center, zone_obj, bbox, seed)
+    if shape is None:
+        if bbox is not None and zone_obj is None and center is None:
+            shape = _bbox_shape(bbox, resolution)
+        else:
+            shape = (256, 256)
+    shape = check_shape(shape)
+    out = _prepare_out(Path(out_dir), overwrite)
+
+    grid = make_grid(ctr, shape, resolution)
+    zone_utm = None if zone_obj is None else _project(zone_obj.geometry, grid.epsg)
+    if source == "real":
+        from kpgeo.simulate.realbase import simulate_real
+
+        res = simulate_real(out, grid=grid, lon=ctr[0], start=start, end=end,
+                            n_dates=n_dates, params=params, seed=seed, zone_utm=zone_utm,
+                            tile_size=tile_size, progress=progress)
+    else:
+        res = _simulate_procedural(out, grid=grid, lon=ctr[0], start=start, end=end,
+                                   n_dates=n_dates, params=params, seed=seed,
+                                   zone_utm=zone_utm, tile_size=tile_size, progress=progress)
+    return _finish(out, items=res["items"], feats=res["features"], grid=grid,
+                   cal=res["calendar"], zone_obj=zone_obj, preset=params.name, seed=seed,
+                   n_events=res["n_events"], source=source, params=params)
+
+
+def _scene_params(source: str, preset: Any, seed: int, randomize: bool) -> Any:
+    """Return the preset's parameters for ``source`` (procedural: randomised per seed if asked)."""
     if source == "real":
         from kpgeo.simulate.realbase import get_real_preset
 
         if randomize:
             raise ConfigError("randomize=True applies to the procedural source; the real "
                               "source draws its own variation per seed")
-        params = get_real_preset(preset)
-    else:
-        params = get_preset(preset)
-        if randomize or params.randomize:
-            from kpgeo.simulate.presets import randomize_params
+        return get_real_preset(preset)
+    params = get_preset(preset)
+    if randomize or params.randomize:
+        from kpgeo.simulate.presets import randomize_params
 
-            params = randomize_params(params, seed)
-    if n_dates is None:
-        n_dates = 36 if source == "real" else 24
+        params = randomize_params(params, seed)
+    return params
+
+
+def _check_resolution_tiles(resolution: Any, tile_size: Any) -> tuple[float, int]:
     try:
         resolution = float(resolution)
     except (TypeError, ValueError) as exc:
@@ -281,11 +305,11 @@ def simulate_scene(
         raise ConfigError(f"resolution={resolution!r} m is out of range (1..1000)")
     if not isinstance(tile_size, int | np.integer) or tile_size < 64 or tile_size % 32:
         raise ConfigError(f"tile_size={tile_size!r} must be an integer multiple of 32, >= 64")
-    tile_size = int(tile_size)
+    return resolution, int(tile_size)
 
-    zone_obj = _resolve_zone(zone)
-    if bbox is not None:
-        bbox = _check_bbox(bbox)
+
+def _scene_center(center: Any, zone_obj: Any, bbox: Any, seed: int) -> tuple[float, float]:
+    """(lon, lat) of the scene centre: ``center``, a point of the zone boundary, the bbox's."""
     if center is not None:
         try:
             lon, lat = (float(v) for v in center)
@@ -293,21 +317,18 @@ def simulate_scene(
             raise ConfigError(f"center must be (lon, lat) in degrees, got {center!r}") from exc
         if not (-180 <= lon <= 180 and -80 <= lat <= 84):
             raise ConfigError(f"center={center!r} is not a lon/lat in degrees")
-        ctr = (lon, lat)
-    elif zone_obj is not None:
-        ctr = _zone_center(zone_obj, seed)
-    elif bbox is not None:
-        ctr = ((bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2)
-    else:
-        ctr = DEFAULT_CENTER
-    if shape is None:
-        if bbox is not None and zone_obj is None and center is None:
-            shape = _bbox_shape(bbox, resolution)
-        else:
-            shape = (256, 256)
-    shape = check_shape(shape)
+        return (lon, lat)
+    if zone_obj is not None:
+        return _zone_center(zone_obj, seed)
+    if bbox is not None:
+        return ((bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2)
+    return DEFAULT_CENTER
 
-    out = Path(out_dir)
+
+def _prepare_out(out: Path, overwrite: bool) -> Path:
+    """Create the output folder; remove an earlier scene there (unless ``overwrite=False``)."""
+    from kpgeo.simulate.writer import TRUTH_FILES
+
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out_dir {out} exists and is not a folder")
     if (out / TRUTH_FILES["items"]).exists():
@@ -316,29 +337,13 @@ def simulate_scene(
                                     "overwrite=True (CLI: --overwrite) to replace it")
         _remove_scene(out)
     out.mkdir(parents=True, exist_ok=True)
+    return out
 
-    grid = make_grid(ctr, shape, resolution)
-    zone_utm = None
-    if zone_obj is not None:
-        zone_utm = _project(zone_obj.geometry, grid.epsg)
-    if source == "real":
-        from kpgeo.simulate.realbase import simulate_real
 
-        res = simulate_real(out, grid=grid, lon=ctr[0], start=start, end=end,
-                            n_dates=n_dates, params=params, seed=seed, zone_utm=zone_utm,
-                            tile_size=tile_size, progress=progress)
-        return _finish(out, items=res["items"], feats=res["features"], grid=grid,
-                       cal=res["calendar"], zone_obj=zone_obj, preset=params.name, seed=seed,
-                       n_events=res["n_events"], source=source, params=params)
-    cal = make_calendar(start, end, n_dates, lon=ctr[0],
-                        rng=np.random.default_rng(mix_key(seed, 1)),
-                        gap_fraction=params.revisit_gap_fraction)
-    land = plan_landscape(grid, seed=seed)
-    from kpgeo.simulate.landscape import woody_at
-
-    events = plan_events(grid, cal=cal, land=land, params=params, seed=seed, zone_utm=zone_utm,
-                         woody_at=lambda x, y: woody_at(land, grid, x, y))
-    atm = plan_atmosphere(grid, cal=cal, params=params, seed=seed)
+def _procedural_series(cal: Any, params: Any, seed: int) -> dict[str, np.ndarray]:
+    """Per-date scene-wide drivers: greenness, flood level, river and flood water."""
+    from kpgeo.simulate.noise import mix_key
+    from kpgeo.simulate.spectra import flood_level, greenness
 
     rng = np.random.default_rng(mix_key(seed, 2))
     years = sorted({d.year for d in cal.dates})
@@ -352,20 +357,37 @@ def simulate_scene(
         green = np.clip(0.5 + params.pheno_amplitude * (green - 0.5)
                         + params.greenness_offset, 0.0, 1.0)
     floods = np.array([flood_level(doy[i], amp[d.year]) for i, d in enumerate(cal.dates)])
-    floods = floods * params.flood_strength
     turb = np.clip(0.25 + 0.5 * green + rng.normal(0, 0.08, len(cal.dates)), 0.05, 1.0)
     # flood water: open-water cover, turbidity and shallow-margin width change with every date
     frng = np.random.default_rng(mix_key(seed, 3))
     nd = len(cal.dates)
-    fl_cover = frng.uniform(*params.flood_cover, nd)
-    fl_turb = frng.uniform(*params.flood_turbidity, nd)
-    fl_margin = frng.uniform(*params.flood_margin, nd)
+    return {"greenness": green, "flood_levels": floods * params.flood_strength,
+            "river_turbidity": turb, "flood_cover": frng.uniform(*params.flood_cover, nd),
+            "flood_turbidity": frng.uniform(*params.flood_turbidity, nd),
+            "flood_margin": frng.uniform(*params.flood_margin, nd)}
 
-    meta = {"seed": seed, "preset": params.name}
+
+def _simulate_procedural(out: Path, *, grid: Any, lon: float, start: Any, end: Any,
+                         n_dates: int, params: Any, seed: int, zone_utm: Any, tile_size: int,
+                         progress: Any) -> dict[str, Any]:
+    """Write the procedural scene's files; return its items, truth features and calendar."""
+    from kpgeo.simulate.atmosphere import plan_atmosphere
+    from kpgeo.simulate.events import plan_events, truth_features
+    from kpgeo.simulate.grid import make_calendar
+    from kpgeo.simulate.landscape import plan_landscape, woody_at
+    from kpgeo.simulate.noise import mix_key
+    from kpgeo.simulate.writer import SceneInputs, finalize_cogs, stac_items, write_scene
+
+    cal = make_calendar(start, end, n_dates, lon=lon,
+                        rng=np.random.default_rng(mix_key(seed, 1)),
+                        gap_fraction=params.revisit_gap_fraction)
+    land = plan_landscape(grid, seed=seed)
+    events = plan_events(grid, cal=cal, land=land, params=params, seed=seed, zone_utm=zone_utm,
+                         woody_at=lambda x, y: woody_at(land, grid, x, y))
+    atm = plan_atmosphere(grid, cal=cal, params=params, seed=seed)
     inp = SceneInputs(grid=grid, calendar=cal, land=land, events=events, atmosphere=atm,
-                      params=params, greenness=green, flood_levels=floods,
-                      river_turbidity=turb, flood_cover=fl_cover, flood_turbidity=fl_turb,
-                      flood_margin=fl_margin, meta=meta)
+                      params=params, meta={"seed": seed, "preset": params.name},
+                      **_procedural_series(cal, params, seed))
     try:
         written = write_scene(out, inp, tile_size=tile_size, progress=progress)
         finalize_cogs(out, written, cal, block=min(512, max(256, tile_size)))
@@ -373,13 +395,11 @@ def simulate_scene(
         for p in out.rglob(".*.raw.tif"):
             p.unlink(missing_ok=True)
         raise
-    items = stac_items(out, inp, written["stats"])
-    feats = truth_features(events, grid, last_day=int(cal.days[-1]))
-    return _finish(out, items=items, feats=feats, grid=grid, cal=cal, zone_obj=zone_obj,
-                   preset=params.name, seed=seed,
-                   n_events={"mining": len(events.sites), "farm": len(events.farms),
-                             "burn": len(events.burns)},
-                   source=source, params=params)
+    return {"items": stac_items(out, inp, written["stats"]),
+            "features": truth_features(events, grid, last_day=int(cal.days[-1])),
+            "calendar": cal,
+            "n_events": {"mining": len(events.sites), "farm": len(events.farms),
+                         "burn": len(events.burns)}}
 
 
 def _check_source(source: Any) -> str:
