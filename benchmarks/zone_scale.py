@@ -143,7 +143,8 @@ def step_run(cfg: str, out: str, scheduler: str | None) -> dict:
     import warnings
 
     from kpgeo.pipeline import dask_scheduler, load_config, run_pipeline
-    from kpgeo.timeseries import write_timeseries, zone_activity
+    from kpgeo.timeseries import zone_activity
+    from kpgeo.timeseries_output import write_timeseries
 
     warnings.simplefilter("ignore")
     config = load_config(cfg)

@@ -541,12 +541,8 @@ def write_report(
         period_labels,
         period_palette,
     )
-    from kpgeo.timeseries import (
-        norm_freq,
-        plot_activity,
-        write_timeseries,
-        zone_activity,
-    )
+    from kpgeo.timeseries import norm_freq, zone_activity
+    from kpgeo.timeseries_output import plot_activity, write_timeseries
     from kpgeo.webmap import write_map
 
     freq = norm_freq(period)

@@ -1,6 +1,6 @@
 """Per-zone activity time series: how much mining, where, when, and how well we saw it.
 
-Two pure functions and their writers:
+Two pure functions (their writers and plot are in :mod:`kpgeo.timeseries_output`):
 
 * :func:`clear_coverage` — for each cube date and each region (a zone, the
   ring just outside it), the fraction of the region's pixels that had a clear
@@ -13,7 +13,7 @@ Two pure functions and their writers:
   data, not "less mining").
 
 :data:`TIMESERIES_COLUMNS` is the data dictionary of the table (unit and
-meaning of every column); :func:`write_timeseries` writes it next to
+meaning of every column); :func:`kpgeo.timeseries_output.write_timeseries` writes it next to
 ``timeseries.csv`` as a CSV on the Web (CSVW) sidecar,
 ``timeseries.csv-metadata.json``, and ``docs/outputs.md`` lists it. Every
 table has the :data:`CORE_COLUMNS`; the error-adjusted area
@@ -34,9 +34,7 @@ band is ``"caf-berberati:ring"`` (see :func:`zone_regions`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,9 +55,6 @@ __all__ = [
     "clear_coverage",
     "coverage_table",
     "zone_activity",
-    "write_timeseries",
-    "csvw_metadata",
-    "plot_activity",
 ]
 
 #: suffix of the ring region name: ``"<zone id>" + RING_SUFFIX``
@@ -198,7 +193,6 @@ TIMESERIES_COLUMNS: dict[str, tuple[str, str, str]] = {
 CORE_COLUMNS = tuple(c for c in TIMESERIES_COLUMNS if c not in ESTIMATE_COLUMNS + CAPACITY_COLUMNS)
 
 #: decimals of the CSV: areas to 0.01 ha, clear fractions to 1e-4, carats to whole carats
-_CSV_DECIMALS = {"ha": 2, "fraction 0-1": 4, "ct/yr": 0}
 
 _FOOTPRINT_COLUMNS = ("zone", "geometry", "first_detected", "last_active", "inside_zone")
 
@@ -653,197 +647,3 @@ def _region_rows(zid, region, region_id, rfp, rcov, starts, ends, min_coverage) 
 
 
 # --------------------------------------------------------------------------- writers
-def write_timeseries(
-    activity: pd.DataFrame, out_dir: str | os.PathLike, *, stem: str = "timeseries"
-) -> dict[str, Path]:
-    """Write the activity table as CSV, CSVW sidecar and Parquet, atomically.
-
-    ``<stem>.csv`` is for people and spreadsheets: dates as ``YYYY-MM-DD``,
-    areas rounded to 0.01 ha, clear fractions to 1e-4, counts as integers,
-    missing values as empty cells. ``<stem>.csv-metadata.json`` is its data
-    dictionary (W3C CSV on the Web: column name, datatype, unit, meaning;
-    from :data:`TIMESERIES_COLUMNS`). ``<stem>.parquet`` keeps full precision.
-
-    Parameters
-    ----------
-    activity
-        Table from :func:`zone_activity` (or any DataFrame; ``period_start``,
-        ``period_end`` and ``date`` columns are formatted as dates in the CSV).
-    out_dir
-        Output folder (created when missing).
-    stem
-        File name stem of the files.
-
-    Returns
-    -------
-    dict
-        ``{"csv": path, "csv-metadata.json": path, "parquet": path}``.
-    """
-    from kpgeo.io import write_json, write_table
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return {
-        "csv": write_table(_csv_frame(activity), out / f"{stem}.csv"),
-        "csv-metadata.json": write_json(
-            csvw_metadata(activity.columns, url=f"{stem}.csv"), out / f"{stem}.csv-metadata.json"
-        ),
-        "parquet": write_table(activity, out / f"{stem}.parquet"),
-    }
-
-
-def _csv_frame(activity: pd.DataFrame) -> pd.DataFrame:
-    """Format the activity table for CSV: ISO dates, rounded numbers, integer counts."""
-    csv_df = activity.copy()
-    for col in ("period_start", "period_end", "date"):
-        if col in csv_df.columns:
-            csv_df[col] = pd.to_datetime(csv_df[col]).dt.strftime("%Y-%m-%d")
-    for col in csv_df.columns:
-        dtype, unit, _ = TIMESERIES_COLUMNS.get(col, ("", "", ""))
-        if dtype == "integer" or _CSV_DECIMALS.get(unit) == 0:
-            csv_df[col] = pd.to_numeric(csv_df[col]).round().astype("Int64")
-        elif unit in _CSV_DECIMALS:
-            csv_df[col] = pd.to_numeric(csv_df[col]).astype("float64").round(_CSV_DECIMALS[unit])
-    return csv_df
-
-
-def csvw_metadata(columns: Iterable[str], *, url: str) -> dict[str, Any]:
-    """CSV on the Web (CSVW) metadata describing a time-series CSV's columns.
-
-    Parameters
-    ----------
-    columns
-        Column names of the CSV, in order; names missing from
-        :data:`TIMESERIES_COLUMNS` are described as strings without a meaning.
-    url
-        The CSV file name, relative to the metadata file.
-
-    Returns
-    -------
-    dict
-        JSON-ready CSVW table description (``schema:unitText`` holds the unit).
-    """
-    cols = []
-    for name in columns:
-        dtype, unit, meaning = TIMESERIES_COLUMNS.get(str(name), ("string", "", ""))
-        col = {"name": str(name), "titles": str(name), "datatype": dtype}
-        if unit:
-            col["schema:unitText"] = unit
-        if meaning:
-            col["dc:description"] = meaning
-        cols.append(col)
-    return {
-        "@context": "http://www.w3.org/ns/csvw",
-        "url": url,
-        "dc:title": "kpgeo mining activity time series, per zone, region and period",
-        "dc:description": "Areas in hectares (local UTM), dates ISO 8601 (UTC); empty cells "
-        "are missing values. See docs/outputs.md.",
-        "tableSchema": {
-            "columns": cols,
-            "primaryKey": [c for c in ("zone", "region", "period_start") if c in set(columns)],
-            "null": "",
-        },
-    }
-
-
-def plot_activity(
-    activity: pd.DataFrame,
-    *,
-    zone: str | None = None,
-    title: str | None = None,
-    figsize: tuple[float, float] = (7.0, 4.0),
-) -> Any:
-    """Plot one zone's activity: new area bars, cumulative line, coverage shading.
-
-    Inside-zone new area is drawn as solid bars, ring (outside) new area as
-    lighter bars; the cumulative footprint is a line on a second y axis (right); clear
-    coverage is drawn on a lower axis, and low-coverage periods are hatched grey
-    on both, so a cloud gap reads as missing data.
-
-    Parameters
-    ----------
-    activity
-        Output of :func:`zone_activity`.
-    zone
-        Zone id to plot; required when ``activity`` holds several zones.
-    title
-        Figure title (plain text). Default: the zone id.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        Created with the Agg canvas (no display needed).
-    """
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    zones = list(pd.unique(activity["zone"]))
-    if zone is None:
-        if len(zones) != 1:
-            raise ConfigError(f"activity holds zones {zones}; pass zone=")
-        zone = zones[0]
-    df = activity[activity["zone"] == zone]
-    if df.empty:
-        raise ConfigError(f"no activity rows for zone {zone!r}; have {zones}")
-    inside = df[df["region"] == "zone"].sort_values("period_start")
-    ring = df[df["region"] == "ring"].sort_values("period_start")
-    x = pd.to_datetime(inside["period_start"]).to_numpy()
-    if len(x) > 1:
-        width_days = float(np.median(np.diff(x).astype("timedelta64[D]").astype(float))) * 0.38
-    else:
-        width_days = 30.0
-    width = pd.Timedelta(days=width_days)
-
-    fig = Figure(figsize=figsize, dpi=100)
-    ax, axc = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    low = inside["low_coverage"].to_numpy(bool)
-    full_w = pd.Timedelta(days=width_days / 0.38)
-    for xi, flag in zip(x, low, strict=True):
-        if flag:
-            for a in (ax, axc):
-                a.axvspan(
-                    xi, xi + full_w, facecolor="0.85", hatch="//", edgecolor="0.6", lw=0, zorder=0
-                )
-    ax.bar(
-        x,
-        inside["new_area_ha"].fillna(0).to_numpy(),
-        width=width,
-        align="edge",
-        color="#c0392b",
-        label="new area, inside zone (ha)",
-    )
-    if len(ring):
-        ax.bar(
-            pd.to_datetime(ring["period_start"]).to_numpy() + width,
-            ring["new_area_ha"].fillna(0).to_numpy(),
-            width=width,
-            align="edge",
-            color="#f5b041",
-            label="new area, outside ring (ha)",
-        )
-    ax2 = ax.twinx()
-    ax2.plot(
-        x + full_w / 2,
-        inside["cumulative_area_ha"].to_numpy(),
-        color="#2c3e50",
-        marker="o",
-        ms=3,
-        label="cumulative footprint (ha)",
-    )
-    ax.set_ylabel("new area (ha)")
-    ax2.set_ylabel("cumulative (ha)")
-    ax2.set_ylim(bottom=0)
-    ax.set_ylim(bottom=0)
-    cov = inside["clear_fraction"].to_numpy(float)
-    axc.bar(x, np.nan_to_num(cov), width=full_w * 0.9, align="edge", color="#5dade2")
-    axc.set_ylim(0, 1)
-    axc.set_ylabel("clear")
-    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    handles.append(Patch(facecolor="0.85", hatch="//", edgecolor="0.6", label="low clear coverage"))
-    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=7, frameon=False)
-    ax.set_title(title if title is not None else str(zone), fontsize=10)
-    for label in axc.get_xticklabels():
-        label.set_rotation(25)
-        label.set_ha("right")
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
-    return fig

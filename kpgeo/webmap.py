@@ -401,7 +401,7 @@ def _period_axis(
 def _zone_totals(activity: pd.DataFrame | None, names: dict[str, str]) -> tuple[dict, dict]:
     """Per zone id: activity chart PNG and popup totals."""
     from kpgeo.staticmap import figure_png
-    from kpgeo.timeseries import plot_activity
+    from kpgeo.timeseries_output import plot_activity
 
     charts: dict[str, bytes] = {}
     totals: dict[str, dict[str, Any]] = {}

@@ -679,7 +679,8 @@ from kpgeo.cube import load_cube
 from kpgeo.footprints import detect_footprints
 from kpgeo.pipeline import load_config
 from kpgeo.report import write_report
-from kpgeo.timeseries import clear_coverage, plot_activity, zone_activity, zone_regions
+from kpgeo.timeseries import clear_coverage, zone_activity, zone_regions
+from kpgeo.timeseries_output import plot_activity
 from kpgeo.webmap import composite_overlays, make_map
 
 config = load_config(REPO / "pipelines" / "sample_tiles.toml")

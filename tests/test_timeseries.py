@@ -24,11 +24,10 @@ from kpgeo.errors import ConfigError  # noqa: E402
 from kpgeo.timeseries import (  # noqa: E402
     ACTIVITY_COLUMNS,
     clear_coverage,
-    plot_activity,
-    write_timeseries,
     zone_activity,
     zone_regions,
 )
+from kpgeo.timeseries_output import plot_activity, write_timeseries  # noqa: E402
 
 
 @pytest.fixture(scope="module")
