@@ -461,6 +461,34 @@ def _norm_cubes(zones: list[Any], cube: Any, items: Any, *, ring_width_m: float
     return out, maps
 
 
+def _report_activity(footprints: Any, coverage: Any, zones: list[Any], *, freq: str,
+                     ring_width_m: float, min_coverage: float, samples: Any, production: Any,
+                     exports: Any) -> tuple[pd.DataFrame, Any, Any]:
+    """Return the run's activity table, with error-adjusted areas and capacity when it has them."""
+    from kpgeo.estimates import add_area_estimates, add_capacity
+    from kpgeo.timeseries import zone_activity
+
+    activity = zone_activity(footprints, coverage, freq=freq, zones=zones,
+                             ring_width_m=ring_width_m, min_coverage=min_coverage)
+    found, prod = _estimates(
+        footprints, samples, production, exports, freq=freq, zone_ids={str(z.id) for z in zones}
+    )
+    if found is not None and found.estimated["in_zone"].any():
+        activity = add_area_estimates(activity, found.estimated[found.estimated["in_zone"]])
+    if prod is not None:
+        activity = add_capacity(activity, prod.capacity)
+    return activity, found, prod
+
+
+def _zone_charts(activity: pd.DataFrame, zones: list[Any]) -> dict[str, bytes]:
+    """PNG bytes of each zone's activity chart."""
+    from kpgeo.staticmap import figure_png
+    from kpgeo.timeseries_output import plot_activity
+
+    return {str(z.id): figure_png(plot_activity(activity, zone=str(z.id), title=str(z.name)))
+            for z in zones}
+
+
 def write_report(
     out_dir: str | os.PathLike,
     *,
@@ -534,15 +562,10 @@ def write_report(
     dict
         Output file name -> path.
     """
-    from kpgeo.estimates import add_area_estimates, add_capacity
     from kpgeo.io import atomic_path, ensure_out_dir
-    from kpgeo.staticmap import (
-        figure_png,
-        period_labels,
-        period_palette,
-    )
-    from kpgeo.timeseries import norm_freq, zone_activity
-    from kpgeo.timeseries_output import plot_activity, write_timeseries
+    from kpgeo.staticmap import period_labels, period_palette
+    from kpgeo.timeseries import norm_freq
+    from kpgeo.timeseries_output import write_timeseries
     from kpgeo.webmap import write_map
 
     freq = norm_freq(period)
@@ -555,28 +578,12 @@ def write_report(
     if coverage is None:
         log.warning("no clear-coverage table: cloud gaps cannot be told from inactivity")
 
-    activity = zone_activity(
-        footprints,
-        coverage,
-        freq=freq,
-        zones=zones,
-        ring_width_m=ring_width_m,
-        min_coverage=min_coverage,
-    )
-    found, prod = _estimates(
-        footprints, samples, production, exports, freq=freq, zone_ids={str(z.id) for z in zones}
-    )
-    if found is not None and found.estimated["in_zone"].any():
-        activity = add_area_estimates(activity, found.estimated[found.estimated["in_zone"]])
-    if prod is not None:
-        activity = add_capacity(activity, prod.capacity)
+    activity, found, prod = _report_activity(
+        footprints, coverage, zones, freq=freq, ring_width_m=ring_width_m,
+        min_coverage=min_coverage, samples=samples, production=production, exports=exports)
     outputs: dict[str, Path] = {}
     outputs |= {f"timeseries.{k}": v for k, v in write_timeseries(activity, out).items()}
-
-    charts = {
-        str(z.id): figure_png(plot_activity(activity, zone=str(z.id), title=str(z.name)))
-        for z in zones
-    }
+    charts = _zone_charts(activity, zones)
     # timeseries.png: the charts of all zones stacked (one figure)
     outputs["timeseries.png"] = _write_stacked(
         out / "timeseries.png", [charts[str(z.id)] for z in zones]
