@@ -121,25 +121,19 @@ def report(
     --config, production capacity beside the KP export figures.
     """
     from kpgeo.area import sheet_paths
-    from kpgeo.cli.production import production_table
-    from kpgeo.errors import ConfigError
-    from kpgeo.production import ProductionParams
     from kpgeo.report import write_report
-    from kpgeo.zones import get_zone, load_aoi
 
     run = Path(run_dir)
-    if not 0.0 <= min_coverage <= 1.0:
-        raise ConfigError(f"--min-coverage must be within [0, 1], got {min_coverage}")
-    if ring_width_m <= 0:
-        raise ConfigError(f"--ring-width-m must be positive metres, got {ring_width_m}")
-    if items_path is not None and not Path(items_path).is_file():
-        raise ConfigError(f"--items {items_path}: no such file")
+    _check_report_options(min_coverage, ring_width_m, items_path)
     if compare_date is not None:
         from kpgeo.io import to_utc_naive
 
         compare_date = to_utc_naive([compare_date], what="--compare-date").iloc[0]
     production = None
     if config_path is not None:
+        from kpgeo.cli.production import production_table
+        from kpgeo.production import ProductionParams
+
         production = ProductionParams.from_mapping(
             production_table(config_path), where=f"{config_path}: [production]"
         )
@@ -152,28 +146,11 @@ def report(
     cov_path = run / "coverage.csv"
     coverage = _read_coverage(cov_path) if cov_path.is_file() else None
 
-    zones = [get_zone(k) for k in zone_keys]
-    if aoi_path is not None:
-        zones.append(load_aoi(aoi_path))
-    if not zones:
-        ids = sorted(footprints["zone"].astype(str).unique()) if len(footprints) else []
-        if not ids:
-            raise ConfigError(
-                f"{run} has no footprint; pass --zone or --aoi to report an empty run"
-            )
-        for zid in ids:
-            try:
-                zones.append(get_zone(zid))
-            except KeyError as exc:
-                raise ConfigError(
-                    f"footprints in {run} belong to zone {zid!r}, which is not a known zone; "
-                    "pass the AOI file used for detection with --aoi"
-                ) from exc
     outputs = write_report(
         out_dir or run,
         footprints=footprints,
         coverage=coverage,
-        zones=zones,
+        zones=_report_zones(run, footprints, zone_keys, aoi_path),
         items=items_path,
         period=period,
         ring_width_m=ring_width_m,
@@ -191,6 +168,42 @@ def report(
         echo_json({"outputs": {name: str(path) for name, path in outputs.items()}})
         return
     click.echo(f"{len(outputs)} report file(s) -> {out_dir or run_dir}")
+
+
+def _check_report_options(min_coverage: float, ring_width_m: float,
+                          items_path: str | None) -> None:
+    from kpgeo.errors import ConfigError
+
+    if not 0.0 <= min_coverage <= 1.0:
+        raise ConfigError(f"--min-coverage must be within [0, 1], got {min_coverage}")
+    if ring_width_m <= 0:
+        raise ConfigError(f"--ring-width-m must be positive metres, got {ring_width_m}")
+    if items_path is not None and not Path(items_path).is_file():
+        raise ConfigError(f"--items {items_path}: no such file")
+
+
+def _report_zones(run: Path, footprints, zone_keys: tuple[str, ...], aoi_path: str | None):
+    """Zones of --zone/--aoi, else the known zones of the run's footprints."""
+    from kpgeo.errors import ConfigError
+    from kpgeo.zones import get_zone, load_aoi
+
+    zones = [get_zone(k) for k in zone_keys]
+    if aoi_path is not None:
+        zones.append(load_aoi(aoi_path))
+    if zones:
+        return zones
+    ids = sorted(footprints["zone"].astype(str).unique()) if len(footprints) else []
+    if not ids:
+        raise ConfigError(f"{run} has no footprint; pass --zone or --aoi to report an empty run")
+    for zid in ids:
+        try:
+            zones.append(get_zone(zid))
+        except KeyError as exc:
+            raise ConfigError(
+                f"footprints in {run} belong to zone {zid!r}, which is not a known zone; "
+                "pass the AOI file used for detection with --aoi"
+            ) from exc
+    return zones
 
 
 def _read_footprints(run):
