@@ -189,24 +189,36 @@ def plan_events(grid: SceneGrid, *, cal: Calendar, land, params: SimParams, seed
     sites on both sides of the zone boundary. ``woody_at(x, y)`` (forest
     fraction at a point) keeps burns and farms out of forest.
     """
-    from shapely.geometry import Point, box
+    from shapely.geometry import box
     from shapely.ops import unary_union
 
     rng = np.random.default_rng(mix_key(seed, 201))
+    scene = box(*grid.bounds)
+    all_rivers = unary_union(list(land.main_rivers) + list(land.tributaries))
+    sites = _plan_sites(rng, grid, cal, land, params, scene, zone_utm)
+    years = sorted({d.year for d in cal.dates})
+    farms = _plan_farms(rng, grid, cal, land, params, years, all_rivers, woody_at)
+    burns = _plan_burns(rng, grid, cal, params, years, scene, all_rivers, woody_at)
+    plan = EventPlan(sites=sites, farms=farms, burns=burns, key=mix_key(seed, 202),
+                     gravel_brightness=params.gravel_brightness)
+    for s in sites:
+        s.growth = _growth(s, cal)
+    return plan
+
+
+def _plan_sites(rng, grid: SceneGrid, cal: Calendar, land, params: SimParams, scene,
+                zone_utm) -> list[MiningSite]:
+    """Place and schedule the mining sites (first draws of the scene's event generator)."""
+    from shapely.ops import unary_union
+
     left, bottom, right, top = grid.bounds
-    scene = box(left, bottom, right, top)
-    scene_ha = grid.area_ha
-    area_100km2 = scene_ha / 10_000.0
     first, last = int(cal.days[0]), int(cal.days[-1])
     span = max(last - first, 1)
     rivers_main = [g for g in land.main_rivers if g.intersects(scene)]
     rivers_trib = [g for g in land.tributaries if g.intersects(scene)]
-    all_rivers = unary_union(list(land.main_rivers) + list(land.tributaries))
     inner = scene.buffer(-min(right - left, top - bottom) * 0.08)
-
-    # ---------------- mining -------------------------------------------
     n_sites = max(params.min_mining_sites,
-                  int(rng.poisson(params.mining_sites_per_100km2 * area_100km2)))
+                  int(rng.poisson(params.mining_sites_per_100km2 * grid.area_ha / 10_000.0)))
     sides = None
     if zone_utm is not None and not zone_utm.is_empty:
         ins = zone_utm.intersection(inner).area / max(inner.area, 1)
@@ -223,7 +235,7 @@ def plan_events(grid: SceneGrid, *, cal: Calendar, land, params: SimParams, seed
             target = rng.uniform(0.05, 0.15) * 1e4
         else:
             target = _logu(rng, *params.site_area_ha) * 1e4
-        target = min(target, params.max_site_fraction * scene_ha * 1e4)
+        target = min(target, params.max_site_fraction * grid.area_ha * 1e4)
         want_inside = sides[i % 2] if sides else None
         ground = "bank" if params.nongreen_site_fraction > 0 else None
         if ground and rng.uniform() < params.nongreen_site_fraction:
@@ -246,26 +258,8 @@ def plan_events(grid: SceneGrid, *, cal: Calendar, land, params: SimParams, seed
         if placed is None:
             continue
         pits, extent = placed
-        if i < n_core:
-            start = int(first + rng.uniform(*_CORE_START) * span)
-        elif rng.uniform() < params.early_site_fraction:
-            start = int(first + rng.uniform(*_EARLY_START) * span)  # pre-existing / early
-        else:
-            start = int(first + rng.uniform(*params.site_start) * span)
-        grow = float(rng.uniform(*params.growth_months) * 30.44)
-        order = np.argsort([p[1] for p in pits], kind="stable")
-        n = len(pits)
-        kept = []
-        end = None
-        if rng.uniform() < params.abandon_probability:
-            end = int(start + grow + rng.uniform(30, 240))
-            if end > last:
-                end = None
-        for rank, j in enumerate(order):
-            geom, _, kind, turb = pits[j]
-            ps = int(start + grow * (rank / max(n, 1)) ** 0.8)
-            if ps <= last:
-                kept.append(Pit(geom=geom, start=ps, kind=kind, turbidity=float(turb)))
+        start, end, kept = _schedule_pits(rng, pits, core=i < n_core, params=params,
+                                          first=first, last=last, span=span)
         if not kept:
             continue
         inside = None if zone_utm is None else bool(zone_utm.contains(unary_union(
@@ -277,10 +271,45 @@ def plan_events(grid: SceneGrid, *, cal: Calendar, land, params: SimParams, seed
                                 end=end, tau=float(rng.uniform(150, 400)), inside_zone=inside,
                                 ground=ground, pre_clear=pre_clear))
         extents.append(extent)
+    return sites
 
-    # ---------------- farms ----------------------------------------------
-    years = sorted({d.year for d in cal.dates})
-    n_farms = max(params.min_farms, int(rng.poisson(params.farms_per_100km2 * area_100km2)))
+
+def _schedule_pits(rng, pits: list, *, core: bool, params: SimParams, first: int, last: int,
+                   span: int) -> tuple[int, int | None, list[Pit]]:
+    """(start, end, pits opened by the last date) of a site: pits open outward over its growth."""
+    if core:
+        start = int(first + rng.uniform(*_CORE_START) * span)
+    elif rng.uniform() < params.early_site_fraction:
+        start = int(first + rng.uniform(*_EARLY_START) * span)  # pre-existing / early
+    else:
+        start = int(first + rng.uniform(*params.site_start) * span)
+    grow = float(rng.uniform(*params.growth_months) * 30.44)
+    order = np.argsort([p[1] for p in pits], kind="stable")
+    n = len(pits)
+    end = None
+    if rng.uniform() < params.abandon_probability:
+        end = int(start + grow + rng.uniform(30, 240))
+        if end > last:
+            end = None
+    kept = []
+    for rank, j in enumerate(order):
+        geom, _, kind, turb = pits[j]
+        ps = int(start + grow * (rank / max(n, 1)) ** 0.8)
+        if ps <= last:
+            kept.append(Pit(geom=geom, start=ps, kind=kind, turbidity=float(turb)))
+    return start, end, kept
+
+
+def _plan_farms(rng, grid: SceneGrid, cal: Calendar, land, params: SimParams, years: list,
+                all_rivers, woody_at) -> list[Farm]:
+    """Rectangular fields near villages and roads, away from rivers and forest."""
+    from shapely.geometry import Point
+    from shapely.ops import unary_union
+
+    left, bottom, right, top = grid.bounds
+    first, last = int(cal.days[0]), int(cal.days[-1])
+    n_farms = max(params.min_farms,
+                  int(rng.poisson(params.farms_per_100km2 * grid.area_ha / 10_000.0)))
     villages = unary_union(list(land.villages)) if land.villages else None
     roads = unary_union(list(land.roads)) if land.roads else None
     farms = []
@@ -307,9 +336,19 @@ def plan_events(grid: SceneGrid, *, cal: Calendar, land, params: SimParams, seed
         farms.append(Farm(site_id=f"farm-{len(farms) + 1:03d}", geom=_rect(rng, p.x, p.y, a),
                           start=start, bare_days=int(rng.integers(30, 90)),
                           grow_days=int(rng.integers(60, 120))))
+    return farms
 
-    # ---------------- burns ----------------------------------------------
-    n_burns = max(params.min_burns, int(rng.poisson(params.burns_per_100km2 * area_100km2)))
+
+def _plan_burns(rng, grid: SceneGrid, cal: Calendar, params: SimParams, years: list, scene,
+                all_rivers, woody_at) -> list[Burn]:
+    """Dry-season savanna fires: elongated blobs away from rivers and forest."""
+    from shapely.geometry import Point
+
+    left, bottom, right, top = grid.bounds
+    first, last = int(cal.days[0]), int(cal.days[-1])
+    scene_ha = grid.area_ha
+    n_burns = max(params.min_burns,
+                  int(rng.poisson(params.burns_per_100km2 * scene_ha / 10_000.0)))
     burns = []
     for _ in range(n_burns * 20):
         if len(burns) >= n_burns:
@@ -331,12 +370,7 @@ def plan_events(grid: SceneGrid, *, cal: Calendar, land, params: SimParams, seed
         burns.append(Burn(site_id=f"burn-{len(burns) + 1:03d}", geom=geom, start=start,
                           tau=float(rng.uniform(6, 15)), severity=float(rng.uniform(0.7, 1.0)),
                           lag=int(rng.integers(5, 21))))
-
-    plan = EventPlan(sites=sites, farms=farms, burns=burns, key=mix_key(seed, 202),
-                     gravel_brightness=params.gravel_brightness)
-    for s in sites:
-        s.growth = _growth(s, cal)
-    return plan
+    return burns
 
 
 #: minimum gap (m) between the pits of two different mining sites
