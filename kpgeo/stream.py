@@ -640,32 +640,40 @@ def stream_zone(
         settings=state_store.settings_digest(params=params, bands=spec.bands,
                                              scheme=spec.scheme, watched_wkb=watched.wkb),
         acquisitions=acquisitions(plan, item_digests), regions=names,
-        decision=state_store.decision_digest())
+        decision=state_store.decision_digest(), fields=state_store.stored_fields(params))
     stored, why = state_store.read_meta(out / state_store.STORE_NAME)
     t0, reason = state_store.reuse(stored, current) if incremental else (0, None)
     reason = reason or why
     if reason:
-        log.warning("%s: the stored detector state cannot be continued (%s); all %d dates "
-                    "are processed again", zone.id, reason, len(current.acquisitions))
+        _warn_redo(zone, reason, len(current.acquisitions))
     elif t0:
         log.info("%s: continuing the stored state of %d date(s); %d new date(s)", zone.id, t0,
                  len(current.acquisitions) - t0)
     tdays = days_since_epoch(plan.times)
     tmp = state_store.create_store(out, current, gbox)
-    task = ZoneTask(
-        spec=spec, scale=scale, offset=offset, tdays=tdays, t0=t0, params=params,
-        regions=regions,
-        state_in=str(out / state_store.STORE_NAME) if t0 else None,
-        meta_in=stored if t0 else None, state_out=str(tmp), meta_out=current,
-        time_chunk=time_chunk, min_confidence=opts["min_confidence"])
-    old_counts = np.asarray(stored.clear_counts if t0 else [], "int64")
-    try:
-        fps, coverage, rasters, counts, pixels = _run_blocks(
+
+    def run(t0: int) -> tuple:
+        task = ZoneTask(
+            spec=spec, scale=scale, offset=offset, tdays=tdays, t0=t0, params=params,
+            regions=regions,
+            state_in=str(out / state_store.STORE_NAME) if t0 else None,
+            meta_in=stored if t0 else None, state_out=str(tmp), meta_out=current,
+            time_chunk=time_chunk, min_confidence=opts["min_confidence"])
+        return _run_blocks(
             task, out_dir=out, zone=zone, windows=plan_windows(gbox.shape, block, pad),
-            times=plan.times, region_names=names, old_counts=old_counts,
+            times=plan.times, region_names=names,
+            old_counts=np.asarray(stored.clear_counts if t0 else [], "int64"),
             footprint_options={k: opts[k] for k in ("min_area_ha", "closing_radius",
                                                     "clearing_min_area_ha")},
             progress=progress)
+
+    try:
+        try:
+            fps, coverage, rasters, counts, pixels = run(t0)
+        except state_store.DamagedStateError as exc:  # a chunk of the old state: redo
+            t0, reason = 0, str(exc)
+            _warn_redo(zone, reason, len(current.acquisitions))
+            fps, coverage, rasters, counts, pixels = run(0)
         current.clear_counts = counts.tolist()
         current.region_pixels = pixels.tolist()
         current.t_last = float(tdays[-1])
@@ -676,3 +684,8 @@ def stream_zone(
         raise
     return StreamResult(footprints=fps, coverage=coverage, rasters=rasters,
                         n_dates=len(tdays), new_dates=len(tdays) - t0, redo_reason=reason)
+
+
+def _warn_redo(zone: Any, reason: str, n_dates: int) -> None:
+    log.warning("%s: the stored detector state cannot be continued (%s); all %d dates are "
+                "processed again", zone.id, reason, n_dates)
