@@ -338,30 +338,39 @@ def _chunk_path(root: Path, name: str, cy: int, cx: int, k: int) -> Path:
 
 
 def write_state(path: str | os.PathLike, meta: StateMeta, window: tuple[int, int, int, int],
-                state: Any) -> None:
+                state: Any, params: Any = None) -> None:
     """Write one block's :class:`~kpgeo.change.DetectorState` into its own chunks of a store.
 
     ``window`` is a block of :func:`kpgeo.stream.plan_windows` (within one chunk);
     the chunk files are flushed to disk here, in the block's task, so that the
-    flushes run in parallel.
+    flushes run in parallel. With ``params``, the baseline buffer of pixels whose
+    baseline is formed is stored as its initial value
+    (:func:`~kpgeo.change._state.spent_buffer_fields`): the same state for the
+    decision, half the bytes.
     """
     from numcodecs import Blosc
 
     from kpgeo import io
+    from kpgeo.change._state import N_BASE, new_state, spent_buffer_fields
 
+    spent = spent_buffer_fields(params) if params is not None else np.zeros(0, "int64")
+    formed = state.fstate[..., N_BASE] >= (params.baseline_obs if params is not None else np.inf)
     y0, y1, x0, x1 = window
     b = meta.block
     (cy, oy), (cx, ox) = divmod(y0 + meta.pad[0], b), divmod(x0 + meta.pad[1], b)
     if oy + y1 - y0 > b or ox + x1 - x0 > b:
         raise ValueError(f"window {window} is not within one chunk of the store")
     root = Path(path)
-    for (name, _, idx, cf), values in zip(_layout(meta), (state.fstate, state.mstate),
-                                          strict=True):
+    for (name, _, idx, cf), values, init in zip(_layout(meta), (state.fstate, state.mstate),
+                                                new_state(1), strict=True):
         src = np.ascontiguousarray(values).view(np.uint32)
+        initial = init[0].view(np.uint32)
         codec = Blosc(cname=CNAME, clevel=CLEVEL, shuffle=Blosc.SHUFFLE, typesize=4 * cf)
         for k in range(-(-len(idx) // cf)):
             chunk = np.zeros((b, b, cf), np.uint32)  # padding and unused fields: fill value 0
-            _gather(src, idx[k * cf:(k + 1) * cf], chunk, oy, ox)
+            fields = idx[k * cf:(k + 1) * cf]
+            clear = np.isin(fields, spent) if name == "fstate" else np.zeros(fields.size, bool)
+            _gather(src, fields, clear, initial[fields], formed, chunk, oy, ox)
             target = _chunk_path(root, name, cy, cx, k)
             try:
                 _write_file(target, codec.encode(chunk))
@@ -444,12 +453,14 @@ def _read_chunk(source: Path, dest: np.ndarray) -> None:
 
 
 @numba.njit(cache=True, nogil=True)
-def _gather(src, fields, out, oy, ox):  # pragma: no cover - compiled
+def _gather(src, fields, clear, fill, where, out, oy, ox):  # pragma: no cover - compiled
+    """``out[oy + y, ox + x, j] = src[y, x, fields[j]]``; ``fill[j]`` where ``clear[j] & where``."""
     h, w, _ = src.shape
     for y in range(h):
         for x in range(w):
             for j in range(fields.size):
-                out[oy + y, ox + x, j] = src[y, x, fields[j]]
+                out[oy + y, ox + x, j] = fill[j] if clear[j] and where[y, x] else \
+                    src[y, x, fields[j]]
 
 
 @numba.njit(cache=True, nogil=True)

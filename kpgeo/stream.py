@@ -230,7 +230,7 @@ def process_block(task: ZoneTask, window: tuple[int, int, int, int]) -> BlockRes
         del block
         state.update(**bands, tdays=task.tdays[c0:c1], params=task.params)
         del bands
-    state_store.write_state(task.state_out, task.meta_out, window, state)
+    state_store.write_state(task.state_out, task.meta_out, window, state, task.params)
     out = state.outputs(params=task.params, t_end=float(task.tdays[-1])).astype("float32")
     del state
     change = change_dataset(out, dims=("y", "x"), coords={}, inside=inside)

@@ -126,11 +126,7 @@ def test_the_decision_never_writes_the_fields_that_are_not_stored(baseline_obs):
     params = ChangeParams(baseline_obs=baseline_obs, min_clear_obs=max(6, baseline_obs))
     rng = np.random.default_rng(baseline_obs)
     n, t = 3000, 60
-    bands = {b: rng.uniform(0.01, 0.5, (n, t)).astype("float32")
-             for b in ("red", "nir", "swir16", "green", "blue")}
-    cloudy = rng.random((n, t)) < 0.3
-    for v in bands.values():
-        v[cloudy] = np.nan
+    bands = _noisy_bands(rng, n, t)
     st = DetectorState.new((n,))
     st.update(**bands, tdays=18000.0 + 5.0 * np.arange(t), params=params)
     assert (st.fstate[:, F_FIELDS.index("n_base")] >= baseline_obs).mean() > 0.9
@@ -139,6 +135,46 @@ def test_the_decision_never_writes_the_fields_that_are_not_stored(baseline_obs):
     for i, name in enumerate(F_FIELDS):
         if i not in kept:
             np.testing.assert_array_equal(st.fstate[:, i], fresh.fstate[:, i], err_msg=name)
+
+
+def _noisy_bands(rng, n, t):
+    bands = {b: rng.uniform(0.01, 0.5, (n, t)).astype("float32")
+             for b in ("red", "nir", "swir16", "green", "blue")}
+    cloudy = rng.random((n, t)) < 0.3
+    for v in bands.values():
+        v[cloudy] = np.nan
+    return bands
+
+
+@pytest.mark.parametrize("baseline_obs", [2, 4])
+def test_a_stored_state_without_its_spent_baseline_buffer_continues_the_same(tmp_path,
+                                                                            baseline_obs):
+    """Pixels with a formed baseline store their buffer as 0; fed on, nothing else differs."""
+    from kpgeo.change._state import N_BASE, spent_buffer_fields
+
+    params = ChangeParams(baseline_obs=baseline_obs)
+    rng = np.random.default_rng(7)
+    h, w, t0, t = 27, 25, baseline_obs + 2, 40
+    st = DetectorState.new((h, w))
+    days = 18000.0 + 5.0 * np.arange(t0 + t)
+    first = {b: v.reshape(h, w, t0) for b, v in _noisy_bands(rng, h * w, t0).items()}
+    st.update(**first, tdays=days[:t0], params=params)
+    formed = st.fstate[..., N_BASE] >= baseline_obs
+    assert formed.mean() > 0.1 and not formed.all()  # both kinds of pixels
+    meta = _meta(fields=state_store.stored_fields(params))
+    tmp = state_store.create_store(tmp_path, meta, GBOX)
+    state_store.write_state(tmp, meta, (0, h, 0, w), st, params)
+    back = state_store.read_state(tmp, meta, (0, h, 0, w))
+    spent = spent_buffer_fields(params)
+    assert (back.fstate[formed][:, spent] == 0).all()
+    np.testing.assert_array_equal(back.fstate[~formed], st.fstate[~formed])
+    later = {b: v.reshape(h, w, t) for b, v in _noisy_bands(rng, h * w, t).items()}
+    for s in (st, back):
+        s.update(**later, tdays=days[t0:], params=params)
+    np.testing.assert_array_equal(back.outputs(params=params), st.outputs(params=params))
+    others = np.setdiff1d(np.arange(len(F_FIELDS)), spent)
+    np.testing.assert_array_equal(back.fstate[..., others], st.fstate[..., others])
+    np.testing.assert_array_equal(back.mstate, st.mstate)
 
 
 def test_a_missing_or_damaged_chunk_is_reported(tmp_path):

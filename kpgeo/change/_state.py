@@ -21,7 +21,8 @@ import numpy as np
 
 from kpgeo.change.params import MAX_BASELINE_OBS, MAX_RECENT_OBS, ChangeParams
 
-__all__ = ["F_FIELDS", "M_FIELDS", "NF", "NM", "new_state", "param_vector", "persisted_fields"]
+__all__ = ["F_FIELDS", "M_FIELDS", "NF", "NM", "new_state", "param_vector", "persisted_fields",
+           "spent_buffer_fields"]
 
 _SCALARS = (
     # counts and baseline
@@ -124,3 +125,15 @@ def persisted_fields(params: ChangeParams) -> tuple[np.ndarray, np.ndarray]:
 
     return (np.array([i for i, name in enumerate(F_FIELDS) if kept(name)], dtype="int64"),
             np.arange(NM, dtype="int64"))
+
+
+def spent_buffer_fields(params: ChangeParams) -> np.ndarray:
+    """Return the ``fstate`` indices of the baseline buffer slots ``0 .. baseline_obs - 1``.
+
+    They are read once, when the buffer fills and the baseline forms from it;
+    a pixel whose ``n_base`` has reached ``baseline_obs`` never reads them again
+    (a pixel whose baseline is reset refills them before reading), so a stored
+    state may hold their :func:`new_state` value (0) instead of the spent values.
+    """
+    f_idx, _ = persisted_fields(params)
+    return np.array([i for i in f_idx if _BUFFER_SLOT.match(F_FIELDS[i])], dtype="int64")
