@@ -498,19 +498,25 @@ def _run_blocks(
                 f"{getattr(zone, 'id', 'zone')}: no clear observation of the zone or its ring "
                 f"({len(times)} dates, all cloudy or masked); nothing to detect")
         warn_insufficient(n_insufficient, n_inside, params=task.params, stacklevel=3)
-        rasters = sink.finish()
+        # the COG copies (GDAL, GIL released) run next to the footprints (one core each)
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kpgeo-cog") as pool:
+            finishing = pool.submit(sink.finish)
+            try:
+                opts = footprint_options
+                candidates = objects_from_level(
+                    level, concat_records(records), crs=CRS.from_wkt(gbox.crs.to_wkt()),
+                    transform=gbox.transform, zone=zone, has_pending=True, windows=windows,
+                    min_area_ha=opts.get("min_area_ha", 0.05),
+                    closing_radius=opts.get("closing_radius", 1),
+                    clearing_min_area_ha=opts.get("clearing_min_area_ha", 0.25))
+            finally:
+                concurrent.futures.wait([finishing])  # never discard while copying
+            rasters = finishing.result()
     except BaseException:
         sink.discard()
         raise
     finally:
         bar.close()
-    opts = footprint_options
-    candidates = objects_from_level(
-        level, concat_records(records), crs=CRS.from_wkt(gbox.crs.to_wkt()),
-        transform=gbox.transform, zone=zone, has_pending=True, windows=windows,
-        min_area_ha=opts.get("min_area_ha", 0.05),
-        closing_radius=opts.get("closing_radius", 1),
-        clearing_min_area_ha=opts.get("clearing_min_area_ha", 0.25))
     del level, records
     coverage = coverage_table(times, region_names, all_counts, region_pixels,
                               pixel_ha=pixel_area_ha(gbox))
