@@ -143,12 +143,6 @@ def evaluate_footprints(
     match = _match_sites(sites, fps, on_mining, iou_threshold, overlap_threshold)
     detected = match["detected"]
 
-    n_fp = int(len(fps) - dont_care_fp.sum())
-    n_tp = int((on_mining & ~dont_care_fp).sum())
-    n_care = int(care.sum())
-    n_det = int((detected & care).sum())
-    precision = _safe_div(n_tp, n_fp) if n_fp else (1.0 if n_care == 0 else 0.0)
-    recall = _safe_div(n_det, n_care) if n_care else float("nan")
     fp_area = fps.geometry.area.to_numpy()
     truth_ha = float(sites.geometry.area.sum() / 1e4)
     det_ha = float(fp_area.sum() / 1e4)
@@ -157,23 +151,8 @@ def evaluate_footprints(
                           f"mining; site detected if TP footprints reach IoU >= {iou_threshold} "
                           f"or cover >= {overlap_threshold:.0%} of the site"),
         "protocol": {"baseline_obs": baseline_obs, "confirm_obs": confirm_obs},
-        "object": {
-            "n_truth": n_care, "n_detected": n_fp, "tp_footprints": n_tp,
-            "fp_footprints": n_fp - n_tp, "detected_sites": n_det,
-            "precision": precision, "recall": recall,
-            "f1": _f1(precision, recall) if n_care else float("nan"),
-            "n_pre_existing": int((status == "pre-existing").sum()),
-            "n_pending": int((status == "pending").sum()),
-            "pre_existing_detected": int((detected & (status == "pre-existing")).sum()),
-            "dont_care_footprints": int(dont_care_fp.sum()),
-        },
-        "sites": [
-            {"site_id": sites["site_id"].iloc[i] if "site_id" in sites else i,
-             "status": str(status[i]), "detected": bool(detected[i]),
-             "iou": float(match["iou"][i]) if np.isfinite(match["iou"][i]) else 0.0,
-             "clear_before": int(n_before[i]), "clear_after": int(n_after[i])}
-            for i in range(len(sites))
-        ],
+        "object": _object_metrics(status, detected, on_mining, dont_care_fp),
+        "sites": _site_rows(sites, status, detected, match["iou"], n_before, n_after),
         "area": {"truth_ha": truth_ha, "detected_ha": det_ha,
                  "tp_detected_ha": float(fp_area[on_mining].sum() / 1e4),
                  "relative_error": _safe_div(det_ha - truth_ha, truth_ha)},
@@ -190,6 +169,40 @@ def evaluate_footprints(
                                  labels) > 0
         res.update(_pixel_metrics(fps, labels, cloud=cloud, dates=dates_idx, ignore=dc_mask))
     return res
+
+
+def _object_metrics(status: np.ndarray, detected: np.ndarray, on_mining: np.ndarray,
+                    dont_care_fp: np.ndarray) -> dict[str, Any]:
+    """Object precision / recall / F1 and counts under the don't-care protocol."""
+    care = status == "new"
+    n_fp = int(len(on_mining) - dont_care_fp.sum())
+    n_tp = int((on_mining & ~dont_care_fp).sum())
+    n_care = int(care.sum())
+    n_det = int((detected & care).sum())
+    precision = _safe_div(n_tp, n_fp) if n_fp else (1.0 if n_care == 0 else 0.0)
+    recall = _safe_div(n_det, n_care) if n_care else float("nan")
+    return {
+        "n_truth": n_care, "n_detected": n_fp, "tp_footprints": n_tp,
+        "fp_footprints": n_fp - n_tp, "detected_sites": n_det,
+        "precision": precision, "recall": recall,
+        "f1": _f1(precision, recall) if n_care else float("nan"),
+        "n_pre_existing": int((status == "pre-existing").sum()),
+        "n_pending": int((status == "pending").sum()),
+        "pre_existing_detected": int((detected & (status == "pre-existing")).sum()),
+        "dont_care_footprints": int(dont_care_fp.sum()),
+    }
+
+
+def _site_rows(sites: Any, status: np.ndarray, detected: np.ndarray, iou: np.ndarray,
+               n_before: np.ndarray, n_after: np.ndarray) -> list[dict[str, Any]]:
+    """One row per truth site: status, detected, IoU, clear observations around its start."""
+    return [
+        {"site_id": sites["site_id"].iloc[i] if "site_id" in sites else i,
+         "status": str(status[i]), "detected": bool(detected[i]),
+         "iou": float(iou[i]) if np.isfinite(iou[i]) else 0.0,
+         "clear_before": int(n_before[i]), "clear_after": int(n_after[i])}
+        for i in range(len(sites))
+    ]
 
 
 def _check_inputs(truth: Any, footprints: Any, iou_threshold: Any,

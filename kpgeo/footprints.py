@@ -17,7 +17,11 @@ small pure function on arrays (:func:`footprint_mask`):
    out (:func:`footprint_candidates` keeps them, with ``kind``), unless they
    lie within 30 m of a mining object that holds water (a gravel heap of a pit
    site) or are small (< 0.25 ha) and within 100 m of a river or lake (a
-   gravel pit on a bank; :func:`object_kind`).
+   gravel pit on a bank; :func:`object_kind`). Objects that are open water
+   all over and lie along the shore of water that was there from the start
+   are a *shoreline* — the lake or river standing higher, a flood not yet
+   receded — and are left out too, unless they are part of a pit-and-spoil
+   site (:func:`shoreline_objects`).
 
 The mask's input is one byte per pixel (:func:`footprint_level`: 2 confirmed,
 1 pending, plus a bit for water from the start), and an object's attributes
@@ -460,17 +464,22 @@ def merge_pieces(pieces: dict[int, list], n: int, transform: Any) -> list:
 
 
 def object_kind(attrs: Any, area_ha: np.ndarray, *, clearing_min_area_ha: float | None,
-                pit_context: np.ndarray | None = None) -> np.ndarray:
-    """``"mining"`` or ``"clearing"`` per object (see :data:`CLEARING_MAX_WATER`).
+                pit_context: np.ndarray | None = None,
+                shoreline: np.ndarray | None = None) -> np.ndarray:
+    """``"mining"``, ``"clearing"`` or ``"shoreline"`` per object.
 
     Artisanal alluvial mining is a mosaic of water-filled pits, gravel and spoil;
     a ploughed or long-fallow field is one uniform, dry patch. An object of at
-    least ``clearing_min_area_ha`` that never shows water and is uniform is a
-    clearing — unless ``pit_context`` says it sits where pits are dug (next to a
+    least ``clearing_min_area_ha`` that never shows water and is uniform
+    (:data:`CLEARING_MAX_WATER`, :data:`CLEARING_MAX_TEXTURE`) is a clearing —
+    unless ``pit_context`` says it sits where pits are dug (next to a
     water-bearing mining object, or small and beside a river; see
-    :func:`_pit_context`). ``None`` disables the test.
+    :func:`_pit_context`). ``None`` disables the test. ``shoreline`` (from
+    :func:`shoreline_objects`) marks water-edge objects.
     """
     kind = np.full(len(attrs), "mining", dtype=object)
+    if shoreline is not None:
+        kind[np.asarray(shoreline, bool)] = "shoreline"
     if clearing_min_area_ha is None or "water_any" not in attrs or attrs["water_any"].isna().all():
         return kind
     dry = attrs["water_any"].fillna(0).to_numpy() < CLEARING_MAX_WATER
@@ -478,7 +487,7 @@ def object_kind(attrs: Any, area_ha: np.ndarray, *, clearing_min_area_ha: float 
     clearing = dry & uniform & (np.asarray(area_ha) >= clearing_min_area_ha)
     if pit_context is not None:
         clearing &= ~np.asarray(pit_context, bool)
-    kind[clearing] = "clearing"
+    kind[clearing & (kind == "mining")] = "clearing"
     return kind
 
 
@@ -504,6 +513,44 @@ def near_wet_objects(labels: np.ndarray, wet: np.ndarray, *, radius: int) -> np.
     """Per object 1..n: whether it lies within ``radius`` px of another object marked ``wet``."""
     wet_lab = np.r_[False, np.asarray(wet, bool)]
     return objects_near(labels, len(wet), wet_lab[labels], radius=radius) & ~wet
+
+
+#: a *shoreline* object has at least this share of its pixels mostly under water ...
+SHORELINE_MIN_WATER = 0.9
+#: ... and at least this share of its outline on water that was there from the start
+SHORELINE_MIN_EDGE = 0.35
+
+
+def outline_share(labels: np.ndarray, n: int, region: np.ndarray) -> np.ndarray:
+    """Per object 1..n: share of the pixels bordering it (8-neighbours) that lie in ``region``."""
+    from scipy import ndimage
+
+    grown = ndimage.grey_dilation(labels, size=(3, 3))
+    ring = (labels == 0) & (grown > 0)
+    total = np.bincount(grown[ring], minlength=n + 1)[1:]
+    inside = np.bincount(grown[ring & region], minlength=n + 1)[1:]
+    return inside / np.maximum(total, 1)
+
+
+def shoreline_objects(labels: np.ndarray, n: int, water_fraction: np.ndarray,
+                      river: np.ndarray, *, site_radius: int) -> np.ndarray:
+    """Per object 1..n: whether it is the edge of a water body moving, not a pit.
+
+    A lake or river that stands higher than in the first observations (a wet
+    year, a flood that has not receded yet) adds a band of open water along
+    its shore that can last for months: new water, but not dug. Such an object
+    is open water all over (:data:`SHORELINE_MIN_WATER`), shares a good part
+    of its outline with the water that was there from the start
+    (:data:`SHORELINE_MIN_EDGE`, ``river``) and is not within ``site_radius``
+    pixels of a mining object that is not all water (the gravel and spoil of a
+    pit site). Pits dug on a bank are a small part of the shore, or sit among
+    their spoil.
+    """
+    water = np.nan_to_num(np.asarray(water_fraction, dtype="float64")) >= SHORELINE_MIN_WATER
+    if not water.any() or not river.any():
+        return np.zeros(n, bool)
+    by_spoil = near_wet_objects(labels, ~water, radius=site_radius)
+    return water & ~by_spoil & (outline_share(labels, n, river) >= SHORELINE_MIN_EDGE)
 
 
 def _pit_context(labels: np.ndarray, n: int, attrs: Any, *, river: np.ndarray,
@@ -616,9 +663,12 @@ def objects_from_level(
     for y0, y1, x0, x1 in windows or [(0, height, 0, width)]:
         for i, parts in vector_pieces(labels[y0:y1, x0:x1], row0=y0, col0=x0).items():
             pieces.setdefault(i, []).extend(parts)
-    pit_context = _pit_context(labels, n, attrs, river=(level & np.uint8(LEVEL_RIVER)) > 0,
-                               px_m=abs(transform.a))
-    del labels
+    river = (level & np.uint8(LEVEL_RIVER)) > 0
+    pit_context = _pit_context(labels, n, attrs, river=river, px_m=abs(transform.a))
+    shoreline = shoreline_objects(
+        labels, n, attrs["water_fraction"].to_numpy(), river,
+        site_radius=max(1, int(round(SITE_DISTANCE_M / abs(transform.a)))))
+    del labels, river
     gdf = gpd.GeoDataFrame(attrs.drop(columns="anchor"),
                            geometry=merge_pieces(pieces, n, transform), crs=crs)
     metric = gdf.to_crs(metric_crs)
@@ -629,7 +679,8 @@ def objects_from_level(
     gdf["state"] = [STATE_NAMES.get(int(s), "active") for s in gdf["state"]]
     gdf["kind"] = object_kind(attrs, gdf["area_ha"].to_numpy(),
                               clearing_min_area_ha=clearing_min_area_ha,
-                              pit_context=pit_context(gdf["area_ha"].to_numpy()))
+                              pit_context=pit_context(gdf["area_ha"].to_numpy()),
+                              shoreline=shoreline)
     gdf["zone"] = zone_id
     _zone_relation(gdf, metric, zone_geom, metric_crs)
     gdf["id"] = [footprint_id(zone_id, a, width=width, transform=transform)
@@ -647,7 +698,7 @@ def footprint_candidates(
     closing_radius: int = 1,
     clearing_min_area_ha: float | None = 0.0,
 ) -> Any:
-    """Every object of the footprint mask, with its ``kind`` (mining or clearing).
+    """Every object of the footprint mask, with its ``kind`` (mining, clearing or shoreline).
 
     Same parameters and columns as :func:`extract_footprints`, plus ``kind``,
     ``water_any`` and ``texture``.
@@ -671,7 +722,7 @@ def footprint_candidates(
 
 
 def mining_footprints(candidates: Any) -> Any:
-    """Keep the mining objects of :func:`footprint_candidates` (drop clearings) and its columns."""
+    """Keep the mining objects of :func:`footprint_candidates` and its columns."""
     return candidates[candidates["kind"] == "mining"].reset_index(drop=True)[FOOTPRINT_COLUMNS]
 
 

@@ -180,3 +180,47 @@ def extract_footprints_kinds(ch):
 
     cand = footprint_candidates(ch, min_area_ha=0.05, closing_radius=0)
     return {round(a, 2): k for a, k in zip(cand["area_ha"], cand["kind"], strict=True)}
+
+
+def test_outline_share_counts_the_bordering_pixels_in_a_region():
+    from kpgeo.footprints import outline_share
+
+    labels = np.zeros((10, 10), "int32")
+    labels[4:6, 4:6] = 1  # 2 x 2 object: 12 bordering pixels
+    region = np.zeros((10, 10), bool)
+    region[3, :] = True  # the row above it: 4 of them
+    assert outline_share(labels, 1, region).tolist() == [pytest.approx(4 / 12)]
+
+
+def test_water_band_along_a_lake_shore_is_a_shoreline_a_bank_pit_is_not():
+    from kpgeo.footprints import shoreline_objects
+
+    river = np.zeros((40, 40), bool)
+    river[:, :10] = True  # a lake, water from the start
+    labels = np.zeros((40, 40), "int32")
+    labels[5:25, 10:12] = 1  # a 2-px band of new water along the whole shore
+    labels[30:34, 10:14] = 2  # a water pit touching the lake on one side only ...
+    labels[30:34, 16:20] = 3  # ... among its gravel and spoil (not all water)
+    labels[5:9, 30:34] = 4  # a water pit far from any shore
+    water = np.array([1.0, 1.0, 0.2, 1.0])
+    shore = shoreline_objects(labels, 4, water, river, site_radius=3)
+    assert shore.tolist() == [True, False, False, False]
+    # the same band is a pit site when spoil lies next to it
+    labels[5:9, 13:16] = 3
+    assert not shoreline_objects(labels, 4, water, river, site_radius=3)[0]
+    assert not shoreline_objects(labels, 4, water, np.zeros_like(river), site_radius=3).any()
+
+
+def test_footprint_candidates_mark_shorelines_and_extract_drops_them():
+    st = np.zeros((50, 50), "uint8")
+    st[5:30, 10:13] = 2  # new water along the lake shore: 0.75 ha
+    st[38:44, 30:36] = 2  # a water pit in the field: 0.36 ha
+    ch, _ = make_change(st)
+    ch["water"] = (("y", "x"), st > 0)
+    ch["water_share"] = (("y", "x"), np.where(st > 0, 1.0, 0.0).astype("float32"))
+    base = np.zeros(st.shape, "uint8")
+    base[:, :10] = 2
+    ch["baseline_class"] = (("y", "x"), base)
+    assert extract_footprints_kinds(ch) == {0.75: "shoreline", 0.36: "mining"}
+    fps = extract_footprints(ch, min_area_ha=0.05, closing_radius=0)
+    assert fps["area_ha"].round(2).tolist() == [0.36]
