@@ -246,8 +246,10 @@ def _read_odc(spec: BlockSpec, groups: dict[int, list[int]], sub: Any, names: li
 # --------------------------------------------------------------------------- direct reads
 
 #: memory the open datasets of one thread may hold (GDAL keeps the last decoded tile of each
-#: open GeoTIFF: 0.5 MB for a 512 px uint16 tile), bytes
-OPEN_BUDGET = 128 * 2**20
+#: open GeoTIFF: 0.5 MB for a 512 px uint16 tile), bytes: the six files a zone run reads of
+#: 70 dates (~200 MB) stay open for the whole run (measured: 12 % less read time than 128 MB,
+#: which reopened a third of the files for every block; +65 MB per thread)
+OPEN_BUDGET = 256 * 2**20
 _LOCAL = threading.local()
 _ALL_CACHES: list[dict] = []
 _CACHES_LOCK = threading.Lock()

@@ -150,6 +150,12 @@ def _zone_parts(zone: Any):
 
 
 def _clean_mask(mask: np.ndarray, *, min_pixels: int, closing_radius: int) -> np.ndarray:
+    """Close, then remove objects (8-connected) and fill holes (4-connected) below ``min_pixels``.
+
+    What ``skimage.morphology`` ``closing``, ``remove_small_objects`` and
+    ``remove_small_holes`` give, with ~7 instead of ~13 bytes of temporaries per
+    pixel (:func:`_small_components`): these zone-wide masks are what grows with the zone.
+    """
     from skimage import morphology
 
     out = mask.copy()
@@ -157,9 +163,43 @@ def _clean_mask(mask: np.ndarray, *, min_pixels: int, closing_radius: int) -> np
         fp = morphology.disk(closing_radius)
         out = morphology.closing(out, fp)
     if min_pixels > 1:
-        out = morphology.remove_small_objects(out, max_size=min_pixels - 1, connectivity=2)
-        out = morphology.remove_small_holes(out, max_size=min_pixels - 1)
+        out &= ~_small_components(out, min_pixels - 1, connectivity=2)
+        out |= _small_components(~out, min_pixels - 1, connectivity=1)
     return out
+
+
+#: rows per band when counting component sizes (np.bincount copies its input to int64)
+_BAND_ROWS = 256
+
+
+def _small_components(mask: np.ndarray, max_size: int, *, connectivity: int) -> np.ndarray:
+    """Pixels of the connected components of ``mask`` that have at most ``max_size`` pixels."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask, ndimage.generate_binary_structure(2, connectivity),
+                              output=np.int32)
+    sizes = np.zeros(n + 1, np.int64)
+    for r in range(0, labels.shape[0], _BAND_ROWS):  # np.bincount would copy to int64
+        sizes += np.bincount(labels[r:r + _BAND_ROWS].ravel(), minlength=n + 1)
+    small = sizes <= max_size
+    small[0] = False
+    return small[labels]
+
+
+def _grow_into(core: np.ndarray, pending: np.ndarray) -> np.ndarray:
+    """Components (4-connected) of ``core | pending`` that hold a ``core`` pixel.
+
+    ``skimage.filters.apply_hysteresis_threshold`` of ``2 core + pending`` at 0.5
+    and 1.5, with ~6 instead of ~22 bytes of temporaries per pixel (it sums
+    float64 copies per label).
+    """
+    from scipy import ndimage
+
+    labels, n = ndimage.label(core | pending, output=np.int32)
+    hit = np.zeros(n + 1, bool)
+    hit[np.unique(labels[core])] = True
+    hit[0] = False
+    return hit[labels]
 
 
 def footprint_mask(confirmed: np.ndarray, pending: np.ndarray | None = None, *,
@@ -178,13 +218,10 @@ def footprint_mask(confirmed: np.ndarray, pending: np.ndarray | None = None, *,
     closing_radius : int
         Radius (pixels) of the morphological closing; 0 disables it.
     """
-    from skimage.filters import apply_hysteresis_threshold
-
     core = _clean_mask(confirmed, min_pixels=min_pixels, closing_radius=closing_radius)
     if pending is None or not core.any():
         return core
-    level = core.astype("uint8") * 2 + (pending & ~core).astype("uint8")
-    grown = apply_hysteresis_threshold(level, 0.5, 1.5)
+    grown = _grow_into(core, np.asarray(pending, bool))
     return _clean_mask(grown, min_pixels=min_pixels, closing_radius=closing_radius)
 
 

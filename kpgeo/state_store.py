@@ -9,18 +9,28 @@ a run over all dates (the decision is sequential in time).
 
 Layout (readable with ``xarray.open_zarr(path, consolidated=False)``):
 
-- ``fstate`` ``(f_field, y, x)`` float32 and ``mstate`` ``(m_field, y, x)`` int32,
-  one chunk per processing block, field-major (each field a contiguous plane
-  compresses ~6× with Blosc-LZ4 + shuffle; pixel-major only ~3×), on the
-  *store grid*: the cube grid padded at the top and left so that block edges
-  fall on chunk edges (so every chunk is written by exactly one task);
+- ``fstate`` ``(y, x, f_field)`` float32 and ``mstate`` ``(y, x, m_field)`` int32,
+  pixel-major as the decision holds them (no transposes), only the fields the
+  run's parameters can use (:func:`kpgeo.change._state.persisted_fields`; the
+  others are restored to their initial value on read), one chunk per
+  processing block and group of at most :data:`MAX_CHUNK_FIELDS` fields, on
+  the *store grid*: the cube grid padded at the top and left so that block
+  edges fall on chunk edges (so every chunk is written by exactly one task).
+  Blosc-LZ4 with a byte shuffle over a pixel's fields (``typesize`` = the
+  bytes of a pixel's fields in the chunk) compresses as well as field-major
+  planes would (~4.5×);
 - attributes (:class:`StateMeta`): kpgeo version, a digest of the decision's
   source code, a digest of the settings the state depends on (change
-  parameters, bands, mask scheme, watched area), the cube grid, the block
-  size, the processed acquisitions in order (time, solar-day key, item ids and
-  a digest of their metadata and file contents), the clear-pixel counts per
-  acquisition and region (so the coverage table of old dates needs no re-read),
-  and the day of the last date fed.
+  parameters, bands, mask scheme, watched area), the stored fields, the cube
+  grid, the block size, the processed acquisitions in order (time, solar-day
+  key, item ids and a digest of their metadata and file contents), the
+  clear-pixel counts per acquisition and region (so the coverage table of old
+  dates needs no re-read), and the day of the last date fed.
+
+Block tasks read and write their chunk files themselves (the array metadata
+is zarr's, the chunk bytes are the Zarr v3 chunks of that metadata: C-order
+little-endian, Blosc): zarr's own chunk path costs two extra copies of the
+whole state and its buffers, as much as the codec itself.
 
 :func:`reuse` decides whether a stored state can be continued: same version,
 decision, settings and grid, and the stored acquisitions the first ones of
@@ -43,6 +53,8 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +63,7 @@ import numba
 import numpy as np
 
 from kpgeo._version import __version__
-from kpgeo.errors import OutputWriteError
+from kpgeo.errors import KpgeoError, OutputWriteError
 
 __all__ = [
     "STORE_NAME",
@@ -64,6 +76,8 @@ __all__ = [
     "create_store",
     "write_state",
     "read_state",
+    "stored_fields",
+    "DamagedStateError",
     "finish_store",
     "commit",
 ]
@@ -72,8 +86,13 @@ log = logging.getLogger(__name__)
 
 #: name of the store in a zone's output folder
 STORE_NAME = "state.zarr"
-#: version of the layout below
-STORE_FORMAT = 1
+#: version of the layout below (1: field-major, every field)
+STORE_FORMAT = 2
+#: most fields in one chunk: blosc shuffles a pixel's fields of a chunk as one item (≤ 255 bytes)
+MAX_CHUNK_FIELDS = 63
+#: chunk codec (measured on a 1,000 km² state: LZ4 level 5 decodes ~4 GB/s a core; zstd level 1
+#: compresses 10 % smaller but is ~2.4× slower each way, LZ4 level 1 neither smaller nor faster)
+CNAME, CLEVEL = "lz4", 5
 
 
 @dataclass
@@ -96,6 +115,8 @@ class StateMeta:
     """Per acquisition, per region: clear pixels."""
     t_last: float | None = None
     """Day (since 1970-01-01) of the last date fed; None before any."""
+    fields: dict[str, list[str]] = field(default_factory=lambda: stored_fields(None))
+    """Names of the stored ``fstate`` and ``mstate`` fields (:func:`stored_fields`)."""
     kpgeo: str = __version__
     decision: str = ""
     format: int = STORE_FORMAT
@@ -112,6 +133,16 @@ class StateMeta:
         kw = {k: attrs[k] for k in cls.__dataclass_fields__ if k in attrs}
         kw["pad"] = tuple(int(v) for v in kw.get("pad", (0, 0)))
         return cls(**kw)
+
+
+def stored_fields(params: Any) -> dict[str, list[str]]:
+    """Names of the state fields a store keeps for ``params`` (None: every field)."""
+    from kpgeo.change._state import F_FIELDS, M_FIELDS, persisted_fields
+
+    if params is None:
+        return {"fstate": list(F_FIELDS), "mstate": list(M_FIELDS)}
+    f_idx, m_idx = persisted_fields(params)
+    return {"fstate": [F_FIELDS[i] for i in f_idx], "mstate": [M_FIELDS[i] for i in m_idx]}
 
 
 def decision_digest() -> str:
@@ -194,6 +225,7 @@ def reuse(stored: StateMeta | None, current: StateMeta) -> tuple[int, str | None
         (stored.decision == current.decision, "the detection code changed"),
         (stored.settings == current.settings,
          "the change parameters, bands, mask or watched area changed"),
+        (stored.fields == current.fields, "the stored state fields changed"),
         (stored.grid == current.grid, "the pixel grid changed (imagery footprint, CRS or AOI)"),
         (stored.regions == current.regions, "the coverage regions changed"),
     )
@@ -229,10 +261,34 @@ def read_meta(path: str | os.PathLike) -> tuple[StateMeta | None, str | None]:
         return None, f"the state store {path} is unreadable ({type(exc).__name__}: {exc})"
 
 
-def _codec() -> Any:
+class DamagedStateError(KpgeoError, OSError):
+    """A chunk of a stored detector state is missing or unreadable (the zone is redone)."""
+
+    def __str__(self) -> str:  # OSError would format errno/filename instead of the message
+        return str(self.args[0]) if self.args else ""
+
+
+def _field_chunk(n: int) -> int:
+    """Fields per chunk for ``n`` stored fields: equal groups of at most MAX_CHUNK_FIELDS."""
+    return -(-n // -(-n // MAX_CHUNK_FIELDS))
+
+
+def _layout(meta: StateMeta) -> list[tuple[str, str, np.ndarray, int]]:
+    """Per array: name, dtype, indices of its stored fields in the state, fields per chunk."""
+    from kpgeo.change._state import F_FIELDS, M_FIELDS
+
+    out = []
+    for name, dtype, names in (("fstate", "float32", F_FIELDS), ("mstate", "int32", M_FIELDS)):
+        pos = {n: i for i, n in enumerate(names)}
+        idx = np.array([pos[n] for n in meta.fields[name]], dtype="int64")
+        out.append((name, dtype, idx, _field_chunk(len(idx))))
+    return out
+
+
+def _codec(chunk_fields: int) -> Any:
     from zarr.codecs import BloscCodec
 
-    return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle", typesize=4)
+    return BloscCodec(cname=CNAME, clevel=CLEVEL, shuffle="shuffle", typesize=4 * chunk_fields)
 
 
 def create_store(out_dir: str | os.PathLike, meta: StateMeta, gbox: Any) -> Path:
@@ -246,116 +302,202 @@ def create_store(out_dir: str | os.PathLike, meta: StateMeta, gbox: Any) -> Path
     """
     import dask.array as da
     import xarray as xr
+    import zarr
     from odc.geo.xr import xr_coords
 
     from kpgeo import io
-    from kpgeo.change._state import F_FIELDS, M_FIELDS
 
     out_dir = io.make_dir(out_dir)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{STORE_NAME}.", suffix=io.TEMP_MARK, dir=out_dir))
-        sgrid = store_grid(gbox, meta.block, meta.pad)
-        shape = tuple(int(n) for n in sgrid.shape)
+        shape = tuple(int(n) for n in store_grid(gbox, meta.block, meta.pad).shape)
         b = meta.block
+        layout = _layout(meta)
         ds = xr.Dataset(
-            {
-                "fstate": (("f_field", "y", "x"),
-                           da.zeros((len(F_FIELDS), *shape), chunks=(-1, b, b), dtype="float32")),
-                "mstate": (("m_field", "y", "x"),
-                           da.zeros((len(M_FIELDS), *shape), chunks=(-1, b, b), dtype="int32")),
-            },
-            coords=xr_coords(sgrid, crs_coord_name="spatial_ref"),
+            {name: (("y", "x", name[0] + "_field"),
+                    da.zeros((*shape, len(idx)), chunks=(b, b, cf), dtype=dtype))
+             for name, dtype, idx, cf in layout},
+            coords=xr_coords(store_grid(gbox, b, meta.pad), crs_coord_name="spatial_ref"),
         )
-        ds.attrs = {"kpgeo_state": meta.to_attrs(), "f_fields": list(F_FIELDS),
-                    "m_fields": list(M_FIELDS)}
-        encoding = {v: {"compressors": [_codec()], "chunks": (ds[v].shape[0], b, b)}
-                    for v in ("fstate", "mstate")}
+        ds.attrs = {"kpgeo_state": meta.to_attrs(), "f_fields": meta.fields["fstate"],
+                    "m_fields": meta.fields["mstate"]}
+        encoding = {name: {"compressors": [_codec(cf)], "chunks": (b, b, cf)}
+                    for name, _, _, cf in layout}
         ds.to_zarr(str(tmp), mode="w", compute=False, encoding=encoding, zarr_format=3,
                    consolidated=False)
+        group = zarr.open_group(str(tmp), mode="r")
+        for name, *_ in layout:  # the chunk files block tasks write (see _chunk_path)
+            if group[name].metadata.encode_chunk_key((1, 2, 3)) != "c/1/2/3":
+                raise RuntimeError(f"unexpected zarr chunk key encoding of {tmp / name}")
     except OSError as exc:
         raise io.output_error(out_dir / STORE_NAME, exc) from exc
     return tmp
 
 
-def _window(meta: StateMeta, window: tuple[int, int, int, int]) -> tuple[slice, slice, slice]:
-    y0, y1, x0, x1 = window
-    py, px = meta.pad
-    return slice(None), slice(y0 + py, y1 + py), slice(x0 + px, x1 + px)
+_THREAD = threading.local()
+
+
+def _scratch(shape: tuple[int, int, int]) -> np.ndarray:
+    """Return this thread's uint32 chunk buffer of ``shape``, reused from block to block.
+
+    A fresh 50 MB array costs ~15 ms of page faults each time (glibc maps and
+    unmaps arrays this large), about as much as decoding it.
+    """
+    buffers = getattr(_THREAD, "buffers", None)
+    if buffers is None:
+        buffers = _THREAD.buffers = {}
+    if shape not in buffers:
+        buffers[shape] = np.empty(shape, np.uint32)
+    return buffers[shape]
+
+
+def _chunk_path(root: Path, name: str, cy: int, cx: int, k: int) -> Path:
+    return root / name / "c" / str(cy) / str(cx) / str(k)
 
 
 def write_state(path: str | os.PathLike, meta: StateMeta, window: tuple[int, int, int, int],
-                state: Any) -> None:
-    """Write one block's :class:`~kpgeo.change.DetectorState` into a store (its own chunk)."""
-    import zarr
+                state: Any, params: Any = None) -> None:
+    """Write one block's :class:`~kpgeo.change.DetectorState` into its own chunks of a store.
 
-    group = zarr.open_group(str(path), mode="r+")
-    sel = _window(meta, window)
-    for name, values in (("fstate", state.fstate), ("mstate", state.mstate)):
-        # a state chunk is never all fill value: skip zarr's check for empty chunks
-        array = group[name].with_config({"write_empty_chunks": True})
-        array[sel] = _to_planes(values)
-    _fsync_chunks(Path(path), meta, window)
+    ``window`` is a block of :func:`kpgeo.stream.plan_windows` (within one chunk);
+    the chunk files are flushed to disk here, in the block's task, so that the
+    flushes run in parallel. With ``params``, the baseline buffer of pixels whose
+    baseline is formed is stored as its initial value
+    (:func:`~kpgeo.change._state.spent_buffer_fields`): the same state for the
+    decision, half the bytes.
+    """
+    from numcodecs import Blosc
+
+    from kpgeo import io
+    from kpgeo.change._state import N_BASE, new_state, spent_buffer_fields
+
+    spent = spent_buffer_fields(params) if params is not None else np.zeros(0, "int64")
+    formed = state.fstate[..., N_BASE] >= (params.baseline_obs if params is not None else np.inf)
+    y0, y1, x0, x1 = window
+    b = meta.block
+    (cy, oy), (cx, ox) = divmod(y0 + meta.pad[0], b), divmod(x0 + meta.pad[1], b)
+    if oy + y1 - y0 > b or ox + x1 - x0 > b:
+        raise ValueError(f"window {window} is not within one chunk of the store")
+    root = Path(path)
+    for (name, _, idx, cf), values, init in zip(_layout(meta), (state.fstate, state.mstate),
+                                                new_state(1), strict=True):
+        src = np.ascontiguousarray(values).view(np.uint32)
+        initial = init[0].view(np.uint32)
+        codec = Blosc(cname=CNAME, clevel=CLEVEL, shuffle=Blosc.SHUFFLE, typesize=4 * cf)
+        for k in range(-(-len(idx) // cf)):
+            fields = idx[k * cf:(k + 1) * cf]
+            chunk = _scratch((b, b, cf))
+            if fields.size < cf or (y1 - y0, x1 - x0) != (b, b):
+                chunk.fill(0)  # padding and unused fields: the fill value
+            clear = np.isin(fields, spent) if name == "fstate" else np.zeros(fields.size, bool)
+            _gather(src, fields, clear, initial[fields], formed, chunk, oy, ox)
+            target = _chunk_path(root, name, cy, cx, k)
+            try:
+                _write_file(target, codec.encode(chunk))
+            except OSError as exc:
+                raise io.output_error(root.parent / STORE_NAME, exc) from exc
+
+
+def _write_file(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def read_state(path: str | os.PathLike, meta: StateMeta,
                window: tuple[int, int, int, int]) -> Any:
-    """Read one block's :class:`~kpgeo.change.DetectorState` from a store."""
-    import zarr
+    """Read a window's :class:`~kpgeo.change.DetectorState` from a store (any window).
 
+    Fields the store does not keep get their :func:`~kpgeo.change._state.new_state` value.
+
+    Raises
+    ------
+    DamagedStateError
+        A chunk file is missing or unreadable.
+    """
     from kpgeo.change import DetectorState
+    from kpgeo.change._state import new_state
 
-    group = zarr.open_group(str(path), mode="r")
-    sel = _window(meta, window)
-    fstate = _to_pixels(group["fstate"][sel])
-    mstate = _to_pixels(group["mstate"][sel])
+    y0, y1, x0, x1 = window
+    root = Path(path)
+    arrays = []
+    for (name, _, idx, cf), init in zip(_layout(meta), new_state(1), strict=True):
+        out = np.empty((y1 - y0, x1 - x0, init.shape[1]), init.dtype)
+        view = out.view(np.uint32)
+        missing = np.setdiff1d(np.arange(init.shape[1]), idx)
+        _fill(view, missing, init[0].view(np.uint32)[missing])
+        for cy, cx, (sy, sx), (ty, tx), (h, w) in _chunks_of(meta, window):
+            for k in range(-(-len(idx) // cf)):
+                fields = idx[k * cf:(k + 1) * cf]
+                whole = (h, w) == out.shape[:2] == (meta.block,) * 2 and cf == out.shape[2] \
+                    and np.array_equal(fields, np.arange(cf))
+                chunk = view if whole else _scratch((meta.block, meta.block, cf))
+                _read_chunk(_chunk_path(root, name, cy, cx, k), chunk)
+                if not whole:
+                    _scatter(chunk, sy, sx, fields, view, ty, tx, h, w)
+        arrays.append(out)
     t_last = float("nan") if meta.t_last is None else float(meta.t_last)
-    return DetectorState(fstate, mstate, t_last)
+    return DetectorState(arrays[0], arrays[1], t_last)
 
 
-def _to_planes(values: np.ndarray) -> np.ndarray:
-    """``(y, x, field)`` -> contiguous ``(field, y, x)``, bit for bit (10× numpy's transpose)."""
-    out = np.empty((values.shape[2], *values.shape[:2]), values.dtype)
-    _copy_to_planes(values.view(np.uint32), out.view(np.uint32))
-    return out
+def _chunks_of(meta: StateMeta, window: tuple[int, int, int, int]) -> Iterator[tuple]:
+    """Chunks under a window: ``cy, cx``, offset in the chunk, offset in the window, size."""
+    y0, y1, x0, x1 = window
+    b, (py, px) = meta.block, meta.pad
+    for cy in range((y0 + py) // b, (y1 - 1 + py) // b + 1):
+        gy0, gy1 = max(y0, cy * b - py), min(y1, (cy + 1) * b - py)
+        for cx in range((x0 + px) // b, (x1 - 1 + px) // b + 1):
+            gx0, gx1 = max(x0, cx * b - px), min(x1, (cx + 1) * b - px)
+            yield (cy, cx, (gy0 + py - cy * b, gx0 + px - cx * b), (gy0 - y0, gx0 - x0),
+                   (gy1 - gy0, gx1 - gx0))
 
 
-def _to_pixels(planes: np.ndarray) -> np.ndarray:
-    """``(field, y, x)`` -> contiguous ``(y, x, field)``, bit for bit."""
-    out = np.empty((*planes.shape[1:], planes.shape[0]), planes.dtype)
-    _copy_to_pixels(np.ascontiguousarray(planes).view(np.uint32), out.view(np.uint32))
-    return out
+def _read_chunk(source: Path, dest: np.ndarray) -> None:
+    """Decode one chunk file into ``dest`` (its exact size)."""
+    from numcodecs import blosc
+
+    try:
+        data = source.read_bytes()
+        # Blosc header: 4 bytes of versions, flags and typesize; uncompressed, block and
+        # compressed sizes (uint32 little-endian)
+        nbytes, _, cbytes = np.frombuffer(data[:16], "<u4", 3, 4) if len(data) >= 16 else (0,) * 3
+        if nbytes != dest.nbytes or cbytes != len(data):
+            raise ValueError(f"{len(data)} bytes for {nbytes} ({cbytes} compressed), expected "
+                             f"{dest.nbytes} bytes")
+        blosc.decompress(data, dest)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise DamagedStateError(f"the detector state store is damaged: {source} cannot be read "
+                                f"({type(exc).__name__}: {exc})") from exc
 
 
 @numba.njit(cache=True, nogil=True)
-def _copy_to_planes(src, out):  # pragma: no cover - compiled
-    h, w, nf = src.shape
-    for y in range(h):  # one pixel row (w × nf values) stays in cache
-        for f in range(nf):
-            for x in range(w):
-                out[f, y, x] = src[y, x, f]
-
-
-@numba.njit(cache=True, nogil=True)
-def _copy_to_pixels(src, out):  # pragma: no cover - compiled
-    nf, h, w = src.shape
+def _gather(src, fields, clear, fill, where, out, oy, ox):  # pragma: no cover - compiled
+    """``out[oy + y, ox + x, j] = src[y, x, fields[j]]``; ``fill[j]`` where ``clear[j] & where``."""
+    h, w, _ = src.shape
     for y in range(h):
-        for f in range(nf):
-            for x in range(w):
-                out[y, x, f] = src[f, y, x]
+        for x in range(w):
+            for j in range(fields.size):
+                out[oy + y, ox + x, j] = fill[j] if clear[j] and where[y, x] else \
+                    src[y, x, fields[j]]
 
 
-def _fsync_chunks(root: Path, meta: StateMeta, window: tuple[int, int, int, int]) -> None:
-    """Flush one block's chunk files to disk (in its task, so the flushes run in parallel)."""
-    y0, _, x0, _ = window
-    cy, cx = (y0 + meta.pad[0]) // meta.block, (x0 + meta.pad[1]) // meta.block
-    for name in ("fstate", "mstate"):
-        chunk = root / name / "c" / "0" / str(cy) / str(cx)
-        with contextlib.suppress(FileNotFoundError):
-            fd = os.open(chunk, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+@numba.njit(cache=True, nogil=True)
+def _scatter(chunk, sy, sx, fields, out, ty, tx, h, w):  # pragma: no cover - compiled
+    for y in range(h):
+        for x in range(w):
+            for j in range(fields.size):
+                out[ty + y, tx + x, fields[j]] = chunk[sy + y, sx + x, j]
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill(out, fields, values):  # pragma: no cover - compiled
+    h, w, _ = out.shape
+    for y in range(h):
+        for x in range(w):
+            for j in range(fields.size):
+                out[y, x, fields[j]] = values[j]
 
 
 def finish_store(path: str | os.PathLike, meta: StateMeta) -> None:

@@ -230,7 +230,7 @@ def process_block(task: ZoneTask, window: tuple[int, int, int, int]) -> BlockRes
         del block
         state.update(**bands, tdays=task.tdays[c0:c1], params=task.params)
         del bands
-    state_store.write_state(task.state_out, task.meta_out, window, state)
+    state_store.write_state(task.state_out, task.meta_out, window, state, task.params)
     out = state.outputs(params=task.params, t_end=float(task.tdays[-1])).astype("float32")
     del state
     change = change_dataset(out, dims=("y", "x"), coords={}, inside=inside)
@@ -498,19 +498,25 @@ def _run_blocks(
                 f"{getattr(zone, 'id', 'zone')}: no clear observation of the zone or its ring "
                 f"({len(times)} dates, all cloudy or masked); nothing to detect")
         warn_insufficient(n_insufficient, n_inside, params=task.params, stacklevel=3)
-        rasters = sink.finish()
+        # the COG copies (GDAL, GIL released) run next to the footprints (one core each)
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kpgeo-cog") as pool:
+            finishing = pool.submit(sink.finish)
+            try:
+                opts = footprint_options
+                candidates = objects_from_level(
+                    level, concat_records(records), crs=CRS.from_wkt(gbox.crs.to_wkt()),
+                    transform=gbox.transform, zone=zone, has_pending=True, windows=windows,
+                    min_area_ha=opts.get("min_area_ha", 0.05),
+                    closing_radius=opts.get("closing_radius", 1),
+                    clearing_min_area_ha=opts.get("clearing_min_area_ha", 0.25))
+            finally:
+                concurrent.futures.wait([finishing])  # never discard while copying
+            rasters = finishing.result()
     except BaseException:
         sink.discard()
         raise
     finally:
         bar.close()
-    opts = footprint_options
-    candidates = objects_from_level(
-        level, concat_records(records), crs=CRS.from_wkt(gbox.crs.to_wkt()),
-        transform=gbox.transform, zone=zone, has_pending=True, windows=windows,
-        min_area_ha=opts.get("min_area_ha", 0.05),
-        closing_radius=opts.get("closing_radius", 1),
-        clearing_min_area_ha=opts.get("clearing_min_area_ha", 0.25))
     del level, records
     coverage = coverage_table(times, region_names, all_counts, region_pixels,
                               pixel_ha=pixel_area_ha(gbox))
@@ -640,32 +646,40 @@ def stream_zone(
         settings=state_store.settings_digest(params=params, bands=spec.bands,
                                              scheme=spec.scheme, watched_wkb=watched.wkb),
         acquisitions=acquisitions(plan, item_digests), regions=names,
-        decision=state_store.decision_digest())
+        decision=state_store.decision_digest(), fields=state_store.stored_fields(params))
     stored, why = state_store.read_meta(out / state_store.STORE_NAME)
     t0, reason = state_store.reuse(stored, current) if incremental else (0, None)
     reason = reason or why
     if reason:
-        log.warning("%s: the stored detector state cannot be continued (%s); all %d dates "
-                    "are processed again", zone.id, reason, len(current.acquisitions))
+        _warn_redo(zone, reason, len(current.acquisitions))
     elif t0:
         log.info("%s: continuing the stored state of %d date(s); %d new date(s)", zone.id, t0,
                  len(current.acquisitions) - t0)
     tdays = days_since_epoch(plan.times)
     tmp = state_store.create_store(out, current, gbox)
-    task = ZoneTask(
-        spec=spec, scale=scale, offset=offset, tdays=tdays, t0=t0, params=params,
-        regions=regions,
-        state_in=str(out / state_store.STORE_NAME) if t0 else None,
-        meta_in=stored if t0 else None, state_out=str(tmp), meta_out=current,
-        time_chunk=time_chunk, min_confidence=opts["min_confidence"])
-    old_counts = np.asarray(stored.clear_counts if t0 else [], "int64")
-    try:
-        fps, coverage, rasters, counts, pixels = _run_blocks(
+
+    def run(t0: int) -> tuple:
+        task = ZoneTask(
+            spec=spec, scale=scale, offset=offset, tdays=tdays, t0=t0, params=params,
+            regions=regions,
+            state_in=str(out / state_store.STORE_NAME) if t0 else None,
+            meta_in=stored if t0 else None, state_out=str(tmp), meta_out=current,
+            time_chunk=time_chunk, min_confidence=opts["min_confidence"])
+        return _run_blocks(
             task, out_dir=out, zone=zone, windows=plan_windows(gbox.shape, block, pad),
-            times=plan.times, region_names=names, old_counts=old_counts,
+            times=plan.times, region_names=names,
+            old_counts=np.asarray(stored.clear_counts if t0 else [], "int64"),
             footprint_options={k: opts[k] for k in ("min_area_ha", "closing_radius",
                                                     "clearing_min_area_ha")},
             progress=progress)
+
+    try:
+        try:
+            fps, coverage, rasters, counts, pixels = run(t0)
+        except state_store.DamagedStateError as exc:  # a chunk of the old state: redo
+            t0, reason = 0, str(exc)
+            _warn_redo(zone, reason, len(current.acquisitions))
+            fps, coverage, rasters, counts, pixels = run(0)
         current.clear_counts = counts.tolist()
         current.region_pixels = pixels.tolist()
         current.t_last = float(tdays[-1])
@@ -676,3 +690,8 @@ def stream_zone(
         raise
     return StreamResult(footprints=fps, coverage=coverage, rasters=rasters,
                         n_dates=len(tdays), new_dates=len(tdays) - t0, redo_reason=reason)
+
+
+def _warn_redo(zone: Any, reason: str, n_dates: int) -> None:
+    log.warning("%s: the stored detector state cannot be continued (%s); all %d dates are "
+                "processed again", zone.id, reason, n_dates)

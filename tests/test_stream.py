@@ -263,6 +263,29 @@ def test_a_damaged_state_store_redoes_the_zone(scene, streamed, block, tmp_path,
     assert_same_footprints(redone.footprints, streamed["result"].footprints)
 
 
+def test_a_damaged_state_chunk_redoes_the_zone(scene, streamed, block, tmp_path, caplog):
+    """A chunk file of the old state lost or cut short: found by a block task, zone redone."""
+    out = tmp_path / "zone"
+    shutil.copytree(_first_run(scene, block, tmp_path), out)
+    chunk = sorted((out / "state.zarr" / "fstate" / "c").rglob("*"))[-1]
+    chunk.write_bytes(chunk.read_bytes()[:100])
+    with caplog.at_level(logging.WARNING, logger="kpgeo"):
+        redone = process_zone(scene.items_path, ZONE, out_dir=out, ring_width_m=RING_M,
+                              block=block)
+    _assert_redone(redone, caplog, "state store is damaged")
+    assert_same_footprints(redone.footprints, streamed["result"].footprints)
+    assert_same_rasters(out, streamed["out"])
+    assert not [p for p in out.iterdir() if ".kpgeo.tmp" in p.name]
+
+
+def _first_run(scene, block, tmp_path):
+    """Output folder of a run over the first 14 dates."""
+    out = tmp_path / "first14"
+    process_zone(_first_dates(scene, 14, tmp_path / "items"), ZONE, out_dir=out,
+                 ring_width_m=RING_M, block=block)
+    return out
+
+
 def test_a_failed_run_keeps_the_previous_state_and_leaves_no_temporary_file(
         scene, streamed, in_memory, block, tmp_path, monkeypatch):
     """A read failure in the last block: old state and rasters kept, no temporary file left."""

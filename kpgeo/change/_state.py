@@ -15,11 +15,14 @@ one-day resolution of the outputs.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from kpgeo.change.params import MAX_BASELINE_OBS, MAX_RECENT_OBS, ChangeParams
 
-__all__ = ["F_FIELDS", "M_FIELDS", "NF", "NM", "new_state", "param_vector"]
+__all__ = ["F_FIELDS", "M_FIELDS", "NF", "NM", "new_state", "param_vector", "persisted_fields",
+           "spent_buffer_fields"]
 
 _SCALARS = (
     # counts and baseline
@@ -102,3 +105,35 @@ def new_state(n_pixels: int) -> tuple[np.ndarray, np.ndarray]:
         fstate[:, _F[name]] = np.nan
     mstate = np.zeros((n_pixels, NM), dtype="int32")
     return fstate, mstate
+
+
+#: baseline buffer slots: ``buf_<name><k>``, slot ``k`` of the observations the baseline forms from
+_BUFFER_SLOT = re.compile(r"^buf_[a-z]+(\d+)$")
+
+
+def persisted_fields(params: ChangeParams) -> tuple[np.ndarray, np.ndarray]:
+    """Return the ``fstate`` and ``mstate`` field indices a stored state keeps for ``params``.
+
+    The baseline buffer fills slots ``0 .. baseline_obs - 1`` and then forms the
+    baseline, so a slot ``k >= baseline_obs`` is never written: it keeps its
+    :func:`new_state` value, and a state read back without it is the same state.
+    Every other field is kept (the recent-observation ring uses all its slots).
+    """
+    def kept(name: str) -> bool:
+        slot = _BUFFER_SLOT.match(name)
+        return slot is None or int(slot.group(1)) < params.baseline_obs
+
+    return (np.array([i for i, name in enumerate(F_FIELDS) if kept(name)], dtype="int64"),
+            np.arange(NM, dtype="int64"))
+
+
+def spent_buffer_fields(params: ChangeParams) -> np.ndarray:
+    """Return the ``fstate`` indices of the baseline buffer slots ``0 .. baseline_obs - 1``.
+
+    They are read once, when the buffer fills and the baseline forms from it;
+    a pixel whose ``n_base`` has reached ``baseline_obs`` never reads them again
+    (a pixel whose baseline is reset refills them before reading), so a stored
+    state may hold their :func:`new_state` value (0) instead of the spent values.
+    """
+    f_idx, _ = persisted_fields(params)
+    return np.array([i for i in f_idx if _BUFFER_SLOT.match(F_FIELDS[i])], dtype="int64")
