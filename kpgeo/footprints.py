@@ -536,14 +536,29 @@ PIT_MAX_HA = 0.25
 
 
 def objects_near(labels: np.ndarray, n: int, region: np.ndarray, *, radius: int) -> np.ndarray:
-    """Per object 1..n: whether any of its pixels lies within ``radius`` px of ``region``."""
+    """Per object 1..n: whether any of its pixels lies within ``radius`` px of ``region``.
+
+    Each object is dilated (disk of ``radius``) inside its own bounding box padded
+    by ``radius``, so the cost follows the objects, not the zone.
+    """
     from scipy import ndimage
     from skimage.morphology import disk
 
-    zone = ndimage.binary_dilation(region, structure=disk(radius)) if region.any() else region
-    hit = np.zeros(n + 1, bool)
-    hit[np.unique(labels[zone & (labels > 0)])] = True
-    return hit[1:]
+    hit = np.zeros(n, bool)
+    if n == 0 or not region.any():
+        return hit
+    foot = disk(radius).astype(bool)
+    height, width = labels.shape
+    for i, box in enumerate(ndimage.find_objects(labels, max_label=n)):
+        if box is None:
+            continue
+        y0, x0 = max(box[0].start - radius, 0), max(box[1].start - radius, 0)
+        y1, x1 = min(box[0].stop + radius, height), min(box[1].stop + radius, width)
+        near = region[y0:y1, x0:x1]
+        if near.any():
+            grown = ndimage.binary_dilation(labels[y0:y1, x0:x1] == i + 1, structure=foot)
+            hit[i] = bool((grown & near).any())
+    return hit
 
 
 def near_wet_objects(labels: np.ndarray, wet: np.ndarray, *, radius: int) -> np.ndarray:
