@@ -60,6 +60,7 @@ from kpgeo.errors import ConfigError, CRSMismatchError
 
 __all__ = [
     "FOOTPRINT_COLUMNS",
+    "FOOTPRINT_DEFAULTS",
     "DETECT_OUTPUTS",
     "RECORD_FIELDS",
     "extract_footprints",
@@ -84,6 +85,11 @@ FOOTPRINT_COLUMNS = [
 ]
 
 #: files written by :func:`write_detection`
+#: defaults of the footprint options, the same for :func:`extract_footprints` (its
+#: signature) and the streamed zone run (:func:`kpgeo.stream.stream_zone`)
+FOOTPRINT_DEFAULTS = {"min_area_ha": 0.05, "min_confidence": 0.0, "closing_radius": 1,
+                      "clearing_min_area_ha": 0.0}
+
 DETECT_OUTPUTS = ("footprints.geojson", "footprints.parquet", "first_detected.tif",
                   "alert_date.tif", "last_active.tif", "confidence.tif", "state.tif",
                   "reason.tif")

@@ -506,9 +506,8 @@ def _run_blocks(
                 candidates = objects_from_level(
                     level, concat_records(records), crs=CRS.from_wkt(gbox.crs.to_wkt()),
                     transform=gbox.transform, zone=zone, has_pending=True, windows=windows,
-                    min_area_ha=opts.get("min_area_ha", 0.05),
-                    closing_radius=opts.get("closing_radius", 1),
-                    clearing_min_area_ha=opts.get("clearing_min_area_ha", 0.25))
+                    min_area_ha=opts["min_area_ha"], closing_radius=opts["closing_radius"],
+                    clearing_min_area_ha=opts["clearing_min_area_ha"])
             finally:
                 concurrent.futures.wait([finishing])  # never discard while copying
             rasters = finishing.result()
@@ -632,8 +631,9 @@ def stream_zone(
     from kpgeo.change.detect import days_since_epoch
 
     out = Path(out_dir)
-    opts = {"min_area_ha": 0.05, "closing_radius": 1, "clearing_min_area_ha": 0.25,
-            "min_confidence": 0.0, **(footprint_options or {})}
+    from kpgeo.footprints import FOOTPRINT_DEFAULTS
+
+    opts = {**FOOTPRINT_DEFAULTS, **(footprint_options or {})}
     spec, scale, offset = detection_plan(plan)
     gbox = spec.gbox
     names = [zone.id, f"{zone.id}:ring"]

@@ -224,3 +224,13 @@ def test_footprint_candidates_mark_shorelines_and_extract_drops_them():
     assert extract_footprints_kinds(ch) == {0.75: "shoreline", 0.36: "mining"}
     fps = extract_footprints(ch, min_area_ha=0.05, closing_radius=0)
     assert fps["area_ha"].round(2).tolist() == [0.36]
+
+
+def test_zone_runs_and_extract_footprints_share_their_default_options():
+    import inspect
+
+    from kpgeo.footprints import FOOTPRINT_DEFAULTS, footprint_candidates
+
+    for fn in (extract_footprints, footprint_candidates):
+        sig = inspect.signature(fn).parameters
+        assert {k: sig[k].default for k in FOOTPRINT_DEFAULTS} == FOOTPRINT_DEFAULTS
