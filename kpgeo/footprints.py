@@ -76,6 +76,7 @@ __all__ = [
     "detect_footprints",
     "change_rasters",
     "write_detection",
+    "rejected_objects",
 ]
 
 FOOTPRINT_COLUMNS = [
@@ -90,7 +91,8 @@ FOOTPRINT_COLUMNS = [
 FOOTPRINT_DEFAULTS = {"min_area_ha": 0.05, "min_confidence": 0.0, "closing_radius": 1,
                       "clearing_min_area_ha": 0.0}
 
-DETECT_OUTPUTS = ("footprints.geojson", "footprints.parquet", "first_detected.tif",
+DETECT_OUTPUTS = ("footprints.geojson", "footprints.parquet", "rejected.geojson",
+                  "first_detected.tif",
                   "alert_date.tif", "last_active.tif", "confidence.tif", "state.tif",
                   "reason.tif")
 
@@ -784,6 +786,16 @@ def mining_footprints(candidates: Any) -> Any:
     return candidates[candidates["kind"] == "mining"].reset_index(drop=True)[FOOTPRINT_COLUMNS]
 
 
+def rejected_objects(candidates: Any) -> Any:
+    """Return the objects of :func:`footprint_candidates` not kept as footprints, with ``kind``.
+
+    Clearings and shorelines: confirmed pixels that the object tests judged not
+    mining. Kept so that an analyst can see them (``rejected.geojson``).
+    """
+    keep = candidates["kind"] != "mining"
+    return candidates[keep].reset_index(drop=True)[FOOTPRINT_COLUMNS + ["kind"]]
+
+
 def extract_footprints(
     change: Any,
     *,
@@ -920,8 +932,10 @@ def change_rasters(change: Any) -> dict[str, Any]:
 
 
 def write_detection(change: Any, footprints: Any, out_dir: str | os.PathLike, *,
-                    overwrite: bool = False) -> dict[str, Path]:
+                    overwrite: bool = False, rejected: Any = None) -> dict[str, Path]:
     """Write footprints (GeoJSON + GeoParquet) and the change rasters (COGs) into ``out_dir``.
+
+    ``rejected`` (:func:`rejected_objects`), when given, goes to ``rejected.geojson``.
 
     Returns
     -------
@@ -940,6 +954,8 @@ def write_detection(change: Any, footprints: Any, out_dir: str | os.PathLike, *,
         "footprints.geojson": io.write_vector(footprints, out / "footprints.geojson"),
         "footprints.parquet": io.write_vector(footprints, out / "footprints.parquet"),
     }
+    if rejected is not None:
+        paths["rejected.geojson"] = io.write_vector(rejected, out / "rejected.geojson")
     for name, da in change_rasters(change).items():
         paths[f"{name}.tif"] = io.write_cog(
             da, out / f"{name}.tif", nodata=da.attrs.get("nodata"),

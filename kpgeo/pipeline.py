@@ -79,6 +79,7 @@ ZONE_OUTPUTS = (
     "coverage.csv",
     "footprints.geojson",
     "footprints.parquet",
+    "rejected.geojson",
     "first_detected.tif",
     "last_active.tif",
     "confidence.tif",
@@ -414,6 +415,7 @@ def process_zone(
     summary = cube_summary(cube, coverage, zone=zone)
     io.write_vector(footprints, out / "footprints.geojson")
     io.write_vector(footprints, out / "footprints.parquet")
+    io.write_vector(result.rejected, out / "rejected.geojson")
     io.write_table(coverage, out / "coverage.csv")
     outside = ~footprints["inside_zone"].astype(bool)
     summary |= {

@@ -125,6 +125,8 @@ class StreamResult:
 
     footprints: Any
     """Mining footprints (GeoDataFrame, grid CRS)."""
+    rejected: Any
+    """Objects the footprint tests left out, with ``kind`` (clearing, shoreline)."""
     coverage: Any
     """Clear coverage per date and region (:func:`kpgeo.timeseries.coverage_table`)."""
     rasters: dict[str, Path]
@@ -455,18 +457,23 @@ def _run_blocks(
     old_counts: np.ndarray,
     footprint_options: dict[str, Any],
     progress: bool,
-) -> tuple[Any, Any, dict[str, Path], np.ndarray, np.ndarray]:
+) -> tuple[Any, Any, Any, dict[str, Path], np.ndarray, np.ndarray]:
     """Run every block of a zone, write its rasters, build its footprints and coverage.
 
-    Returns footprints, coverage, rasters written, clear counts of every time
-    step ``(time, regions)`` and the pixels of each region; raises
+    Returns footprints, rejected objects, coverage, rasters written, clear counts
+    of every time step ``(time, regions)`` and the pixels of each region; raises
     :class:`~kpgeo.errors.NoDataError` (nothing written) when no date saw
     anything clear.
     """
     from pyproj import CRS
 
     from kpgeo.change.detect import warn_insufficient
-    from kpgeo.footprints import concat_records, mining_footprints, objects_from_level
+    from kpgeo.footprints import (
+        concat_records,
+        mining_footprints,
+        objects_from_level,
+        rejected_objects,
+    )
     from kpgeo.timeseries import coverage_table, pixel_area_ha
 
     spec = task.spec
@@ -519,7 +526,8 @@ def _run_blocks(
     del level, records
     coverage = coverage_table(times, region_names, all_counts, region_pixels,
                               pixel_ha=pixel_area_ha(gbox))
-    return mining_footprints(candidates), coverage, rasters, all_counts, region_pixels
+    return (mining_footprints(candidates), rejected_objects(candidates), coverage, rasters,
+            all_counts, region_pixels)
 
 
 def _bar(total: int, label: str, show: bool) -> Any:
@@ -675,11 +683,11 @@ def stream_zone(
 
     try:
         try:
-            fps, coverage, rasters, counts, pixels = run(t0)
+            fps, rejected, coverage, rasters, counts, pixels = run(t0)
         except state_store.DamagedStateError as exc:  # a chunk of the old state: redo
             t0, reason = 0, str(exc)
             _warn_redo(zone, reason, len(current.acquisitions))
-            fps, coverage, rasters, counts, pixels = run(0)
+            fps, rejected, coverage, rasters, counts, pixels = run(0)
         current.clear_counts = counts.tolist()
         current.region_pixels = pixels.tolist()
         current.t_last = float(tdays[-1])
@@ -688,7 +696,7 @@ def stream_zone(
     except BaseException:
         state_store.discard(tmp)
         raise
-    return StreamResult(footprints=fps, coverage=coverage, rasters=rasters,
+    return StreamResult(footprints=fps, rejected=rejected, coverage=coverage, rasters=rasters,
                         n_dates=len(tdays), new_dates=len(tdays) - t0, redo_reason=reason)
 
 

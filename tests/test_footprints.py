@@ -234,3 +234,31 @@ def test_zone_runs_and_extract_footprints_share_their_default_options():
     for fn in (extract_footprints, footprint_candidates):
         sig = inspect.signature(fn).parameters
         assert {k: sig[k].default for k in FOOTPRINT_DEFAULTS} == FOOTPRINT_DEFAULTS
+
+
+def test_rejected_objects_are_written_with_their_kind(tmp_path):
+    import geopandas as gpd
+
+    from kpgeo.footprints import footprint_candidates, rejected_objects, write_detection
+
+    st = np.zeros((50, 50), "uint8")
+    st[5:30, 10:13] = 2  # new water along the lake shore
+    st[38:44, 30:36] = 2  # a water pit in the field
+    st[38:48, 0:10] = 2  # a dry, uniform field far from any pit
+    ch, _ = make_change(st)
+    wet = (st > 0) & (np.arange(50)[None, :] >= 10)
+    ch["water"] = (("y", "x"), wet)
+    ch["water_share"] = (("y", "x"), np.where(wet, 1.0, 0.0).astype("float32"))
+    base = np.zeros(st.shape, "uint8")
+    base[:, :10] = 2
+    base[36:50, :] = 0
+    ch["baseline_class"] = (("y", "x"), base)
+    cand = footprint_candidates(ch, min_area_ha=0.05, closing_radius=0)
+    rejected = rejected_objects(cand)
+    assert sorted(rejected["kind"]) == ["clearing", "shoreline"]
+    fps = extract_footprints(ch, min_area_ha=0.05, closing_radius=0)
+    assert not set(rejected["id"]) & set(fps["id"])
+    paths = write_detection(ch, fps, tmp_path / "det", rejected=rejected)
+    back = gpd.read_file(paths["rejected.geojson"])
+    assert sorted(back["kind"]) == ["clearing", "shoreline"]
+    assert back.crs.to_epsg() == 4326

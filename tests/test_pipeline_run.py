@@ -53,6 +53,10 @@ def test_run_writes_zone_and_run_outputs(tmp_path, config_file):
     fps = gpd.read_file(out / "footprints.geojson")
     assert fps.crs.to_epsg() == 4326
     assert len(fps) == summary["footprints"]
+    rejected = gpd.read_file(zone_dir / "rejected.geojson")
+    assert {"id", "kind", "area_ha"} <= set(rejected.columns)
+    assert set(rejected["kind"]) <= {"clearing", "shoreline"}
+    assert not set(rejected["id"]) & set(fps["id"])
     coverage = pd.read_csv(out / "coverage.csv")
     assert set(coverage["region"]) == {"caf-boda", "caf-boda:ring"}
     assert not list(out.rglob("*.tmp*")), "temporary files left behind"

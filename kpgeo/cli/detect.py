@@ -72,7 +72,8 @@ def detect(
     """Detect new mining footprints in a zone (or AOI) and the ring just outside it.
 
     Writes into OUT: footprints.geojson (EPSG:4326, ISO dates) and
-    footprints.parquet (GeoParquet); the COGs first_detected.tif and
+    footprints.parquet (GeoParquet); rejected.geojson (objects judged clearings
+    or shorelines, with their kind); the COGs first_detected.tif and
     last_active.tif (int32 days since 1970-01-01, nodata -1), confidence.tif
     (float32 0-1, nodata -1) and state.tif (uint8: 0 no change, 1 new, 2 active,
     3 inactive, 4 revegetating, 255 insufficient data = nodata; colour table); coverage.csv and
