@@ -11,17 +11,13 @@ small pure function on arrays (:func:`footprint_mask`):
    over connected ``pending`` pixels — mining-like runs still too short to be
    confirmed at the last date: the newest pits of a site that opens outward
    from its first pit. Pending pixels never form an object on their own;
-3. connected objects (8-connectivity) are labelled and vectorised; objects
-   that never show water and are spectrally uniform are *clearings* — a
-   ploughed or long-fallow field, not a pit-and-spoil mosaic — and are left
-   out (:func:`footprint_candidates` keeps them, with ``kind``), unless they
-   lie within 30 m of a mining object that holds water (a gravel heap of a pit
-   site) or are small (< 0.25 ha) and within 100 m of a river or lake (a
-   gravel pit on a bank; :func:`object_kind`). Objects that are open water
-   all over and lie along the shore of water that was there from the start
-   are a *shoreline* — the lake or river standing higher, a flood not yet
-   receded — and are left out too, unless they are part of a pit-and-spoil
-   site (:func:`shoreline_objects`).
+3. connected objects (8-connectivity) are labelled and vectorised, and the
+   object tests of :mod:`kpgeo.footprint_kinds` leave out *clearings* (dry,
+   spectrally uniform: a ploughed or long-fallow field, not a pit-and-spoil
+   mosaic, unless it lies where pits are dug) and *shorelines* (open water all
+   over along the shore of water that was there from the start: a lake or
+   river standing higher). :func:`footprint_candidates` keeps them, with
+   ``kind``; :func:`rejected_objects` gives them for ``rejected.geojson``.
 
 The mask's input is one byte per pixel (:func:`footprint_level`: 2 confirmed,
 1 pending, plus a bit for water from the start), and an object's attributes
@@ -233,13 +229,6 @@ def footprint_mask(confirmed: np.ndarray, pending: np.ndarray | None = None, *,
     return _clean_mask(grown, min_pixels=min_pixels, closing_radius=closing_radius)
 
 
-#: an object is a dry uniform *clearing* (a ploughed or fallow field, not a pit-and-spoil
-#: mosaic) when fewer than this share of its pixels ever showed water ...
-CLEARING_MAX_WATER = 0.05
-#: ... and the spread (standard deviation) of its pixels' mean NDVI is below this
-CLEARING_MAX_TEXTURE = 0.06
-
-
 def _check_args(min_area_ha: Any, min_confidence: Any, closing_radius: Any,
                 clearing_min_area_ha: Any) -> None:
     if not (isinstance(min_area_ha, (int, float)) and 0 <= min_area_ha < 1e6):
@@ -286,7 +275,7 @@ def footprint_level(state: np.ndarray, confidence: np.ndarray, pending: np.ndarr
 
     ``level & 3``: 2 confirmed, 1 pending, 0 none; bit :data:`LEVEL_RIVER`: the
     pixel was water from the start (``baseline`` class water: a river or lake),
-    used to tell a gravel pit on a bank from a field (:func:`object_kind`).
+    used to tell a gravel pit on a bank from a field (:func:`kpgeo.footprint_kinds.object_kind`).
     Confirmed: a mining state (1-4) with ``confidence >= min_confidence``; pending:
     a mining-like run still too short to confirm (see :func:`footprint_mask`). The
     streamed zone run keeps only this ``uint8`` raster for the whole zone.
@@ -508,128 +497,6 @@ def merge_pieces(pieces: dict[int, list], n: int, transform: Any) -> list:
 
 
 
-def object_kind(attrs: Any, area_ha: np.ndarray, *, clearing_min_area_ha: float | None,
-                pit_context: np.ndarray | None = None,
-                shoreline: np.ndarray | None = None) -> np.ndarray:
-    """``"mining"``, ``"clearing"`` or ``"shoreline"`` per object.
-
-    Artisanal alluvial mining is a mosaic of water-filled pits, gravel and spoil;
-    a ploughed or long-fallow field is one uniform, dry patch. An object of at
-    least ``clearing_min_area_ha`` that never shows water and is uniform
-    (:data:`CLEARING_MAX_WATER`, :data:`CLEARING_MAX_TEXTURE`) is a clearing —
-    unless ``pit_context`` says it sits where pits are dug (next to a
-    water-bearing mining object, or small and beside a river; see
-    :func:`_pit_context`). ``None`` disables the test. ``shoreline`` (from
-    :func:`shoreline_objects`) marks water-edge objects.
-    """
-    kind = np.full(len(attrs), "mining", dtype=object)
-    if shoreline is not None:
-        kind[np.asarray(shoreline, bool)] = "shoreline"
-    if clearing_min_area_ha is None or "water_any" not in attrs or attrs["water_any"].isna().all():
-        return kind
-    dry = attrs["water_any"].fillna(0).to_numpy() < CLEARING_MAX_WATER
-    uniform = attrs["texture"].fillna(0).to_numpy() < CLEARING_MAX_TEXTURE
-    clearing = dry & uniform & (np.asarray(area_ha) >= clearing_min_area_ha)
-    if pit_context is not None:
-        clearing &= ~np.asarray(pit_context, bool)
-    kind[clearing & (kind == "mining")] = "clearing"
-    return kind
-
-
-#: a dry object next to a water-bearing mining object (this close) belongs to its pit site
-SITE_DISTANCE_M = 30.0
-#: a small dry object (below PIT_MAX_HA) this close to a river or lake is a gravel pit
-RIVER_DISTANCE_M = 100.0
-PIT_MAX_HA = 0.25
-
-
-def objects_near(labels: np.ndarray, n: int, region: np.ndarray, *, radius: int) -> np.ndarray:
-    """Per object 1..n: whether any of its pixels lies within ``radius`` px of ``region``.
-
-    Each object is dilated (disk of ``radius``) inside its own bounding box padded
-    by ``radius``, so the cost follows the objects, not the zone.
-    """
-    from scipy import ndimage
-    from skimage.morphology import disk
-
-    hit = np.zeros(n, bool)
-    if n == 0 or not region.any():
-        return hit
-    foot = disk(radius).astype(bool)
-    height, width = labels.shape
-    for i, box in enumerate(ndimage.find_objects(labels, max_label=n)):
-        if box is None:
-            continue
-        y0, x0 = max(box[0].start - radius, 0), max(box[1].start - radius, 0)
-        y1, x1 = min(box[0].stop + radius, height), min(box[1].stop + radius, width)
-        near = region[y0:y1, x0:x1]
-        if near.any():
-            grown = ndimage.binary_dilation(labels[y0:y1, x0:x1] == i + 1, structure=foot)
-            hit[i] = bool((grown & near).any())
-    return hit
-
-
-def near_wet_objects(labels: np.ndarray, wet: np.ndarray, *, radius: int) -> np.ndarray:
-    """Per object 1..n: whether it lies within ``radius`` px of another object marked ``wet``."""
-    wet_lab = np.r_[False, np.asarray(wet, bool)]
-    return objects_near(labels, len(wet), wet_lab[labels], radius=radius) & ~wet
-
-
-#: a *shoreline* object has at least this share of its pixels mostly under water ...
-SHORELINE_MIN_WATER = 0.9
-#: ... and at least this share of its outline on water that was there from the start
-SHORELINE_MIN_EDGE = 0.35
-
-
-def outline_share(labels: np.ndarray, n: int, region: np.ndarray) -> np.ndarray:
-    """Per object 1..n: share of the pixels bordering it (8-neighbours) that lie in ``region``."""
-    from scipy import ndimage
-
-    grown = ndimage.grey_dilation(labels, size=(3, 3))
-    ring = (labels == 0) & (grown > 0)
-    total = np.bincount(grown[ring], minlength=n + 1)[1:]
-    inside = np.bincount(grown[ring & region], minlength=n + 1)[1:]
-    return inside / np.maximum(total, 1)
-
-
-def shoreline_objects(labels: np.ndarray, n: int, water_fraction: np.ndarray,
-                      river: np.ndarray, *, site_radius: int) -> np.ndarray:
-    """Per object 1..n: whether it is the edge of a water body moving, not a pit.
-
-    A lake or river that stands higher than in the first observations (a wet
-    year, a flood that has not receded yet) adds a band of open water along
-    its shore that can last for months: new water, but not dug. Such an object
-    is open water all over (:data:`SHORELINE_MIN_WATER`), shares a good part
-    of its outline with the water that was there from the start
-    (:data:`SHORELINE_MIN_EDGE`, ``river``) and is not within ``site_radius``
-    pixels of a mining object that is not all water (the gravel and spoil of a
-    pit site). Pits dug on a bank are a small part of the shore, or sit among
-    their spoil.
-    """
-    water = np.nan_to_num(np.asarray(water_fraction, dtype="float64")) >= SHORELINE_MIN_WATER
-    if not water.any() or not river.any():
-        return np.zeros(n, bool)
-    by_spoil = near_wet_objects(labels, ~water, radius=site_radius)
-    return water & ~by_spoil & (outline_share(labels, n, river) >= SHORELINE_MIN_EDGE)
-
-
-def _pit_context(labels: np.ndarray, n: int, attrs: Any, *, river: np.ndarray,
-                 px_m: float) -> Any:
-    """Where a dry object sits where pits are dug; returns ``f(area_ha) -> bool per object``.
-
-    Next to (:data:`SITE_DISTANCE_M`) a mining object that holds water — a gravel
-    heap of a pit site —, or small (< :data:`PIT_MAX_HA`) and within
-    :data:`RIVER_DISTANCE_M` of water that was there from the start (a river or
-    lake) — a gravel pit on a bank. Computed on the label raster once; the area
-    test waits for the polygons.
-    """
-    wet = attrs["water_any"].fillna(0).to_numpy() >= CLEARING_MAX_WATER
-    near = near_wet_objects(labels, wet, radius=max(1, int(round(SITE_DISTANCE_M / px_m))))
-    reach = max(1, int(round(RIVER_DISTANCE_M / px_m)))
-    by_river = objects_near(labels, n, river, radius=reach)
-    return lambda area_ha: near | (by_river & (np.asarray(area_ha) < PIT_MAX_HA))
-
-
 def _zone_relation(gdf: Any, metric: Any, zone_geom: Any, metric_crs: Any) -> None:
     """Add ``distance_to_boundary_m`` (signed, negative inside) and ``inside_zone``."""
     import shapely
@@ -707,6 +574,13 @@ def objects_from_level(
     import pandas as pd
     from scipy import ndimage
 
+    from kpgeo.footprint_kinds import (
+        SITE_DISTANCE_M,
+        object_kind,
+        shoreline_objects,
+        where_pits_are_dug,
+    )
+
     zone_id, zone_geom, metric_crs, min_pixels = _metric_setup(crs, transform, zone, min_area_ha)
     mining_level = level & np.uint8(3)
     mask = footprint_mask(mining_level == 2, (mining_level == 1) if has_pending else None,
@@ -724,7 +598,7 @@ def objects_from_level(
         for i, parts in vector_pieces(labels[y0:y1, x0:x1], row0=y0, col0=x0).items():
             pieces.setdefault(i, []).extend(parts)
     river = (level & np.uint8(LEVEL_RIVER)) > 0
-    pit_context = _pit_context(labels, n, attrs, river=river, px_m=abs(transform.a))
+    in_pit_context = where_pits_are_dug(labels, n, attrs, river=river, px_m=abs(transform.a))
     shoreline = shoreline_objects(
         labels, n, attrs["water_fraction"].to_numpy(), river,
         site_radius=max(1, int(round(SITE_DISTANCE_M / abs(transform.a)))))
@@ -739,7 +613,7 @@ def objects_from_level(
     gdf["state"] = [STATE_NAMES.get(int(s), "active") for s in gdf["state"]]
     gdf["kind"] = object_kind(attrs, gdf["area_ha"].to_numpy(),
                               clearing_min_area_ha=clearing_min_area_ha,
-                              pit_context=pit_context(gdf["area_ha"].to_numpy()),
+                              pit_context=in_pit_context(gdf["area_ha"].to_numpy()),
                               shoreline=shoreline)
     gdf["zone"] = zone_id
     _zone_relation(gdf, metric, zone_geom, metric_crs)
@@ -824,7 +698,7 @@ def extract_footprints(
         Radius (pixels) of the morphological closing; 0 disables it.
     clearing_min_area_ha : float or None
         Objects at least this large that are dry and uniform, and not where
-        pits are dug, are clearings, not mining (see :func:`object_kind`;
+        pits are dug, are clearings, not mining (see :func:`kpgeo.footprint_kinds.object_kind`;
         default 0: any size); None keeps every object.
 
     Returns

@@ -146,7 +146,7 @@ def test_footprint_mask_grows_by_hysteresis_never_from_pending_alone():
 def test_dry_uniform_clearing_is_rejected_unless_it_is_part_of_a_pit_site():
     import pandas as pd
 
-    from kpgeo.footprints import near_wet_objects, object_kind
+    from kpgeo.footprint_kinds import near_wet_objects, object_kind
 
     labels = np.zeros((30, 30), "int32")
     labels[2:8, 2:8] = 1  # a water-bearing pit cluster
@@ -183,7 +183,7 @@ def extract_footprints_kinds(ch):
 
 
 def test_outline_share_counts_the_bordering_pixels_in_a_region():
-    from kpgeo.footprints import outline_share
+    from kpgeo.footprint_kinds import outline_share
 
     labels = np.zeros((10, 10), "int32")
     labels[4:6, 4:6] = 1  # 2 x 2 object: 12 bordering pixels
@@ -193,7 +193,7 @@ def test_outline_share_counts_the_bordering_pixels_in_a_region():
 
 
 def test_water_band_along_a_lake_shore_is_a_shoreline_a_bank_pit_is_not():
-    from kpgeo.footprints import shoreline_objects
+    from kpgeo.footprint_kinds import shoreline_objects
 
     river = np.zeros((40, 40), bool)
     river[:, :10] = True  # a lake, water from the start

@@ -1,0 +1,153 @@
+"""What a footprint object is: mining, a clearing or a shoreline (object-level tests).
+
+The per-pixel decision (:mod:`kpgeo.change`) confirms pixels; these tests look at
+whole objects of confirmed pixels (labels from :func:`kpgeo.footprints.objects_from_level`)
+and reject the two kinds of object that share mining's pixels but not its
+make-up:
+
+* a **clearing** — dry (never water) and spectrally uniform: a ploughed or
+  long-fallow field, not a pit-and-spoil mosaic — unless it lies where pits are
+  dug (:func:`where_pits_are_dug`);
+* a **shoreline** — open water all over, along the shore of water that was there
+  from the start: the lake or river standing higher (:func:`shoreline_objects`).
+
+Each function is pure, on label rasters and per-object attributes, and costs in
+proportion to the objects, not the zone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["object_kind", "objects_near", "near_wet_objects", "outline_share",
+           "shoreline_objects", "where_pits_are_dug"]
+
+#: an object is a dry uniform *clearing* (a ploughed or fallow field, not a pit-and-spoil
+#: mosaic) when fewer than this share of its pixels ever showed water ...
+CLEARING_MAX_WATER = 0.05
+#: ... and the spread (standard deviation) of its pixels' mean NDVI is below this
+CLEARING_MAX_TEXTURE = 0.06
+
+
+def object_kind(attrs: Any, area_ha: np.ndarray, *, clearing_min_area_ha: float | None,
+                pit_context: np.ndarray | None = None,
+                shoreline: np.ndarray | None = None) -> np.ndarray:
+    """``"mining"``, ``"clearing"`` or ``"shoreline"`` per object.
+
+    Artisanal alluvial mining is a mosaic of water-filled pits, gravel and spoil;
+    a ploughed or long-fallow field is one uniform, dry patch. An object of at
+    least ``clearing_min_area_ha`` that never shows water and is uniform
+    (:data:`CLEARING_MAX_WATER`, :data:`CLEARING_MAX_TEXTURE`) is a clearing —
+    unless ``pit_context`` says it sits where pits are dug (next to a
+    water-bearing mining object, or small and beside a river; see
+    :func:`where_pits_are_dug`). ``None`` disables the test. ``shoreline`` (from
+    :func:`shoreline_objects`) marks water-edge objects.
+    """
+    kind = np.full(len(attrs), "mining", dtype=object)
+    if shoreline is not None:
+        kind[np.asarray(shoreline, bool)] = "shoreline"
+    if clearing_min_area_ha is None or "water_any" not in attrs or attrs["water_any"].isna().all():
+        return kind
+    dry = attrs["water_any"].fillna(0).to_numpy() < CLEARING_MAX_WATER
+    uniform = attrs["texture"].fillna(0).to_numpy() < CLEARING_MAX_TEXTURE
+    clearing = dry & uniform & (np.asarray(area_ha) >= clearing_min_area_ha)
+    if pit_context is not None:
+        clearing &= ~np.asarray(pit_context, bool)
+    kind[clearing & (kind == "mining")] = "clearing"
+    return kind
+
+
+#: a dry object next to a water-bearing mining object (this close) belongs to its pit site
+SITE_DISTANCE_M = 30.0
+#: a small dry object (below PIT_MAX_HA) this close to a river or lake is a gravel pit
+RIVER_DISTANCE_M = 100.0
+PIT_MAX_HA = 0.25
+
+
+def objects_near(labels: np.ndarray, n: int, region: np.ndarray, *, radius: int) -> np.ndarray:
+    """Per object 1..n: whether any of its pixels lies within ``radius`` px of ``region``.
+
+    Each object is dilated (disk of ``radius``) inside its own bounding box padded
+    by ``radius``, so the cost follows the objects, not the zone.
+    """
+    from scipy import ndimage
+    from skimage.morphology import disk
+
+    hit = np.zeros(n, bool)
+    if n == 0 or not region.any():
+        return hit
+    foot = disk(radius).astype(bool)
+    height, width = labels.shape
+    for i, box in enumerate(ndimage.find_objects(labels, max_label=n)):
+        if box is None:
+            continue
+        y0, x0 = max(box[0].start - radius, 0), max(box[1].start - radius, 0)
+        y1, x1 = min(box[0].stop + radius, height), min(box[1].stop + radius, width)
+        near = region[y0:y1, x0:x1]
+        if near.any():
+            grown = ndimage.binary_dilation(labels[y0:y1, x0:x1] == i + 1, structure=foot)
+            hit[i] = bool((grown & near).any())
+    return hit
+
+
+def near_wet_objects(labels: np.ndarray, wet: np.ndarray, *, radius: int) -> np.ndarray:
+    """Per object 1..n: whether it lies within ``radius`` px of another object marked ``wet``."""
+    wet_lab = np.r_[False, np.asarray(wet, bool)]
+    return objects_near(labels, len(wet), wet_lab[labels], radius=radius) & ~wet
+
+
+#: a *shoreline* object has at least this share of its pixels mostly under water ...
+SHORELINE_MIN_WATER = 0.9
+#: ... and at least this share of its outline on water that was there from the start
+SHORELINE_MIN_EDGE = 0.35
+
+
+def outline_share(labels: np.ndarray, n: int, region: np.ndarray) -> np.ndarray:
+    """Per object 1..n: share of the pixels bordering it (8-neighbours) that lie in ``region``."""
+    from scipy import ndimage
+
+    grown = ndimage.grey_dilation(labels, size=(3, 3))
+    ring = (labels == 0) & (grown > 0)
+    total = np.bincount(grown[ring], minlength=n + 1)[1:]
+    inside = np.bincount(grown[ring & region], minlength=n + 1)[1:]
+    return inside / np.maximum(total, 1)
+
+
+def shoreline_objects(labels: np.ndarray, n: int, water_fraction: np.ndarray,
+                      river: np.ndarray, *, site_radius: int) -> np.ndarray:
+    """Per object 1..n: whether it is the edge of a water body moving, not a pit.
+
+    A lake or river that stands higher than in the first observations (a wet
+    year, a flood that has not receded yet) adds a band of open water along
+    its shore that can last for months: new water, but not dug. Such an object
+    is open water all over (:data:`SHORELINE_MIN_WATER`), shares a good part
+    of its outline with the water that was there from the start
+    (:data:`SHORELINE_MIN_EDGE`, ``river``) and is not within ``site_radius``
+    pixels of a mining object that is not all water (the gravel and spoil of a
+    pit site). Pits dug on a bank are a small part of the shore, or sit among
+    their spoil.
+    """
+    water = np.nan_to_num(np.asarray(water_fraction, dtype="float64")) >= SHORELINE_MIN_WATER
+    if not water.any() or not river.any():
+        return np.zeros(n, bool)
+    by_spoil = near_wet_objects(labels, ~water, radius=site_radius)
+    return water & ~by_spoil & (outline_share(labels, n, river) >= SHORELINE_MIN_EDGE)
+
+
+def where_pits_are_dug(labels: np.ndarray, n: int, attrs: Any, *, river: np.ndarray,
+                 px_m: float) -> Any:
+    """Where a dry object sits where pits are dug; returns ``f(area_ha) -> bool per object``.
+
+    Next to (:data:`SITE_DISTANCE_M`) a mining object that holds water — a gravel
+    heap of a pit site —, or small (< :data:`PIT_MAX_HA`) and within
+    :data:`RIVER_DISTANCE_M` of water that was there from the start (a river or
+    lake) — a gravel pit on a bank. Computed on the label raster once; the area
+    test waits for the polygons.
+    """
+    wet = attrs["water_any"].fillna(0).to_numpy() >= CLEARING_MAX_WATER
+    near = near_wet_objects(labels, wet, radius=max(1, int(round(SITE_DISTANCE_M / px_m))))
+    reach = max(1, int(round(RIVER_DISTANCE_M / px_m)))
+    by_river = objects_near(labels, n, river, radius=reach)
+    return lambda area_ha: near | (by_river & (np.asarray(area_ha) < PIT_MAX_HA))
