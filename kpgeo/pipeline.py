@@ -638,7 +638,7 @@ def _write_run_outputs(
         }
         if report:
             from kpgeo.area import sheet_paths
-            from kpgeo.report import write_report
+            from kpgeo.report import left_out_objects, write_report
 
             written |= write_report(
                 stage,
@@ -654,6 +654,7 @@ def _write_run_outputs(
                 production=config.production,
                 exports=config.exports,
                 register=sites.register,
+                left_out=left_out_objects(out),
             )
         written |= inv.write_stores(stage, config, sites)  # kpgeo.gpkg (+ PostGIS), all or none
         outputs = {name: out / Path(path).name for name, path in written.items()}

@@ -43,6 +43,7 @@ from kpgeo.errors import ConfigError
 __all__ = [
     "REPORT_OUTPUTS",
     "write_report",
+    "left_out_objects",
     "render_bulletin",
     "zone_file_stem",
     "zone_compare_dates",
@@ -243,6 +244,21 @@ def _production_section(production: Any) -> dict[str, Any] | None:
 
 
 _HISTORY_SITES, _HISTORY_PERIODS = 10, 6
+
+
+def left_out_objects(folder: str | os.PathLike) -> Any:
+    """Read the ``rejected.geojson`` of a zone folder or of every zone of a run (None: none)."""
+    import geopandas as gpd
+    import pandas as pd
+
+    folder = Path(folder)
+    paths = [p for p in [folder / "rejected.geojson",
+                         *sorted(folder.glob("zones/*/rejected.geojson"))] if p.is_file()]
+    parts = [gpd.read_file(p) for p in paths]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return None
+    return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=parts[0].crs)
 
 
 def _counted_sites(footprints: Any) -> tuple[Any, Any]:
@@ -508,6 +524,7 @@ def write_report(
     production: Any = None,
     exports: Any = None,
     register: Any = None,
+    left_out: Any = None,
 ) -> dict[str, Path]:
     """Write time series, web map, static maps and bulletin of a run into ``out_dir``.
 
@@ -556,6 +573,9 @@ def write_report(
         ``site_id`` and ``triage_status``): sites an analyst rejected are left out
         of the totals, time series and default map layers (a separate map layer
         shows them); the bulletin gives the triage counts and site histories.
+    left_out
+        Objects the footprint tests left out (:func:`left_out_objects` of the run
+        folder): a map layer per zone, off by default; never counted.
 
     Returns
     -------
@@ -572,6 +592,8 @@ def write_report(
     out = ensure_out_dir(out_dir, overwrite=overwrite, expect=REPORT_OUTPUTS)
     zones = _report_zones(footprints, zones)
     footprints, rejected = _counted_sites(footprints)
+    if left_out is not None and len(left_out):  # the zones of this report only
+        left_out = left_out[left_out["zone"].astype(str).isin({str(z.id) for z in zones})]
     cubes, map_cubes = _norm_cubes(zones, cube, items, ring_width_m=ring_width_m)
     if coverage is None and cubes:
         coverage = _coverage_of(cubes, zones, ring_width_m=ring_width_m)
@@ -613,6 +635,7 @@ def write_report(
         title=title,
         sample_units=found.units if found is not None else None,
         rejected=rejected,
+        left_out=left_out,
     )
     page = render_bulletin(
         zones=zones,

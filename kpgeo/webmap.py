@@ -266,6 +266,7 @@ def _footprint_popup(row: Any, zone_name: str, chips: dict[str, Any] | None = No
         *([("Register site", _fmt(row.get("site_id")))] if "site_id" in row else []),
         *([("Analyst check", _fmt(row.get("triage_status") or "unreviewed"))]
           if "triage_status" in row else []),
+        *([("Left out as", _fmt(row.get("kind")))] if "kind" in row else []),
         ("Area", f"{_fmt(row.get('area_ha'), '.2f')} ha"),
         ("First detected", _fmt(row.get("first_detected"))),
         ("Last active", _fmt(row.get("last_active"))),
@@ -503,10 +504,14 @@ def _add_footprints(
 
 _REJECTED = {"color": "#555555", "weight": 1, "dashArray": "4 3", "fillColor": "#9e9e9e",
              "fillOpacity": 0.3, "className": "kp-footprint kp-rejected"}
+#: objects the footprint tests left out (clearings, shorelines)
+_LEFT_OUT = {"color": "#1f78b4", "weight": 1, "dashArray": "2 4", "fillColor": "#a6cee3",
+             "fillOpacity": 0.25, "className": "kp-footprint kp-left-out"}
 
 
-def _add_rejected(m: Any, rejected: Any, zones: list[Any]) -> None:
-    """Per zone a "rejected by analyst" layer group (hidden at first): false alarms."""
+def _add_rejected(m: Any, rejected: Any, zones: list[Any], *,
+                  what: str = "rejected by analyst", style: dict | None = None) -> None:
+    """Per zone a layer group of objects not counted (hidden at first), named ``what``."""
     import folium
 
     names = {str(z.id): str(z.name) for z in zones}
@@ -514,10 +519,11 @@ def _add_rejected(m: Any, rejected: Any, zones: list[Any]) -> None:
     for zid, sel in rejected.groupby(rejected["zone"].astype(str), sort=False):
         zname = names.get(zid, zid)
         fg = folium.FeatureGroup(
-            name=html.escape(f"{zname} — rejected by analyst ({len(sel)})"), show=False)
+            name=html.escape(f"{zname} — {what} ({len(sel)})"), show=False)
         props = [{"id": _fmt(row.get("id")), "popup_html": _footprint_popup(row, zname)}
                  for _, row in sel.iterrows()]
-        folium.GeoJson(_to_feature_collection(sel, props), style_function=lambda f: _REJECTED,
+        folium.GeoJson(_to_feature_collection(sel, props),
+                       style_function=lambda f, s=style or _REJECTED: s,
                        on_each_feature=folium.JsCode(_POPUP_BIND.format(w=340, h=460))).add_to(fg)
         fg.add_to(m)
 
@@ -662,6 +668,7 @@ def make_map(
     title: str = "kpgeo — artisanal mining footprints",
     sample_units: Any = None,
     rejected: Any = None,
+    left_out: Any = None,
 ) -> Any:
     """Build the interactive map of a run.
 
@@ -698,6 +705,10 @@ def make_map(
     rejected
         Footprints of sites an analyst rejected (:func:`kpgeo.register.split_rejected`):
         a "rejected by analyst" layer per zone, off by default. None: no layer.
+    left_out
+        Objects the footprint tests left out, with ``kind``
+        (:func:`kpgeo.footprints.rejected_objects`, the zones' ``rejected.geojson``):
+        a "left out as clearing / shoreline" layer per zone, off by default.
 
     Returns
     -------
@@ -729,6 +740,9 @@ def make_map(
         _add_sample_units(m, sample_units, zones)
     if rejected is not None and len(rejected):
         _add_rejected(m, rejected, zones)
+    if left_out is not None and len(left_out):
+        _add_rejected(m, left_out, zones, what="left out as clearing / shoreline",
+                      style=_LEFT_OUT)
 
     import folium
 

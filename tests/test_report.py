@@ -354,3 +354,20 @@ def _text(page):
     """Visible text of an HTML page, whitespace collapsed."""
     text = re.sub(r"<[^>]+>", " ", page.replace("&nbsp;", " "))
     return re.sub(r"\s+", " ", text)
+
+
+def test_left_out_objects_are_read_from_every_zone_of_a_run(tmp_path):
+    from kpgeo.io import write_vector
+    from kpgeo.report import left_out_objects
+
+    assert left_out_objects(tmp_path) is None  # nothing there
+    fps = make_footprints()
+    for zid, rows, kind in (("a", fps.iloc[:2], "clearing"), ("b", fps.iloc[2:3], "shoreline"),
+                            ("c", fps.iloc[:0], "clearing")):
+        folder = tmp_path / "zones" / zid
+        folder.mkdir(parents=True)
+        write_vector(rows.assign(zone=zid, kind=kind), folder / "rejected.geojson")
+    got = left_out_objects(tmp_path)
+    assert sorted(got["zone"]) == ["a", "a", "b"]
+    assert got.crs.to_epsg() == 4326
+    assert left_out_objects(tmp_path / "zones" / "b")["kind"].tolist() == ["shoreline"]

@@ -263,3 +263,14 @@ def test_map_coordinates_are_rounded_to_1e6_degree(hostile_zone):
     assert len(coords) >= len(fp) + 2  # footprints, zone outline, ring
     numbers = [n for block in coords for n in re.findall(r"-?\d+\.\d+", block)]
     assert numbers and max(len(n.split(".")[1]) for n in numbers) <= 6
+
+
+def test_objects_left_out_by_the_footprint_tests_get_their_own_hidden_layer(hostile_zone):
+    fps = make_footprints()
+    left_out = fps.iloc[:2].assign(kind=["clearing", "shoreline"])
+    page = make_map(fps.iloc[2:], zones=[hostile_zone], left_out=left_out).get_root().render()
+    assert "left out as clearing / shoreline (2)" in page
+    assert page.count("Left out as") == 2 and "kp-left-out" in page  # each popup says why
+    assert "kp-rejected" not in page
+    assert "clearing" in page and "shoreline" in page
+    assert "left out as" not in make_map(fps, zones=[hostile_zone]).get_root().render()

@@ -83,7 +83,7 @@ def detect(
     from kpgeo import io
     from kpgeo.console import want_progress
     from kpgeo.pipeline import ZONE_OUTPUTS, RunConfig, ZoneJob, process_zone
-    from kpgeo.report import REPORT_OUTPUTS, write_report
+    from kpgeo.report import REPORT_OUTPUTS, left_out_objects, write_report
     from kpgeo.summary import format_summary
     from kpgeo.zones import load_aoi
 
@@ -123,6 +123,7 @@ def detect(
                 ring_width_m=ring_width_m,
                 offline=offline,
                 title=f"kpgeo: {zone.name}",
+                left_out=left_out_objects(out_dir),
             )
     if as_json:
         files = {} if no_report else {k: str(v) for k, v in outputs.items()}

@@ -121,7 +121,7 @@ def report(
     --config, production capacity beside the KP export figures.
     """
     from kpgeo.area import sheet_paths
-    from kpgeo.report import write_report
+    from kpgeo.report import left_out_objects, write_report
 
     run = Path(run_dir)
     _check_report_options(min_coverage, ring_width_m, items_path)
@@ -163,6 +163,7 @@ def report(
         production=production,
         exports=exports_path,
         register=register,
+        left_out=left_out_objects(run),
     )
     if as_json:
         echo_json({"outputs": {name: str(path) for name, path in outputs.items()}})
