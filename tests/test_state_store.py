@@ -30,14 +30,12 @@ def _meta(n=3, **kw):
     return dataclasses.replace(base, **kw)
 
 
-def test_state_round_trip_through_the_store(tmp_path):
-    """Blocks written into their chunks read back bit for bit, on the padded store grid."""
+def _random_store(tmp_path, meta, *, seed):
+    """A new (uncommitted) store of random block states; returns it and window -> state."""
     from kpgeo.stream import plan_windows
 
-    meta = _meta()
     tmp = state_store.create_store(tmp_path, meta, GBOX)
-    assert tmp.name.startswith(".state.zarr.") and ".kpgeo.tmp" in tmp.name
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     states = {}
     for window in plan_windows(GBOX.shape, meta.block, meta.pad):
         y0, y1, x0, x1 = window
@@ -46,6 +44,14 @@ def test_state_round_trip_through_the_store(tmp_path):
         st.mstate[:] = rng.integers(0, 2**31 - 1, size=st.mstate.shape, dtype="int32")
         state_store.write_state(tmp, meta, window, st)
         states[window] = st
+    return tmp, states
+
+
+def test_state_round_trip_through_the_store(tmp_path):
+    """Blocks written into their chunks read back bit for bit, on the padded store grid."""
+    meta = _meta()
+    tmp, states = _random_store(tmp_path, meta, seed=0)
+    assert tmp.name.startswith(".state.zarr.") and ".kpgeo.tmp" in tmp.name
     meta.t_last = 18262.4
     state_store.finish_store(tmp, meta)
     final = state_store.commit(tmp, tmp_path)
@@ -69,19 +75,8 @@ def test_the_store_is_readable_with_xarray(tmp_path):
     """The chunk files the block tasks write are the Zarr chunks xarray / zarr read."""
     import xarray as xr
 
-    from kpgeo.stream import plan_windows
-
     meta = _meta(fields=state_store.stored_fields(ChangeParams()))
-    tmp = state_store.create_store(tmp_path, meta, GBOX)
-    rng = np.random.default_rng(1)
-    states = {}
-    for window in plan_windows(GBOX.shape, meta.block, meta.pad):
-        y0, y1, x0, x1 = window
-        st = DetectorState.new((y1 - y0, x1 - x0))
-        st.fstate[:] = rng.normal(size=st.fstate.shape).astype("float32")
-        st.mstate[:] = rng.integers(0, 2**31 - 1, size=st.mstate.shape, dtype="int32")
-        state_store.write_state(tmp, meta, window, st)
-        states[window] = st
+    tmp, states = _random_store(tmp_path, meta, seed=1)
     state_store.commit(tmp, tmp_path)
     ds = xr.open_zarr(tmp_path / "state.zarr", consolidated=False)
     assert ds["fstate"].dims == ("y", "x", "f_field")
