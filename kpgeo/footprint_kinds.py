@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["object_kind", "objects_near", "near_wet_objects", "outline_share",
+__all__ = ["object_kinds", "object_kind", "objects_near", "near_wet_objects", "outline_share",
            "shoreline_objects", "where_pits_are_dug"]
 
 #: an object is a dry uniform *clearing* (a ploughed or fallow field, not a pit-and-spoil
@@ -151,3 +151,16 @@ def where_pits_are_dug(labels: np.ndarray, n: int, attrs: Any, *, river: np.ndar
     reach = max(1, int(round(RIVER_DISTANCE_M / px_m)))
     by_river = objects_near(labels, n, river, radius=reach)
     return lambda area_ha: near | (by_river & (np.asarray(area_ha) < PIT_MAX_HA))
+
+
+def object_kinds(labels: np.ndarray, n: int, attrs: Any, river: np.ndarray, *, px_m: float,
+                 clearing_min_area_ha: float | None) -> Any:
+    """Run the label-raster tests now; return ``f(area_ha) -> kind per object`` (areas come later).
+
+    ``river``: pixels that were water from the start; ``px_m``: pixel size in metres.
+    """
+    pit_context = where_pits_are_dug(labels, n, attrs, river=river, px_m=px_m)
+    shoreline = shoreline_objects(labels, n, attrs["water_fraction"].to_numpy(), river,
+                                  site_radius=max(1, int(round(SITE_DISTANCE_M / px_m))))
+    return lambda area_ha: object_kind(attrs, area_ha, clearing_min_area_ha=clearing_min_area_ha,
+                                       pit_context=pit_context(area_ha), shoreline=shoreline)

@@ -574,12 +574,7 @@ def objects_from_level(
     import pandas as pd
     from scipy import ndimage
 
-    from kpgeo.footprint_kinds import (
-        SITE_DISTANCE_M,
-        object_kind,
-        shoreline_objects,
-        where_pits_are_dug,
-    )
+    from kpgeo.footprint_kinds import object_kinds
 
     zone_id, zone_geom, metric_crs, min_pixels = _metric_setup(crs, transform, zone, min_area_ha)
     mining_level = level & np.uint8(3)
@@ -592,35 +587,35 @@ def objects_from_level(
         return _empty_candidates(crs)
     attrs = record_attributes(records, labels.ravel()[records["index"]], n,
                               min_pixels=min_pixels)
-    pieces: dict[int, list] = {}
-    height, width = labels.shape
-    for y0, y1, x0, x1 in windows or [(0, height, 0, width)]:
-        for i, parts in vector_pieces(labels[y0:y1, x0:x1], row0=y0, col0=x0).items():
-            pieces.setdefault(i, []).extend(parts)
-    river = (level & np.uint8(LEVEL_RIVER)) > 0
-    in_pit_context = where_pits_are_dug(labels, n, attrs, river=river, px_m=abs(transform.a))
-    shoreline = shoreline_objects(
-        labels, n, attrs["water_fraction"].to_numpy(), river,
-        site_radius=max(1, int(round(SITE_DISTANCE_M / abs(transform.a)))))
-    del labels, river
-    gdf = gpd.GeoDataFrame(attrs.drop(columns="anchor"),
-                           geometry=merge_pieces(pieces, n, transform), crs=crs)
+    width = labels.shape[1]
+    geometry = merge_pieces(_window_pieces(labels, windows), n, transform)
+    kinds = object_kinds(labels, n, attrs, (level & np.uint8(LEVEL_RIVER)) > 0,
+                         px_m=abs(transform.a), clearing_min_area_ha=clearing_min_area_ha)
+    del labels
+    gdf = gpd.GeoDataFrame(attrs.drop(columns="anchor"), geometry=geometry, crs=crs)
     metric = gdf.to_crs(metric_crs)
     gdf["area_ha"] = metric.geometry.area.to_numpy() / 10_000.0
     for col in ("first_detected", "alert_date", "last_active"):
         d = gdf[col].to_numpy(dtype="float64")
         gdf[col] = pd.to_datetime(np.where(np.isfinite(d), d, np.nan), unit="D")
     gdf["state"] = [STATE_NAMES.get(int(s), "active") for s in gdf["state"]]
-    gdf["kind"] = object_kind(attrs, gdf["area_ha"].to_numpy(),
-                              clearing_min_area_ha=clearing_min_area_ha,
-                              pit_context=in_pit_context(gdf["area_ha"].to_numpy()),
-                              shoreline=shoreline)
+    gdf["kind"] = kinds(gdf["area_ha"].to_numpy())
     gdf["zone"] = zone_id
     _zone_relation(gdf, metric, zone_geom, metric_crs)
     gdf["id"] = [footprint_id(zone_id, a, width=width, transform=transform)
                  for a in attrs["anchor"]]
     gdf = gdf.sort_values(["first_detected", "id"], kind="stable").reset_index(drop=True)
     return gdf[FOOTPRINT_COLUMNS + ["kind", "water_any", "texture"]]
+
+
+def _window_pieces(labels: np.ndarray, windows: list | None) -> dict[int, list]:
+    """Polygon pieces of every object, traced window by window (default: the whole grid)."""
+    pieces: dict[int, list] = {}
+    height, width = labels.shape
+    for y0, y1, x0, x1 in windows or [(0, height, 0, width)]:
+        for i, parts in vector_pieces(labels[y0:y1, x0:x1], row0=y0, col0=x0).items():
+            pieces.setdefault(i, []).extend(parts)
+    return pieces
 
 
 def footprint_candidates(
