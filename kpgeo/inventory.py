@@ -81,6 +81,8 @@ class Inventory:
     """Run-level footprints (EPSG:4326) with ``site_id`` and ``triage_status``."""
     as_of: Any
     """Last image date of the run."""
+    left_out: Any = None
+    """The zones' objects the footprint tests left out (EPSG:4326, ``zone``, ``kind``)."""
 
 
 def _store(out: Path, config: Any) -> Any:
@@ -112,7 +114,7 @@ def update_sites(out: Path, config: Any, jobs: list[Any]) -> Inventory:
     previous = read_register(_store(out, config))
     register = previous or Register()
     params = RegisterParams(period=config.period)
-    labelled, dates = [], []
+    labelled, left_out, dates = [], [], []
     for job in jobs:
         zone_dir = out / "zones" / job.zone.id
         footprints = gpd.read_parquet(zone_dir / "footprints.parquet")
@@ -122,10 +124,18 @@ def update_sites(out: Path, config: Any, jobs: list[Any]) -> Inventory:
                                  first_detected=raster, params=params)
         register = register.replace_zones(update.register)
         labelled.append(update.footprints.to_crs(4326))
+        if (zone_dir / "rejected.geojson").is_file():
+            left_out.append(gpd.read_file(zone_dir / "rejected.geojson").to_crs(4326))
         dates.append(as_of)
-    footprints = gpd.GeoDataFrame(pd.concat(labelled, ignore_index=True), geometry="geometry",
-                                  crs=4326)
-    return Inventory(register=register, footprints=footprints, as_of=max(dates))
+    return Inventory(register=register, footprints=_concat(labelled), as_of=max(dates),
+                     left_out=_concat(left_out) if left_out else None)
+
+
+def _concat(frames: list[Any]) -> Any:
+    import geopandas as gpd
+    import pandas as pd
+
+    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=4326)
 
 
 def write_stores(stage: Path, config: Any, inventory: Inventory) -> dict[str, Path]:
@@ -141,7 +151,8 @@ def write_stores(stage: Path, config: Any, inventory: Inventory) -> dict[str, Pa
     series = stage / "timeseries.parquet"
     tables = run_tables(inventory.register, zones=[job.zone for job in config.jobs],
                         ring_width_m=config.ring_width_m, footprints=inventory.footprints,
-                        timeseries=pd.read_parquet(series) if series.is_file() else None)
+                        timeseries=pd.read_parquet(series) if series.is_file() else None,
+                        left_out=inventory.left_out)
     written = {STORE_NAME: GeoPackageStore(stage / STORE_NAME).write(tables)}
     if config.store:
         PostGISStore(config.store).write(tables)

@@ -8,6 +8,9 @@ Both stores hold the same tables (:data:`LAYERS`):
 ``site_history``          per site and period: area, area added, activity state
 ``site_events``           new sites, merges, splits, sites reopened after a rejection
 ``footprints``            this run's footprints with their ``site_id`` and triage status
+``left_out``              objects of confirmed pixels the footprint tests left out
+                          (the zones' ``rejected.geojson``), with their ``kind``
+                          (clearing, shoreline), for an analyst to check
 ``timeseries``            the per-zone activity table (``timeseries.csv``)
 ``triage``                analyst marks, one row per current site; edit ``status``,
                           ``reason``, ``note`` in QGIS, or use ``kpgeo triage``
@@ -60,9 +63,9 @@ __all__ = [
 
 #: the GeoPackage of a run folder
 STORE_NAME = "kpgeo.gpkg"
-LAYERS = ("zones", "rings", "sites", "site_history", "site_events", "footprints", "timeseries",
-          "triage")
-SPATIAL_LAYERS = ("zones", "rings", "sites", "footprints", "triage")
+LAYERS = ("zones", "rings", "sites", "site_history", "site_events", "footprints", "left_out",
+          "timeseries", "triage")
+SPATIAL_LAYERS = ("zones", "rings", "sites", "footprints", "left_out", "triage")
 _REGISTER_LAYERS = {"sites": "sites", "history": "site_history", "events": "site_events",
                     "triage": "triage"}
 _META = "kpgeo_columns"
@@ -84,7 +87,7 @@ def tables_register(tables: dict[str, Any]) -> Any:
 
 
 def run_tables(register: Any, *, zones: list[Any], ring_width_m: float, footprints: Any,
-               timeseries: Any = None) -> dict[str, Any]:
+               timeseries: Any = None, left_out: Any = None) -> dict[str, Any]:
     """Every layer of a run's store, from the register and the run's outputs.
 
     Parameters
@@ -99,6 +102,8 @@ def run_tables(register: Any, *, zones: list[Any], ring_width_m: float, footprin
         Run-level footprints (with ``site_id`` / ``triage_status`` when available).
     timeseries
         The run's time-series table, or None (an empty layer).
+    left_out
+        The objects the footprint tests left out (``kind``), or None (an empty layer).
     """
     import geopandas as gpd
 
@@ -111,9 +116,15 @@ def run_tables(register: Any, *, zones: list[Any], ring_width_m: float, footprin
         "zones": gpd.GeoDataFrame(zone_frame, geometry="geometry", crs=4326),
         "rings": rings,
         **register_tables(register),
-        "footprints": footprints.to_crs(4326) if footprints.crs is not None else footprints,
+        "footprints": _in_4326(footprints),
+        "left_out": _in_4326(left_out) if left_out is not None else gpd.GeoDataFrame(
+            {"zone": [], "kind": []}, geometry=gpd.GeoSeries([], crs=4326), crs=4326),
         "timeseries": timeseries if timeseries is not None else _empty_timeseries(),
     }
+
+
+def _in_4326(frame: Any) -> Any:
+    return frame.to_crs(4326) if frame.crs is not None else frame
 
 
 def _empty_timeseries() -> pd.DataFrame:

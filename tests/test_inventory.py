@@ -165,6 +165,11 @@ def test_the_run_geopackage_has_every_layer_with_a_spatial_index(runs):
     assert counts["footprints"] == len(fps) == counts["sites"] == counts["triage"] > 0
     assert counts["timeseries"] == len(pd.read_csv(runs[2] / "timeseries.csv"))
     assert counts["zones"] == counts["rings"] == 1
+    rejected = gpd.read_file(runs[2] / "zones" / ZONE / "rejected.geojson")
+    assert counts["left_out"] == len(rejected) > 0
+    left_out = pyogrio.read_dataframe(path, layer="left_out")
+    assert sorted(left_out["id"]) == sorted(rejected["id"])
+    assert set(left_out["kind"]) <= {"clearing", "shoreline"}
     catalog = json.loads((runs[2] / "catalog.json").read_text())
     assert {link["href"] for link in catalog["links"] if link["rel"] == "item"} == {
         f"./stac/{ZONE}.json", "./stac/run.json"}

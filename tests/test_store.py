@@ -55,8 +55,10 @@ def _tables(triaged: bool = True):
     timeseries = pd.DataFrame({"region": [ZONE, f"{ZONE}:ring"],
                                "period": pd.to_datetime(["2019-07-01", "2019-07-01"]),
                                "cumulative_area_ha": [3.0, 0.0], "low_coverage": [False, True]})
+    left_out = fps(("x", box(2000, 0, 2100, 100), "2019-06-01", "2019-09-01")).assign(
+        kind="clearing")
     return run_tables(reg, zones=[get_zone(ZONE)], ring_width_m=5000, footprints=r.footprints,
-                      timeseries=timeseries)
+                      timeseries=timeseries, left_out=left_out)
 
 
 def _digest(path: Path) -> str:
@@ -114,6 +116,8 @@ def test_geopackage_gives_back_what_was_written(gpkg):
     assert sites["inside_zone"].dtype == bool and sites["reopened"].dtype == bool
     assert sites.loc[f"{ZONE}-s00002", "triage_reason"] == "farm clearing"
     assert sites.loc[f"{ZONE}-s00001", "triage_reason"] is None
+    assert back["left_out"]["kind"].tolist() == ["clearing"]
+    assert back["left_out"]["first_detected"].tolist() == [pd.Timestamp("2019-06-01")]
     assert back["timeseries"]["low_coverage"].tolist() == [False, True]
     assert back["timeseries"]["period"].tolist() == list(tables["timeseries"]["period"])
     areas = back["sites"].to_crs(32633).area / 1e4
