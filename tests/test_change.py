@@ -171,6 +171,11 @@ def test_departs_from_baseline_needs_no_ndvi_drop_on_bare_or_wet_ground():
     f, _ = pixel_with_baseline(surf.BARE, 0.15)
     assert dec.departs_from_baseline(surf.WATER, -0.1, f, P)  # pits on a sand bar
     assert not dec.departs_from_baseline(surf.BARE, 0.12, f, P)
+    f[dec.BASE_WATER_N] = 1  # the same bar seen under water once at the start: a shore
+    assert not dec.departs_from_baseline(surf.WATER, -0.1, f, P)
+    f, _ = pixel_with_baseline(surf.VEG, 0.75)
+    f[dec.BASE_WATER_N] = 1  # a vegetated pixel with one dark (shadow, flood) start
+    assert dec.departs_from_baseline(surf.WATER, 0.0, f, P)
 
 
 def test_season_evidence_in_season_and_out_of_season():
@@ -227,7 +232,9 @@ def test_recovery_means_the_pre_disturbance_surface_is_back():
     f[dec.EP_ANOM_WATER] = 4  # a flood receding to wet grass
     assert dec.recovery(surf.VEG, 0.35, f, P) == 1 and dec.recovery(surf.BARE, 0.1, f, P) == 0
     f, _ = pixel_with_baseline(surf.WATER, -0.3)
-    assert dec.recovery(surf.WATER, -0.3, f, P) == 1 and dec.recovery(surf.VEG, 0.5, f, P) == 0
+    assert dec.recovery(surf.WATER, -0.3, f, P) == 1 and dec.recovery(surf.BARE, 0.1, f, P) == 0
+    assert dec.recovery(surf.VEG, 0.4, f, P) == 0  # grass taking a gravel bar: not recovery
+    assert dec.recovery(surf.VEG, 0.7, f, P) == 2  # a green canopy: the flood plain's crop
     f, _ = pixel_with_baseline(surf.BARE, 0.2)  # a field: bare is not recovery, a crop is
     f[dec.EP_ANOM], f[dec.REC_LEVEL] = 4, np.nan
     assert dec.recovery(surf.BARE, 0.2, f, P) == 0
@@ -268,6 +275,20 @@ def test_water_to_gravel_and_bare_to_turbid_water_need_no_ndvi_drop():
     out, days = run([SAND] * 12 + [TURBID] * 8)  # pits on a sand bar
     assert out["state"] in (1, 2) and out["first_detected"] == pytest.approx(days[12], abs=0.01)
     assert state([SAND] * 24) == 0 and state([WATER] * 24) == 0
+
+
+def test_a_shore_that_was_under_water_at_the_start_is_not_flagged_when_the_water_rises():
+    start = [WATER, SAND, SAND, SAND]  # a mud flat, under water on the first date
+    risen = start + [SAND] * 4 + [WATER] * 16  # the lake stands higher for a year and more
+    assert not mining(risen)
+    assert mining(start[1:] * 2 + [SAND] * 2 + [WATER] * 16)  # never water before: pits
+
+
+def test_green_canopy_after_a_flood_on_a_river_pixel_is_retracted_a_gravel_bar_is_not():
+    flood_plain = [WATER] * 4 + [GRAVEL] * 4 + [CROP] * 3  # the flood recedes, mud, a crop
+    assert not mining(flood_plain)
+    assert reason(flood_plain) == REASON_CODES["transient"]
+    assert mining([WATER] * 4 + [GRAVEL] * 4 + [mix(GRAVEL, VEG, 0.4)] * 3)  # grass on spoil
 
 
 def test_farm_cycle_and_burn_are_rejected_with_their_reason():

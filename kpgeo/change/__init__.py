@@ -23,7 +23,10 @@ each answered from the pixel's own history in O(1):
    - a static **baseline** (majority class and median NDVI/water index of its
      first ``baseline_obs`` usable observations): bare where it was vegetated
      (with an NDVI loss), bare where it was water (a channel dug out, a pit
-     drained), water where it was land. No NDVI drop is needed for mining on
+     drained), water where it was land — except bare ground that was already
+     under water in one of those observations (a shore, a sand bar, a mud
+     flat: water there again is the lake or river standing higher, which only
+     the season can tell from a pit). No NDVI drop is needed for mining on
      ground that was not green before;
    - its **seasonal memory** (:mod:`kpgeo.change._season`): per ~15-day bin of
      the year, whether it has been seen green, plainly dry, bare or under water
@@ -42,9 +45,10 @@ each answered from the pixel's own history in O(1):
    a burn, a flood — and is retracted; so is one that is a plainly green canopy
    again within ``regrowth_days`` of its last bare or water observation, at any
    time (a field sown after a long fallow: pits and spoil revegetate over many
-   months). The bins a retracted run occupied are learnt as the pixel's normal
-   season. Slower regrowth after that window makes a site ``revegetating``, not
-   a false alarm.
+   months; on a pixel that was water at the start, the flood plain's crop or
+   grass after the water and mud have gone). The bins a retracted run occupied
+   are learnt as the pixel's normal season. Slower regrowth after that window
+   makes a site ``revegetating``, not a false alarm.
 
 Each observation is read once and updates a small fixed-size state
 (:mod:`kpgeo.change._state`), so the cost is **linear in the number of dates**

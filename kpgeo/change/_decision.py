@@ -25,6 +25,7 @@ from kpgeo.change._state import (
     B_LOW,
     BASE_CLS,
     BASE_NDVI,
+    BASE_WATER_N,
     BASE_WI,
     BRK,
     BUF_CLS,
@@ -144,6 +145,7 @@ def form_baseline(f, p) -> None:
     elif counts[BARE] > counts[VEG] and counts[BARE] > counts[WATER]:
         cls = BARE
     f[BASE_CLS] = cls
+    f[BASE_WATER_N] = counts[WATER]
     f[B_LOW] = b_low if b_low < np.inf else f[BASE_NDVI]
 
 
@@ -193,12 +195,20 @@ def age_memory(f, m, t: float) -> None:
 
 @njit
 def departs_from_baseline(cls: int, ndvi: float, f, p) -> bool:
-    """Tell whether a mining-like surface differs from the pixel's baseline class."""
+    """Tell whether a mining-like surface differs from the pixel's baseline class.
+
+    Bare ground departs from water, and from vegetation when NDVI dropped by
+    ``min_ndvi_drop``; water departs from vegetation, and from bare ground that
+    was never open water in the baseline observations.
+    """
     base = int(f[BASE_CLS])
     if cls == BARE:
         return base == WATER or (base == VEG and f[BASE_NDVI] - ndvi >= p[P_MIN_DROP])
     if cls == WATER:
-        return base != WATER
+        # bare ground seen under water in its first observations is a shore, a sand bar or
+        # a mud flat: water there again is the water level, not a pit (only the season can
+        # tell: see season_evidence)
+        return base == VEG or (base == BARE and f[BASE_WATER_N] == 0)
     return False
 
 
@@ -351,7 +361,11 @@ def recovery(cls: int, ndvi: float, f, p) -> float:
     """
     base = int(f[BASE_CLS])
     if base == WATER:
-        return 1.0 if cls == WATER else 0.0
+        if cls == WATER:
+            return 1.0
+        if cls == VEG and ndvi >= p[P_GREEN_NDVI]:
+            return 2.0
+        return 0.0
     if cls != VEG:
         return 1.0 if (2.0 * f[EP_ANOM_WATER] > f[EP_ANOM] and base == BARE and cls == BARE) \
             else 0.0

@@ -25,8 +25,8 @@ __all__ = ["F_FIELDS", "M_FIELDS", "NF", "NM", "new_state", "param_vector", "per
            "spent_buffer_fields"]
 
 _SCALARS = (
-    # counts and baseline
-    "n_clear", "n_base", "base_ndvi", "base_wi", "base_cls", "b_low", "last_t",
+    # counts and baseline (base_water_n: baseline observations that were open water)
+    "n_clear", "n_base", "base_ndvi", "base_wi", "base_cls", "base_water_n", "b_low", "last_t",
     # the current episode (an uninterrupted run of mining-like observations)
     "ep_on", "ep_first", "ep_start", "ep_last", "ep_n", "ep_strong", "ep_water",
     "ep_obs", "ep_anom", "ep_anom_water", "ep_sum_ndvi", "ep_sum_wi", "ep_sum_bsi", "ep_n_bsi",
@@ -56,8 +56,9 @@ NF = len(F_FIELDS)
 NM = len(M_FIELDS)
 
 _F = {name: i for i, name in enumerate(F_FIELDS)}
-N_CLEAR, N_BASE, BASE_NDVI, BASE_WI, BASE_CLS, B_LOW, LAST_T = (
-    _F[k] for k in ("n_clear", "n_base", "base_ndvi", "base_wi", "base_cls", "b_low", "last_t"))
+N_CLEAR, N_BASE, BASE_NDVI, BASE_WI, BASE_CLS, BASE_WATER_N, B_LOW, LAST_T = (
+    _F[k] for k in ("n_clear", "n_base", "base_ndvi", "base_wi", "base_cls", "base_water_n",
+                    "b_low", "last_t"))
 EP_ON, EP_FIRST, EP_START, EP_LAST, EP_N, EP_STRONG, EP_WATER = (
     _F[k] for k in ("ep_on", "ep_first", "ep_start", "ep_last", "ep_n", "ep_strong",
                     "ep_water"))
