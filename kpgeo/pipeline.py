@@ -164,9 +164,12 @@ def _local_workers(spec: str) -> int:
 def asset_identity(href: str, cache: dict[str, list] | None = None) -> str:
     """Content identity of one asset file, for the resume fingerprint.
 
-    A local file is identified by the SHA-256 of its bytes (only the files a
-    run reads are hashed: the detection bands and the mask). The hash is cached
-    (``cache``: path -> ``[size, mtime_ns, ctime_ns, inode, sha256]``) and reused
+    A local file is identified by the XXH3-128 hash of its bytes (only the files
+    a run reads are hashed: the detection bands and the mask). XXH3 is not a
+    cryptographic hash, and need not be: it tells accidental changes (a file
+    re-downloaded, reprocessed or cut short) from none at ~7 GB/s a core, where
+    SHA-256 runs at ~1 GB/s and cost a tenth of a first zone run. The hash is cached
+    (``cache``: path -> ``[size, mtime_ns, ctime_ns, inode, digest]``) and reused
     while the file's size, modification time, *change* time and inode are all
     unchanged. The change time (ctime) is set by the kernel on every write and
     metadata change and cannot be set back (not even by ``os.utime``), so
@@ -186,7 +189,7 @@ def asset_identity(href: str, cache: dict[str, list] | None = None) -> str:
     Returns
     -------
     str
-        ``"sha256:<hex>"``, ``"url:<href>"`` or ``"missing:<href>"``.
+        ``"xxh3-128:<hex>"``, ``"url:<href>"`` or ``"missing:<href>"``.
     """
     from kpgeo.items import _is_remote, _local_path
 
@@ -202,13 +205,25 @@ def asset_identity(href: str, cache: dict[str, list] | None = None) -> str:
     if hit is not None and list(hit[:4]) == key:
         return hit[4]
     try:
-        with open(path, "rb") as fh:
-            digest = "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()
+        digest = "xxh3-128:" + _file_hash(path)
     except OSError:
         return f"unreadable:{href}"
     if cache is not None:
         cache[path] = [*key, digest]
     return digest
+
+
+def _file_hash(path: str, chunk_bytes: int = 8 << 20) -> str:
+    """XXH3-128 hex digest of a file's bytes, read in chunks into one buffer."""
+    import xxhash
+
+    digest = xxhash.xxh3_128()
+    buf = bytearray(chunk_bytes)
+    view = memoryview(buf)
+    with open(path, "rb") as fh:
+        while n := fh.readinto(buf):
+            digest.update(view[:n])
+    return digest.hexdigest()
 
 
 def _load_hash_cache(out: Path) -> dict[str, list]:

@@ -222,6 +222,23 @@ def test_fingerprint_follows_content_not_times(scene, tmp_path):
     assert _fingerprint(job, cfg, {}) != first  # also without the cache
 
 
+def test_file_hash_covers_every_byte_across_read_chunks(tmp_path):
+    import numpy as np
+    import xxhash
+
+    from kpgeo.pipeline import _file_hash
+
+    data = np.random.default_rng(0).bytes(10_000)
+    path = tmp_path / "a.tif"
+    path.write_bytes(data)
+    assert _file_hash(str(path), chunk_bytes=4096) == xxhash.xxh3_128(data).hexdigest()
+    assert _file_hash(str(path), chunk_bytes=4096) == _file_hash(str(path))
+    changed = bytearray(data)
+    changed[5_000] ^= 1  # one bit in the middle of the second chunk
+    path.write_bytes(bytes(changed))
+    assert _file_hash(str(path), chunk_bytes=4096) != xxhash.xxh3_128(data).hexdigest()
+
+
 def test_touched_imagery_is_not_recomputed(config, scene, tmp_path):
     out = tmp_path / "out"
     assert _run("run", str(config), "--out", str(out), "--no-report").exit_code == 0
