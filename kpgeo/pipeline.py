@@ -161,6 +161,9 @@ def _local_workers(spec: str) -> int:
     return int(count)
 
 
+_HASH_PREFIX = "xxh3-128:"
+
+
 def asset_identity(href: str, cache: dict[str, list] | None = None) -> str:
     """Content identity of one asset file, for the resume fingerprint.
 
@@ -202,10 +205,10 @@ def asset_identity(href: str, cache: dict[str, list] | None = None) -> str:
         return f"missing:{href}"
     key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
     hit = (cache or {}).get(path)
-    if hit is not None and list(hit[:4]) == key:
-        return hit[4]
+    if hit is not None and list(hit[:4]) == key and str(hit[4]).startswith(_HASH_PREFIX):
+        return hit[4]  # (a digest of an older kpgeo, SHA-256, is made again)
     try:
-        digest = "xxh3-128:" + _file_hash(path)
+        digest = _HASH_PREFIX + _file_hash(path)
     except OSError:
         return f"unreadable:{href}"
     if cache is not None:

@@ -220,6 +220,10 @@ def test_fingerprint_follows_content_not_times(scene, tmp_path):
     assert asset.stat().st_size == st.st_size and asset.stat().st_mtime_ns == st.st_mtime_ns
     assert _fingerprint(job, cfg, cache) != first
     assert _fingerprint(job, cfg, {}) != first  # also without the cache
+    changed = _fingerprint(job, cfg, cache)
+    for entry in cache.values():  # a cache written by an older kpgeo (SHA-256 digests)
+        entry[4] = "sha256:" + "0" * 64
+    assert _fingerprint(job, cfg, cache) == changed  # re-hashed, not reused
 
 
 def test_file_hash_covers_every_byte_across_read_chunks(tmp_path):
