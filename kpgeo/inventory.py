@@ -109,7 +109,7 @@ def update_sites(out: Path, config: Any, jobs: list[Any]) -> Inventory:
     import pandas as pd
 
     from kpgeo.register import Register, RegisterParams, update_register
-    from kpgeo.store import read_register
+    from kpgeo.store import left_out_columns, read_register
 
     previous = read_register(_store(out, config))
     register = previous or Register()
@@ -124,11 +124,13 @@ def update_sites(out: Path, config: Any, jobs: list[Any]) -> Inventory:
                                  first_detected=raster, params=params)
         register = register.replace_zones(update.register)
         labelled.append(update.footprints.to_crs(4326))
-        if (zone_dir / "rejected.geojson").is_file():
-            left_out.append(gpd.read_file(zone_dir / "rejected.geojson").to_crs(4326))
+        rejected = zone_dir / "rejected.geojson"
+        if rejected.is_file() and len(frame := gpd.read_file(rejected)):
+            left_out.append(frame.to_crs(4326))
         dates.append(as_of)
     return Inventory(register=register, footprints=_concat(labelled), as_of=max(dates),
-                     left_out=_concat(left_out) if left_out else None)
+                     left_out=_concat(left_out).reindex(columns=left_out_columns())
+                     if left_out else None)
 
 
 def _concat(frames: list[Any]) -> Any:

@@ -287,8 +287,9 @@ def item_digests(items: list[Any], cache: dict[str, list] | None = None) -> dict
 
 
 def _fingerprint(job: ZoneJob, config: RunConfig, cache: dict[str, list] | None = None) -> str:
-    """Hash of everything a zone's result depends on: imagery, zone, parameters, version."""
+    """Hash of everything a zone's result depends on: imagery, zone, parameters, code."""
     from kpgeo.items import read_items
+    from kpgeo.state_store import decision_digest
 
     start = time.perf_counter()
     items = sorted(read_items(job.items), key=lambda it: it.id)
@@ -306,6 +307,7 @@ def _fingerprint(job: ZoneJob, config: RunConfig, cache: dict[str, list] | None 
         "min_area_ha": config.min_area_ha,
         "change": config.change,
         "kpgeo": __version__,
+        "decision": decision_digest(),  # the detector's own code, even at one version number
     }
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return digest.hexdigest()

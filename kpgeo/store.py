@@ -117,14 +117,42 @@ def run_tables(register: Any, *, zones: list[Any], ring_width_m: float, footprin
         "rings": rings,
         **register_tables(register),
         "footprints": _in_4326(footprints),
-        "left_out": _in_4326(left_out) if left_out is not None else gpd.GeoDataFrame(
-            {"zone": [], "kind": []}, geometry=gpd.GeoSeries([], crs=4326), crs=4326),
+        "left_out": _in_4326(left_out) if left_out is not None else empty_layer("left_out"),
         "timeseries": timeseries if timeseries is not None else _empty_timeseries(),
     }
 
 
 def _in_4326(frame: Any) -> Any:
     return frame.to_crs(4326) if frame.crs is not None else frame
+
+
+def left_out_columns() -> list[str]:
+    """Columns of the ``left_out`` layer: those of the footprints plus ``kind``."""
+    from kpgeo.footprints import FOOTPRINT_COLUMNS
+
+    return [*FOOTPRINT_COLUMNS, "kind"]
+
+
+def _layer(tables: dict[str, Any], layer: str) -> Any:
+    """Return the frame of ``layer`` to write: the given one, else :func:`empty_layer`."""
+    frame = tables.get(layer)
+    return empty_layer(layer) if frame is None else frame
+
+
+def empty_layer(layer: str) -> Any:
+    """Return a layer with no rows, as a store gives back a layer it does not hold.
+
+    Spatial layers are EPSG:4326 GeoDataFrames (``left_out`` with its columns), so
+    that a store read from an older kpgeo, without a layer added since, is
+    written back whole.
+    """
+    import geopandas as gpd
+
+    if layer not in SPATIAL_LAYERS:
+        return pd.DataFrame()
+    columns = [c for c in left_out_columns() if c != "geometry"] if layer == "left_out" else []
+    return gpd.GeoDataFrame({c: [] for c in columns}, geometry=gpd.GeoSeries([], crs=4326),
+                            crs=4326)
 
 
 def _empty_timeseries() -> pd.DataFrame:
@@ -230,7 +258,7 @@ class GeoPackageStore:
         with io.atomic_path(self.path) as tmp:
             tmp.unlink()  # GDAL creates the file itself
             for layer in LAYERS:
-                frame = _encode(tables.get(layer, pd.DataFrame()), kinds, layer, dates="iso")
+                frame = _encode(_layer(tables, layer), kinds, layer, dates="iso")
                 spatial = layer in SPATIAL_LAYERS
                 try:
                     pyogrio.write_dataframe(
@@ -243,7 +271,7 @@ class GeoPackageStore:
         return self.path
 
     def read(self, layers: tuple[str, ...] = LAYERS) -> dict[str, Any]:
-        """Read layers back (missing layers are empty frames).
+        """Read layers back (missing layers are empty frames, :func:`empty_layer`).
 
         Raises
         ------
@@ -261,7 +289,7 @@ class GeoPackageStore:
             out = {}
             for layer in layers:
                 if layer not in present:
-                    out[layer] = pd.DataFrame()
+                    out[layer] = empty_layer(layer)
                     continue
                 frame = pyogrio.read_dataframe(self.path, layer=layer)
                 out[layer] = _decode(frame, kinds, layer)
@@ -377,7 +405,7 @@ class PostGISStore:
                                  "extension (CREATE EXTENSION postgis)")
             conn.execute(sqlalchemy.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
             for layer in LAYERS:
-                frame = _encode(tables.get(layer, pd.DataFrame()), kinds, layer, dates="date")
+                frame = _encode(_layer(tables, layer), kinds, layer, dates="date")
                 if layer in SPATIAL_LAYERS:
                     frame.to_postgis(layer, conn, schema=schema, if_exists="replace",
                                      index=False)
@@ -400,7 +428,7 @@ class PostGISStore:
                 else pd.DataFrame(columns=["layer", "column", "kind"])
             for layer in layers:
                 if layer not in present:
-                    out[layer] = pd.DataFrame()
+                    out[layer] = empty_layer(layer)
                     continue
                 query = f'SELECT * FROM "{schema}"."{layer}"'
                 frame = gpd.read_postgis(query, conn, geom_col="geometry") \

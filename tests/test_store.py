@@ -275,6 +275,45 @@ def test_triage_from_the_cli_survives_a_rerun_and_changes_the_totals(gpkg):
     assert stored[f"{ZONE}-s00003"] == "verified"  # the store's footprints follow the mark
 
 
+def test_a_store_of_an_older_kpgeo_without_a_layer_added_since_can_be_marked(tmp_path):
+    import pyogrio
+
+    from kpgeo.store import left_out_columns, mark_site
+
+    tables = _tables()
+    del tables["left_out"]  # what a kpgeo before the left_out layer wrote
+    store = GeoPackageStore(tmp_path / "kpgeo.gpkg")
+    store.write(tables)
+    with sqlite3.connect(store.path) as con:  # and not even an empty layer of it
+        con.execute('DROP TABLE "left_out"')
+        con.execute("DELETE FROM gpkg_contents WHERE table_name = 'left_out'")
+        con.execute("DELETE FROM gpkg_geometry_columns WHERE table_name = 'left_out'")
+    assert "left_out" not in dict(pyogrio.list_layers(store.path))
+    back = store.read()["left_out"]
+    assert len(back) == 0 and back.crs.to_epsg() == 4326
+    assert set(left_out_columns()) <= set(back.columns)
+    row = mark_site(store, f"{ZONE}-s00001", "verified", date="2019-10-07")
+    assert row["status"] == "verified"
+    assert read_register(store.path).triage.set_index("site_id").loc[
+        f"{ZONE}-s00001", "status"] == "verified"
+    assert pyogrio.read_info(store.path, layer="left_out")["features"] == 0
+
+
+def test_an_empty_left_out_layer_keeps_its_columns(tmp_path):
+    import pyogrio
+
+    from kpgeo.store import left_out_columns
+
+    tables = _tables()
+    tables["left_out"] = run_tables(_register_of(tables), zones=[get_zone(ZONE)],
+                                    ring_width_m=5000, footprints=tables["footprints"])["left_out"]
+    store = GeoPackageStore(tmp_path / "kpgeo.gpkg")
+    store.write(tables)
+    info = pyogrio.read_info(store.path, layer="left_out")
+    assert info["features"] == 0
+    assert set(info["fields"]) == set(left_out_columns()) - {"geometry"}
+
+
 def test_triage_cli_refuses_bad_marks_in_one_line(gpkg):
     run_dir = str(gpkg.path.parent)
     before = _digest(gpkg.path)

@@ -351,10 +351,12 @@ def on_anomaly(f, m, t: float, cls: int, ndvi: float, strong: bool, seasonal: bo
 def recovery(cls: int, ndvi: float, f, p) -> float:
     """How much this observation says the pre-disturbance surface is back (0, 1 or 2).
 
-    1: a river pixel under water again; after mostly water (a flood, pits on a
-    sand bar), vegetation or — on a pixel that was bare — bare ground; after bare
-    ground, vegetation at the pixel's normal level (its recovery level), or any
-    vegetation on a pixel whose baseline was bare (a field, dry-season grass).
+    On a pixel that was water at the start: 1 when it is under water again, 2 for
+    a plainly green canopy (a flood plain's crop), else 0. Elsewhere, 1: after
+    mostly water (a flood, pits on a sand bar), vegetation or — on a pixel that
+    was bare — bare ground; after bare ground, vegetation at the pixel's normal
+    level (its recovery level), or any vegetation on a pixel whose baseline was
+    bare (a field, dry-season grass).
     2: vegetation plainly green (NDVI at least ``green_min_ndvi`` and the recovery
     level): a crop canopy or the rains. Mine pits and spoil revegetate gradually,
     never from bare to green canopy between two observations.
