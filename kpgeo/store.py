@@ -312,8 +312,8 @@ def read_register(store: Any) -> Any:
     if isinstance(store, GeoPackageStore) and not store.path.is_file():
         return None
     tables = store.read(tuple(_REGISTER_LAYERS.values()))
-    if all(len(frame.columns) == 0 for frame in tables.values()):
-        return None
+    if all(set(frame.columns) <= {"geometry"} for frame in tables.values()):
+        return None  # none of the register's layers is there (empty_layer)
     from kpgeo.register import EVENT_COLUMNS, HISTORY_COLUMNS, SITE_COLUMNS, TRIAGE_COLUMNS
 
     wanted = {"sites": SITE_COLUMNS, "site_history": HISTORY_COLUMNS,
