@@ -216,17 +216,12 @@ def asset_identity(href: str, cache: dict[str, list] | None = None) -> str:
     return digest
 
 
-def _file_hash(path: str, chunk_bytes: int = 8 << 20) -> str:
-    """XXH3-128 hex digest of a file's bytes, read in chunks into one buffer."""
+def _file_hash(path: str) -> str:
+    """Return the XXH3-128 hex digest of a file's bytes (read by ``hashlib.file_digest``)."""
     import xxhash
 
-    digest = xxhash.xxh3_128()
-    buf = bytearray(chunk_bytes)
-    view = memoryview(buf)
     with open(path, "rb") as fh:
-        while n := fh.readinto(buf):
-            digest.update(view[:n])
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, xxhash.xxh3_128).hexdigest()
 
 
 def _load_hash_cache(out: Path) -> dict[str, list]:
