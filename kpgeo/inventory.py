@@ -109,6 +109,7 @@ def update_sites(out: Path, config: Any, jobs: list[Any]) -> Inventory:
     import pandas as pd
 
     from kpgeo.register import Register, RegisterParams, update_register
+    from kpgeo.report import left_out_objects
     from kpgeo.store import left_out_columns, read_register
 
     previous = read_register(_store(out, config))
@@ -124,9 +125,8 @@ def update_sites(out: Path, config: Any, jobs: list[Any]) -> Inventory:
                                  first_detected=raster, params=params)
         register = register.replace_zones(update.register)
         labelled.append(update.footprints.to_crs(4326))
-        rejected = zone_dir / "rejected.geojson"
-        if rejected.is_file() and len(frame := gpd.read_file(rejected)):
-            left_out.append(frame.to_crs(4326))
+        if (rejected := left_out_objects(zone_dir)) is not None:
+            left_out.append(rejected.to_crs(4326))
         dates.append(as_of)
     return Inventory(register=register, footprints=_concat(labelled), as_of=max(dates),
                      left_out=_concat(left_out).reindex(columns=left_out_columns())
