@@ -426,21 +426,28 @@ def process_zone(
     log.info("%s: %d of %d date(s) read%s", zone.id, result.new_dates, result.n_dates,
              "" if result.new_dates == result.n_dates else " (the others from the stored state)")
     cube = cube_from_plan(plan)
-    coverage, footprints = result.coverage, result.footprints
-    summary = cube_summary(cube, coverage, zone=zone)
+    summary = _write_zone_files(out, result, cube_summary(cube, result.coverage, zone=zone))
+    return ZoneResult(summary=summary, footprints=result.footprints, coverage=result.coverage,
+                      cube=cube, new_dates=result.new_dates, redo_reason=result.redo_reason)
+
+
+def _write_zone_files(out: Path, result: Any, summary: dict[str, Any]) -> dict[str, Any]:
+    """Write a streamed zone's vectors, coverage and summary (with its footprint totals)."""
+    from kpgeo import io
+
+    footprints = result.footprints
     io.write_vector(footprints, out / "footprints.geojson")
     io.write_vector(footprints, out / "footprints.parquet")
     io.write_vector(result.rejected, out / "rejected.geojson")
-    io.write_table(coverage, out / "coverage.csv")
+    io.write_table(result.coverage, out / "coverage.csv")
     outside = ~footprints["inside_zone"].astype(bool)
-    summary |= {
+    summary = summary | {
         "footprints": int(len(footprints)),
         "footprint_area_ha": round(float(footprints["area_ha"].sum()), 2),
         "footprints_outside_zone": int(outside.sum()),
     }
     io.write_json(summary, out / "summary.json")
-    return ZoneResult(summary=summary, footprints=footprints, coverage=coverage, cube=cube,
-                      new_dates=result.new_dates, redo_reason=result.redo_reason)
+    return summary
 
 
 def run_zone(
