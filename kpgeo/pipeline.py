@@ -89,6 +89,11 @@ DONE = "done.json"
 #: Cache of asset content hashes (:func:`asset_identity`) and checked headers
 #: (:func:`kpgeo.items.inspect_assets`) inside a run's output folder.
 HASH_CACHE = ".kpgeo-hashes.json"
+#: dask settings of the local cluster's worker processes: glibc's own malloc tuning instead of
+#: distributed's ``MALLOC_TRIM_THRESHOLD_=65536``. Setting that variable turns off glibc's
+#: adaptive mmap threshold, so every block array (> 128 kB) was a fresh mmap: 9.5 M page
+#: faults and 29 s of system time in a 1,000 km² run instead of 0.8 M and 7 s (threads).
+LOCAL_WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
 @contextlib.contextmanager
@@ -120,8 +125,11 @@ def dask_scheduler(spec: str | None = None) -> Any:
         ) from exc
     workers = _local_workers(spec)
     if workers:
+        import dask
+
         quiet = logging.getLogger("distributed").getEffectiveLevel()
         with (
+            dask.config.set(LOCAL_WORKER_ENVIRON),
             LocalCluster(
                 n_workers=workers,
                 threads_per_worker=1,

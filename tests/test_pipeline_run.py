@@ -152,14 +152,21 @@ def test_cli_run_bad_config_is_one_line(tmp_path):
 
 
 def test_run_on_a_process_cluster_matches_threads(tmp_path, config_file):
-    """Tasks carry paths, not open datasets: the run works on worker processes."""
+    """Tasks carry paths, not open datasets: the run works on worker processes.
+
+    The workers keep glibc's adaptive malloc (distributed's MALLOC_TRIM_THRESHOLD_
+    turns it off: a fresh mmap, page faults, for every block array).
+    """
     pytest.importorskip("distributed")
     from kpgeo.pipeline import dask_scheduler
 
     config = load_config(config_file)
     threads = run_pipeline(config, tmp_path / "threads", report=False)
-    with dask_scheduler("local"):
+    expected = os.environ.get("MALLOC_TRIM_THRESHOLD_")  # a user's own setting is kept
+    with dask_scheduler("local") as client:
+        trim = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
         cluster = run_pipeline(config, tmp_path / "cluster", report=False)
+    assert trim and set(trim.values()) == {expected}
     a = gpd.read_parquet(tmp_path / "threads" / "footprints.parquet")
     b = gpd.read_parquet(tmp_path / "cluster" / "footprints.parquet")
     assert (
