@@ -7,7 +7,9 @@ make-up:
 
 * a **clearing** — dry (never water) and spectrally uniform: a ploughed or
   long-fallow field, not a pit-and-spoil mosaic — unless it lies where pits are
-  dug (:func:`where_pits_are_dug`);
+  dug (:func:`where_pits_are_dug`); and any object of a hectare or more in
+  which not one pixel ever showed water, textured or not (alluvial pits reach
+  the water table: a hectare of digging holds pit water on some date);
 * a **shoreline** — open water all over, along the shore of water that was there
   from the start: the lake or river standing higher (:func:`shoreline_objects`).
 
@@ -29,6 +31,10 @@ __all__ = ["object_kinds", "object_kind", "objects_near", "near_wet_objects", "o
 CLEARING_MAX_WATER = 0.05
 #: ... and the spread (standard deviation) of its pixels' mean NDVI is below this
 CLEARING_MAX_TEXTURE = 0.06
+#: an object at least this large (ha) in which no pixel ever showed water is a field,
+#: whatever its texture or neighbours (measured on both scene sources: on the real one such
+#: objects were all farm fields, 24 of them; on the procedural one none was a site's only part)
+FIELD_MIN_HA = 1.0
 
 
 def object_kind(attrs: Any, area_ha: np.ndarray, *, clearing_min_area_ha: float | None,
@@ -42,7 +48,10 @@ def object_kind(attrs: Any, area_ha: np.ndarray, *, clearing_min_area_ha: float 
     (:data:`CLEARING_MAX_WATER`, :data:`CLEARING_MAX_TEXTURE`) is a clearing —
     unless ``pit_context`` says it sits where pits are dug (next to a
     water-bearing mining object, or small and beside a river; see
-    :func:`where_pits_are_dug`). ``None`` disables the test. ``shoreline`` (from
+    :func:`where_pits_are_dug`). An object of :data:`FIELD_MIN_HA` or more in
+    which no pixel ever showed water is a clearing too, textured or not: pits
+    dug to the gravel fill with ground water, so a hectare of mining shows pit
+    water on some date. ``None`` disables the test. ``shoreline`` (from
     :func:`shoreline_objects`) marks water-edge objects.
     """
     kind = np.full(len(attrs), "mining", dtype=object)
@@ -50,11 +59,14 @@ def object_kind(attrs: Any, area_ha: np.ndarray, *, clearing_min_area_ha: float 
         kind[np.asarray(shoreline, bool)] = "shoreline"
     if clearing_min_area_ha is None or "water_any" not in attrs or attrs["water_any"].isna().all():
         return kind
-    dry = attrs["water_any"].fillna(0).to_numpy() < CLEARING_MAX_WATER
+    water_any = attrs["water_any"].fillna(0).to_numpy()
+    area_ha = np.asarray(area_ha)
+    dry = water_any < CLEARING_MAX_WATER
     uniform = attrs["texture"].fillna(0).to_numpy() < CLEARING_MAX_TEXTURE
-    clearing = dry & uniform & (np.asarray(area_ha) >= clearing_min_area_ha)
+    clearing = dry & uniform & (area_ha >= clearing_min_area_ha)
     if pit_context is not None:
         clearing &= ~np.asarray(pit_context, bool)
+    clearing |= (water_any == 0) & (area_ha >= max(FIELD_MIN_HA, clearing_min_area_ha))
     kind[clearing & (kind == "mining")] = "clearing"
     return kind
 

@@ -161,6 +161,22 @@ def test_dry_uniform_clearing_is_rejected_unless_it_is_part_of_a_pit_site():
     assert (object_kind(attrs, np.ones(3), clearing_min_area_ha=None) == "mining").all()
 
 
+def test_a_hectare_that_never_held_water_is_a_field_however_textured():
+    import pandas as pd
+
+    from kpgeo.footprint_kinds import FIELD_MIN_HA, object_kind
+
+    # textured dry objects: 1.2 ha never water, 1.2 ha with a few water pixels, 0.6 ha never
+    attrs = pd.DataFrame({"water_any": [0.0, 0.03, 0.0], "texture": [0.15, 0.15, 0.15]})
+    area = np.array([1.2, 1.2, 0.6])
+    next_to_pits = np.ones(3, bool)  # not even a water-bearing neighbour keeps the field
+    kind = object_kind(attrs, area, clearing_min_area_ha=0.0, pit_context=next_to_pits)
+    assert FIELD_MIN_HA == 1.0
+    assert kind.tolist() == ["clearing", "mining", "mining"]
+    # a larger clearing_min_area_ha wins
+    assert (object_kind(attrs, area, clearing_min_area_ha=2.0) == "mining").all()
+
+
 def test_small_dry_object_beside_a_river_is_a_pit_a_field_is_not():
     st = np.zeros((60, 60), "uint8")
     st[10:14, 20:24] = 2  # 0.16 ha of dry gravel 30 m from the river bank
