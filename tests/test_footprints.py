@@ -181,14 +181,15 @@ def test_small_dry_object_beside_a_river_is_a_pit_a_field_is_not():
     st = np.zeros((60, 60), "uint8")
     st[10:14, 20:24] = 2  # 0.16 ha of dry gravel 30 m from the river bank
     st[40:52, 40:52] = 2  # 1.44 ha dry, uniform field
-    st[45:48, 5:8] = 2  # 0.09 ha dry patch 400 m from the river
+    st[45:48, 5:8] = 2  # 0.09 ha dry patch 200 m from the river
+    st[30:32, 15:19] = 2  # 0.08 ha dry patch 80 m from the river: a field on its flood plain
     ch, _ = make_change(st)
     ch["water_share"] = (("y", "x"), np.zeros(st.shape, "float32"))
     base = np.zeros(st.shape, "uint8")
     base[:, 27:30] = 2  # a river: water from the start
     ch["baseline_class"] = (("y", "x"), base)
     cand = extract_footprints_kinds(ch)
-    assert cand == {0.16: "mining", 1.44: "clearing", 0.09: "clearing"}
+    assert cand == {0.16: "mining", 1.44: "clearing", 0.09: "clearing", 0.08: "clearing"}
 
 
 def extract_footprints_kinds(ch):
