@@ -311,8 +311,25 @@ def _fingerprint(job: ZoneJob, config: RunConfig, cache: dict[str, list] | None 
         "change": config.change,
         "kpgeo": __version__,
         "decision": decision_digest(),  # the detector's own code, even at one version number
+        "footprints": footprint_code_digest(),  # and the object rules (the state is kept)
     }
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def footprint_code_digest() -> str:
+    """SHA-256 of the code that makes footprints from the decision (mask, object tests).
+
+    In the zone fingerprint, so a zone is not skipped as up to date when the
+    object rules changed at the same version number; its stored detector state
+    is still continued (the state depends on the decision only).
+    """
+    import kpgeo.footprint_kinds
+    import kpgeo.footprints
+
+    digest = hashlib.sha256()
+    for module in (kpgeo.footprints, kpgeo.footprint_kinds):
+        digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()
 
 

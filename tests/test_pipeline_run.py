@@ -95,6 +95,21 @@ def test_rerun_skips_finished_zone_and_redoes_changed_imagery(tmp_path, scene):
     assert json.loads(stamp.read_text())["fingerprint"] != first["fingerprint"]
 
 
+def test_new_footprint_rules_redo_a_zone_that_keeps_its_state(tmp_path, config_file,
+                                                              monkeypatch):
+    """Other object-test code at the same version: the zone is not up to date, state kept."""
+    import kpgeo.pipeline
+
+    config = load_config(config_file)
+    out = tmp_path / "out"
+    run_pipeline(config, out, report=False)
+    assert run_pipeline(config, out, report=False)["zones"][0].get("skipped") is True
+    monkeypatch.setattr(kpgeo.pipeline, "footprint_code_digest", lambda: "other rules")
+    redone = run_pipeline(config, out, report=False)["zones"][0]
+    assert not redone.get("skipped")
+    assert redone["dates_read"] == 0  # the stored detector state was continued, no date re-read
+
+
 def test_fingerprint_hashes_only_the_files_a_run_reads(tmp_path, scene):
     """New bytes in swir22 (never read by a zone run) keep the result; in the mask, redo it."""
     import shutil
