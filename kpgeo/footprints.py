@@ -6,7 +6,9 @@ small pure function on arrays (:func:`footprint_mask`):
 1. *confirmed* pixels (a mining state, ``confidence >= min_confidence``) are
    cleaned with scikit-image morphology — a closing with a small disk bridges
    the one-pixel gaps between neighbouring pits of one site, then objects and
-   holes smaller than the minimum mapping unit are dropped/filled;
+   holes smaller than the minimum mapping unit are dropped/filled (a group of
+   confirmed pixels mostly under water is kept from :data:`POND_MIN_AREA_HA`: a
+   water-filled pit);
 2. the objects grow by hysteresis (:func:`skimage.filters.apply_hysteresis_threshold`)
    over connected ``pending`` pixels — mining-like runs still too short to be
    confirmed at the last date: the newest pits of a site that opens outward
@@ -208,7 +210,8 @@ def _grow_into(core: np.ndarray, pending: np.ndarray) -> np.ndarray:
 
 
 def footprint_mask(confirmed: np.ndarray, pending: np.ndarray | None = None, *,
-                   min_pixels: int, closing_radius: int = 1) -> np.ndarray:
+                   min_pixels: int, closing_radius: int = 1, pond: np.ndarray | None = None,
+                   min_pond_pixels: int = 0) -> np.ndarray:
     """Footprint mask from confirmed and pending pixels (see the module docstring).
 
     Parameters
@@ -222,12 +225,33 @@ def footprint_mask(confirmed: np.ndarray, pending: np.ndarray | None = None, *,
         Minimum mapping unit in pixels (objects and holes below it are removed).
     closing_radius : int
         Radius (pixels) of the morphological closing; 0 disables it.
+    pond, min_pond_pixels
+        Confirmed pixels mostly under water, and the size from which a group of
+        them (8-connected confirmed pixels, at least half ``pond``) is kept below
+        the mapping unit: a water-filled pit (:data:`POND_MIN_AREA_HA`). 0: none.
     """
     core = _clean_mask(confirmed, min_pixels=min_pixels, closing_radius=closing_radius)
-    if pending is None or not core.any():
-        return core
-    grown = _grow_into(core, np.asarray(pending, bool))
-    return _clean_mask(grown, min_pixels=min_pixels, closing_radius=closing_radius)
+    if pending is not None and core.any():
+        grown = _grow_into(core, np.asarray(pending, bool))
+        core = _clean_mask(grown, min_pixels=min_pixels, closing_radius=closing_radius)
+    if pond is not None and 0 < min_pond_pixels < min_pixels:
+        core |= _ponds(confirmed, pond, min_pond_pixels, min_pixels)
+    return core
+
+
+def _ponds(confirmed: np.ndarray, pond: np.ndarray, min_size: int, max_size: int) -> np.ndarray:
+    """Return the pond groups: ``min_size`` to ``max_size - 1`` confirmed pixels, half pond.
+
+    Groups are 8-connected confirmed pixels; at least half of their pixels are ``pond``.
+    """
+    from scipy import ndimage
+
+    labels, n = ndimage.label(confirmed, structure=np.ones((3, 3), int), output=np.int32)
+    size = np.bincount(labels.ravel(), minlength=n + 1)
+    wet = np.bincount(labels.ravel(), weights=(pond & confirmed).ravel(), minlength=n + 1)
+    keep = (size >= min_size) & (size < max_size) & (2 * wet >= size)
+    keep[0] = False
+    return keep[labels]
 
 
 def _check_args(min_area_ha: Any, min_confidence: Any, closing_radius: Any,
@@ -267,19 +291,29 @@ def _days(change: Any, var: str) -> np.ndarray:
 
 #: bit of the level raster marking water from the start (a river, a lake: baseline class water)
 LEVEL_RIVER = 4
+#: bit of the level raster marking a confirmed pixel mostly under water (``water``: a pit pond)
+LEVEL_POND = 8
+#: a group of confirmed pixels mostly under water is kept from this size (ha), below the mapping
+#: unit: a water-filled pit (3 px at 10 m, a few artisanal pits). Measured on both scene
+#: sources (every seed): real F1 0.751 -> 0.770 (12 more sites found, 6 more false alarms),
+#: procedural 0.915 -> 0.910 (1 more site, a few small ponds of the background)
+POND_MIN_AREA_HA = 0.03
 
 
 def footprint_level(state: np.ndarray, confidence: np.ndarray, pending: np.ndarray | None = None,
-                    *, baseline: np.ndarray | None = None,
+                    *, baseline: np.ndarray | None = None, water: np.ndarray | None = None,
                     min_confidence: float = 0.0) -> np.ndarray:
     """Encode the footprint mask's input in one byte per pixel.
 
     ``level & 3``: 2 confirmed, 1 pending, 0 none; bit :data:`LEVEL_RIVER`: the
     pixel was water from the start (``baseline`` class water: a river or lake),
-    used to tell a gravel pit on a bank from a field (:func:`kpgeo.footprint_kinds.object_kind`).
-    Confirmed: a mining state (1-4) with ``confidence >= min_confidence``; pending:
-    a mining-like run still too short to confirm (see :func:`footprint_mask`). The
-    streamed zone run keeps only this ``uint8`` raster for the whole zone.
+    used to tell a gravel pit on a bank from a field
+    (:func:`kpgeo.footprint_kinds.object_kind`);
+    bit :data:`LEVEL_POND`: a confirmed pixel mostly under water (``water``), for the
+    pond unit of :func:`footprint_mask`. Confirmed: a mining state (1-4) with
+    ``confidence >= min_confidence``; pending: a mining-like run still too short to
+    confirm (see :func:`footprint_mask`). The streamed zone run keeps only this
+    ``uint8`` raster for the whole zone.
     """
     confirmed = (state >= 1) & (state <= 4) & (confidence >= min_confidence)
     level = confirmed.astype("uint8") * np.uint8(2)
@@ -287,6 +321,8 @@ def footprint_level(state: np.ndarray, confidence: np.ndarray, pending: np.ndarr
         level[np.asarray(pending, dtype=bool) & ~confirmed] = 1
     if baseline is not None:
         level[np.asarray(baseline) == 2] |= np.uint8(LEVEL_RIVER)  # kpgeo.change WATER
+    if water is not None:
+        level[confirmed & np.asarray(water, dtype=bool)] |= np.uint8(LEVEL_POND)
     return level
 
 
@@ -526,7 +562,7 @@ def _empty_candidates(crs: Any) -> Any:
 
 
 def _metric_setup(crs: Any, transform: Any, zone: Any, min_area_ha: float) -> tuple:
-    """(zone id, zone geometry, metric CRS, minimum mapping unit in pixels)."""
+    """(zone id, zone geometry, metric CRS, minimum mapping unit in pixels, pixel area m²)."""
     from pyproj import CRS
 
     zone_id, zone_geom, metric_crs = _zone_parts(zone)
@@ -534,7 +570,7 @@ def _metric_setup(crs: Any, transform: Any, zone: Any, min_area_ha: float) -> tu
                                      (crs if crs.is_projected else CRS.from_epsg(6933)))
     px_area = _pixel_area_m2(crs, transform, metric_crs)
     min_pixels = int(np.ceil(min_area_ha * 10_000.0 / px_area - 1e-9)) if min_area_ha else 0
-    return zone_id, zone_geom, metric_crs, min_pixels
+    return zone_id, zone_geom, metric_crs, min_pixels, px_area
 
 
 def objects_from_level(
@@ -577,10 +613,13 @@ def objects_from_level(
 
     from kpgeo.footprint_kinds import object_kinds
 
-    zone_id, zone_geom, metric_crs, min_pixels = _metric_setup(crs, transform, zone, min_area_ha)
+    zone_id, zone_geom, metric_crs, min_pixels, px_area = _metric_setup(crs, transform, zone,
+                                                                        min_area_ha)
     mining_level = level & np.uint8(3)
     mask = footprint_mask(mining_level == 2, (mining_level == 1) if has_pending else None,
-                          min_pixels=min_pixels, closing_radius=int(closing_radius))
+                          min_pixels=min_pixels, closing_radius=int(closing_radius),
+                          pond=(level & np.uint8(LEVEL_POND)) > 0,
+                          min_pond_pixels=int(np.ceil(POND_MIN_AREA_HA * 1e4 / px_area - 1e-9)))
     del mining_level
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), int))
     del mask
@@ -643,6 +682,7 @@ def footprint_candidates(
                             np.asarray(change["confidence"].values), pending,
                             baseline=np.asarray(change["baseline_class"].values)
                             if "baseline_class" in change else None,
+                            water=np.asarray(change["water"].values) if "water" in change else None,
                             min_confidence=min_confidence)
     return objects_from_level(
         level, concat_records([pixel_records(change)]), crs=_crs_of(change),
@@ -687,7 +727,9 @@ def extract_footprints(
         it ``zone`` is None, distances NaN and ``inside_zone`` True (the cube
         is the area of interest).
     min_area_ha : float
-        Minimum mapping unit in hectares (default 0.05 ha = 5 Sentinel-2 px).
+        Minimum mapping unit in hectares (default 0.05 ha = 5 Sentinel-2 px); a
+        group of confirmed pixels mostly under water is kept from
+        :data:`POND_MIN_AREA_HA` (a water-filled pit).
     min_confidence : float
         Pixels below this confidence are ignored (0-1).
     closing_radius : int

@@ -244,7 +244,7 @@ def process_block(task: ZoneTask, window: tuple[int, int, int, int]) -> BlockRes
         rasters={k: np.asarray(v.values) for k, v in change_rasters(change).items()},
         level=footprint_level(change["state"].values, change["confidence"].values,
                               change["pending"].values, baseline=change["baseline_class"].values,
-                              min_confidence=task.min_confidence),
+                              water=change["water"].values, min_confidence=task.min_confidence),
         records=pixel_records(change, row0=y0, col0=x0, width=width),
         clear_counts=counts,
         region_pixels=np.array([int(m.sum()) for m in regions], "int64"),

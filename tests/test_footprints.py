@@ -35,9 +35,10 @@ def make_change(state, *, x0=500000.0, y0=400000.0, res=10.0, crs="EPSG:32634"):
 def test_mmu_areas_attributes():
     st = np.zeros((40, 40), "uint8")
     st[5:15, 5:15] = 2  # 100 px = 1 ha
-    st[30:32, 30:32] = 1  # 4 px = 0.04 ha, below a 0.05 ha MMU
+    st[30:32, 30:32] = 1  # 4 px = 0.04 ha, dry, below a 0.05 ha MMU
     st[25:28, 5:8] = 4  # 9 px = 0.09 ha
     ch, _ = make_change(st)
+    ch["water"].values[30:32, 30:32] = False
     gdf = extract_footprints(ch, min_area_ha=0.05, closing_radius=0)
     assert list(gdf.columns) == FOOTPRINT_COLUMNS
     assert len(gdf) == 2
@@ -101,8 +102,9 @@ def test_change_rasters_encoding():
 def test_confirmed_objects_grow_over_adjacent_pending_pixels():
     st = np.zeros((40, 40), "uint8")
     st[5:15, 5:15] = 2  # confirmed, 1 ha
-    st[30:32, 30:32] = 2  # confirmed but below a 0.05 ha MMU
+    st[30:32, 30:32] = 2  # confirmed but dry and below a 0.05 ha MMU
     ch, _ = make_change(st)
+    ch["water"].values[30:32, 30:32] = False
     pend = np.zeros(st.shape, bool)
     pend[15:18, 5:15] = True  # next to the big object: 0.3 ha more
     pend[30:32, 32:36] = True  # next to the small object: does not rescue it
@@ -115,6 +117,27 @@ def test_confirmed_objects_grow_over_adjacent_pending_pixels():
     # without the pending layer the object keeps its confirmed extent
     gdf0 = extract_footprints(ch.drop_vars("pending"), min_area_ha=0.05, closing_radius=0)
     assert gdf0["area_ha"].iloc[0] == pytest.approx(1.0)
+
+
+def test_a_water_filled_pit_below_the_mapping_unit_is_kept():
+    from kpgeo.footprints import POND_MIN_AREA_HA
+
+    st = np.zeros((30, 30), "uint8")
+    st[5:7, 5:7] = 2  # 4 px = 0.04 ha, mostly under water: a pit pond
+    st[15:17, 15:17] = 2  # 4 px, dry: below the mapping unit
+    st[25, 25:27] = 2  # 2 px under water: below the pond unit too
+    ch, _ = make_change(st)
+    water = np.zeros(st.shape, bool)
+    water[5:7, 5:8] = True
+    water[5, 5] = False  # 3 of its 4 pixels
+    water[25, 25:27] = True
+    ch["water"] = (("y", "x"), water)
+    assert POND_MIN_AREA_HA == 0.03
+    gdf = extract_footprints(ch, min_area_ha=0.05, closing_radius=0)
+    assert gdf["area_ha"].round(2).tolist() == [0.04]
+    assert gdf["water_fraction"].iloc[0] == pytest.approx(0.75)
+    # a mapping unit at or below the pond unit keeps every object of its size
+    assert len(extract_footprints(ch, min_area_ha=0.03, closing_radius=0)) == 2
 
 
 def test_alert_date_is_when_the_object_reached_the_mapping_unit():
