@@ -1,7 +1,7 @@
 """Mining footprints: from the per-pixel change rasters to polygons.
 
 :func:`extract_footprints` builds the footprint mask in three steps, each a
-small pure function on arrays (:func:`footprint_mask`):
+small pure function on arrays (:func:`footprint_mask`, in :mod:`kpgeo.footprint_mask`):
 
 1. *confirmed* pixels (a mining state, ``confidence >= min_confidence``) are
    cleaned with scikit-image morphology — a closing with a small disk bridges
@@ -56,6 +56,7 @@ import numpy as np
 
 from kpgeo.change import STATE_NAMES, ChangeParams
 from kpgeo.errors import ConfigError, CRSMismatchError
+from kpgeo.footprint_mask import footprint_mask
 
 __all__ = [
     "FOOTPRINT_COLUMNS",
@@ -154,104 +155,6 @@ def _zone_parts(zone: Any):
     if geom is None:
         raise ConfigError(f"zone must be a kpgeo.zones.Zone or a shapely geometry, got {zone!r}.")
     return getattr(zone, "id", None), geom, zone.utm_crs
-
-
-def _clean_mask(mask: np.ndarray, *, min_pixels: int, closing_radius: int) -> np.ndarray:
-    """Close, then remove objects (8-connected) and fill holes (4-connected) below ``min_pixels``.
-
-    What ``skimage.morphology`` ``closing``, ``remove_small_objects`` and
-    ``remove_small_holes`` give, with ~7 instead of ~13 bytes of temporaries per
-    pixel (:func:`_small_components`): these zone-wide masks are what grows with the zone.
-    """
-    from skimage import morphology
-
-    out = mask.copy()
-    if closing_radius > 0:
-        fp = morphology.disk(closing_radius)
-        out = morphology.closing(out, fp)
-    if min_pixels > 1:
-        out &= ~_small_components(out, min_pixels - 1, connectivity=2)
-        out |= _small_components(~out, min_pixels - 1, connectivity=1)
-    return out
-
-
-#: rows per band when counting component sizes (np.bincount copies its input to int64)
-_BAND_ROWS = 256
-
-
-def _small_components(mask: np.ndarray, max_size: int, *, connectivity: int) -> np.ndarray:
-    """Pixels of the connected components of ``mask`` that have at most ``max_size`` pixels."""
-    from scipy import ndimage
-
-    labels, n = ndimage.label(mask, ndimage.generate_binary_structure(2, connectivity),
-                              output=np.int32)
-    sizes = np.zeros(n + 1, np.int64)
-    for r in range(0, labels.shape[0], _BAND_ROWS):  # np.bincount would copy to int64
-        sizes += np.bincount(labels[r:r + _BAND_ROWS].ravel(), minlength=n + 1)
-    small = sizes <= max_size
-    small[0] = False
-    return small[labels]
-
-
-def _grow_into(core: np.ndarray, pending: np.ndarray) -> np.ndarray:
-    """Components (4-connected) of ``core | pending`` that hold a ``core`` pixel.
-
-    ``skimage.filters.apply_hysteresis_threshold`` of ``2 core + pending`` at 0.5
-    and 1.5, with ~6 instead of ~22 bytes of temporaries per pixel (it sums
-    float64 copies per label).
-    """
-    from scipy import ndimage
-
-    labels, n = ndimage.label(core | pending, output=np.int32)
-    hit = np.zeros(n + 1, bool)
-    hit[np.unique(labels[core])] = True
-    hit[0] = False
-    return hit[labels]
-
-
-def footprint_mask(confirmed: np.ndarray, pending: np.ndarray | None = None, *,
-                   min_pixels: int, closing_radius: int = 1, pond: np.ndarray | None = None,
-                   min_pond_pixels: int = 0) -> np.ndarray:
-    """Footprint mask from confirmed and pending pixels (see the module docstring).
-
-    Parameters
-    ----------
-    confirmed : numpy.ndarray of bool
-        Pixels in a mining state.
-    pending : numpy.ndarray of bool, optional
-        Pixels whose mining-like run is too short to confirm yet; they join
-        the confirmed objects they touch, never form one alone.
-    min_pixels : int
-        Minimum mapping unit in pixels (objects and holes below it are removed).
-    closing_radius : int
-        Radius (pixels) of the morphological closing; 0 disables it.
-    pond, min_pond_pixels
-        Confirmed pixels mostly under water, and the size from which a group of
-        them (8-connected confirmed pixels, at least half ``pond``) is kept below
-        the mapping unit: a water-filled pit (:data:`POND_MIN_AREA_HA`). 0: none.
-    """
-    core = _clean_mask(confirmed, min_pixels=min_pixels, closing_radius=closing_radius)
-    if pending is not None and core.any():
-        grown = _grow_into(core, np.asarray(pending, bool))
-        core = _clean_mask(grown, min_pixels=min_pixels, closing_radius=closing_radius)
-    if pond is not None and 0 < min_pond_pixels < min_pixels:
-        core |= _ponds(confirmed, pond, min_pond_pixels, min_pixels)
-    return core
-
-
-def _ponds(confirmed: np.ndarray, pond: np.ndarray, min_size: int, max_size: int) -> np.ndarray:
-    """Return the pond groups: ``min_size`` to ``max_size - 1`` confirmed pixels, half pond.
-
-    Groups are 8-connected confirmed pixels; at least half of their pixels are ``pond``.
-    """
-    from scipy import ndimage
-
-    labels, n = ndimage.label(confirmed, structure=np.ones((3, 3), int), output=np.int32)
-    size = np.bincount(labels.ravel(), minlength=n + 1)
-    wet = np.bincount(labels.ravel(), weights=(pond & confirmed).ravel(), minlength=n + 1)
-    keep = (size >= min_size) & (size < max_size) & (2 * wet >= size)
-    keep[0] = False
-    return keep[labels]
 
 
 def _check_args(min_area_ha: Any, min_confidence: Any, closing_radius: Any,

@@ -325,10 +325,11 @@ def footprint_code_digest() -> str:
     is still continued (the state depends on the decision only).
     """
     import kpgeo.footprint_kinds
+    import kpgeo.footprint_mask
     import kpgeo.footprints
 
     digest = hashlib.sha256()
-    for module in (kpgeo.footprints, kpgeo.footprint_kinds):
+    for module in (kpgeo.footprints, kpgeo.footprint_mask, kpgeo.footprint_kinds):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage import filters, morphology
 
-from kpgeo.footprints import _clean_mask, _grow_into, footprint_mask
+from kpgeo.footprint_mask import _clean_mask, _grow_into, footprint_mask
 
 
 def _reference_clean(mask, min_pixels, closing_radius):
