@@ -44,12 +44,22 @@ def _small_components(mask: np.ndarray, max_size: int, *, connectivity: int) -> 
 
     labels, n = ndimage.label(mask, ndimage.generate_binary_structure(2, connectivity),
                               output=np.int32)
-    sizes = np.zeros(n + 1, np.int64)
-    for r in range(0, labels.shape[0], _BAND_ROWS):  # np.bincount would copy to int64
-        sizes += np.bincount(labels[r:r + _BAND_ROWS].ravel(), minlength=n + 1)
-    small = sizes <= max_size
+    small = _label_sizes(labels, n) <= max_size
     small[0] = False
     return small[labels]
+
+
+def _label_sizes(labels: np.ndarray, n: int, where: np.ndarray | None = None) -> np.ndarray:
+    """Pixels per label 0..n (only those in ``where``), counted band by band.
+
+    ``np.bincount`` of the whole label raster would copy it to int64.
+    """
+    sizes = np.zeros(n + 1, np.int64)
+    for r in range(0, labels.shape[0], _BAND_ROWS):
+        band = labels[r:r + _BAND_ROWS]
+        band = band[where[r:r + _BAND_ROWS]] if where is not None else band.ravel()
+        sizes += np.bincount(band, minlength=n + 1)
+    return sizes
 
 
 def _grow_into(core: np.ndarray, pending: np.ndarray) -> np.ndarray:
@@ -107,8 +117,8 @@ def _ponds(confirmed: np.ndarray, pond: np.ndarray, min_size: int, max_size: int
     from scipy import ndimage
 
     labels, n = ndimage.label(confirmed, structure=np.ones((3, 3), int), output=np.int32)
-    size = np.bincount(labels.ravel(), minlength=n + 1)
-    wet = np.bincount(labels.ravel(), weights=(pond & confirmed).ravel(), minlength=n + 1)
+    size = _label_sizes(labels, n)
+    wet = _label_sizes(labels, n, where=pond)
     keep = (size >= min_size) & (size < max_size) & (2 * wet >= size)
     keep[0] = False
     return keep[labels]
