@@ -44,6 +44,7 @@ which the majority of the site's pixels are clear in ``truth_cloud.tif``):
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -119,56 +120,126 @@ def evaluate_footprints(
     kpgeo.errors.ConfigError
         Thresholds out of (0, 1] or inputs without CRS / required columns.
     """
-    import pandas as pd
     import rioxarray  # noqa: F401  (registers .rio)
 
     _check_inputs(truth, footprints, iou_threshold, overlap_threshold)
+    sites, fps = _metric_frames(truth, footprints, labels)
+    ctx = _site_context(sites, labels, cloud, dates, baseline_obs, confirm_obs)
+    res = _object_results(sites, fps, ctx, iou_threshold, overlap_threshold)
+    if labels is not None:
+        res.update(_pixel_results(sites, fps, ctx, labels, cloud))
+    return res
+
+
+@dataclass(frozen=True)
+class _SiteContext:
+    """Per truth site: start date, clear dates and don't-care status (with the protocol)."""
+
+    starts: Any
+    dates_idx: Any
+    clear_site: list[np.ndarray] | None
+    status: np.ndarray
+    n_before: np.ndarray
+    n_after: np.ndarray
+    protocol: dict[str, Any]
+
+    @property
+    def care(self) -> np.ndarray:
+        """Sites that count (status ``new``)."""
+        return self.status == "new"
+
+
+def _metric_frames(truth: Any, footprints: Any, labels: Any) -> tuple[Any, Any]:
+    """Truth mining sites and non-empty footprints, reprojected to the metric CRS."""
     metric_crs = _metric_crs(truth, footprints, labels)
     sites = truth[truth["class"] == "mining"].to_crs(metric_crs).reset_index(drop=True)
     fps = footprints.to_crs(metric_crs).reset_index(drop=True)
     fps = fps[~fps.geometry.is_empty & fps.geometry.notna()].reset_index(drop=True)
-    starts = pd.to_datetime(sites["start_date"]) if "start_date" in sites else \
+    return sites, fps
+
+
+def _site_starts(sites: Any) -> Any:
+    """Parse each site's true start date (NaT when the truth has no ``start_date``)."""
+    import pandas as pd
+
+    return pd.to_datetime(sites["start_date"]) if "start_date" in sites else \
         pd.Series(pd.NaT, index=sites.index)
-    dates_idx = pd.to_datetime(list(dates)) if dates is not None else None
-    clear_site = None
+
+
+def _protocol_clear_dates(sites: Any, labels: Any, cloud: Any, dates: Any, *,
+                          baseline_obs: int | None,
+                          confirm_obs: int | None) -> list[np.ndarray] | None:
+    """Clear dates per site when labels, cloud and dates are given; else refuse the protocol."""
     if cloud is not None and labels is not None and dates is not None:
-        clear_site = _site_clear_dates(sites, cloud, labels)
-    elif baseline_obs is not None or confirm_obs is not None:
+        return _site_clear_dates(sites, cloud, labels)
+    if baseline_obs is not None or confirm_obs is not None:
         raise ConfigError("The don't-care protocol (baseline_obs/confirm_obs) needs labels, "
                           "cloud and dates.")
+    return None
+
+
+def _site_context(sites: Any, labels: Any, cloud: Any, dates: Any, baseline_obs: int | None,
+                  confirm_obs: int | None) -> _SiteContext:
+    """Start dates, clear dates and don't-care status of the truth sites."""
+    import pandas as pd
+
+    starts = _site_starts(sites)
+    dates_idx = pd.to_datetime(list(dates)) if dates is not None else None
+    clear_site = _protocol_clear_dates(sites, labels, cloud, dates, baseline_obs=baseline_obs,
+                                       confirm_obs=confirm_obs)
     status, n_before, n_after = _site_status(starts, clear_site, dates_idx,
                                              baseline_obs=baseline_obs, confirm_obs=confirm_obs)
-    care = status == "new"
-    on_mining, dont_care_fp = _footprint_truth(fps, sites, care, overlap_threshold)
-    match = _match_sites(sites, fps, on_mining, iou_threshold, overlap_threshold)
-    detected = match["detected"]
+    return _SiteContext(starts=starts, dates_idx=dates_idx, clear_site=clear_site,
+                        status=status, n_before=n_before, n_after=n_after,
+                        protocol={"baseline_obs": baseline_obs, "confirm_obs": confirm_obs})
 
+
+def _matching_rule(iou_threshold: float, overlap_threshold: float) -> str:
+    """Describe the matching rule in words (``matching_rule`` of the results)."""
+    return (f"footprint TP if >= {overlap_threshold:.0%} of its area inside truth "
+            f"mining; site detected if TP footprints reach IoU >= {iou_threshold} "
+            f"or cover >= {overlap_threshold:.0%} of the site")
+
+
+def _area_metrics(sites: Any, fps: Any, on_mining: np.ndarray) -> dict[str, Any]:
+    """Truth, detected and true-positive area (ha) and the relative area error."""
     fp_area = fps.geometry.area.to_numpy()
     truth_ha = float(sites.geometry.area.sum() / 1e4)
     det_ha = float(fp_area.sum() / 1e4)
-    res: dict[str, Any] = {
-        "matching_rule": (f"footprint TP if >= {overlap_threshold:.0%} of its area inside truth "
-                          f"mining; site detected if TP footprints reach IoU >= {iou_threshold} "
-                          f"or cover >= {overlap_threshold:.0%} of the site"),
-        "protocol": {"baseline_obs": baseline_obs, "confirm_obs": confirm_obs},
-        "object": _object_metrics(status, detected, on_mining, dont_care_fp),
-        "sites": _site_rows(sites, status, detected, match["iou"], n_before, n_after),
-        "area": {"truth_ha": truth_ha, "detected_ha": det_ha,
-                 "tp_detected_ha": float(fp_area[on_mining].sum() / 1e4),
-                 "relative_error": _safe_div(det_ha - truth_ha, truth_ha)},
-        # latency: sites that count only
-        "latency": _latency(sites, care & detected, starts, match["alert"], clear_site,
-                            dates_idx),
-        "break_offset": _latency(sites, care & detected, starts, match["first"], clear_site,
-                                 dates_idx),
+    return {"truth_ha": truth_ha, "detected_ha": det_ha,
+            "tp_detected_ha": float(fp_area[on_mining].sum() / 1e4),
+            "relative_error": _safe_div(det_ha - truth_ha, truth_ha)}
+
+
+def _object_results(sites: Any, fps: Any, ctx: _SiteContext, iou_threshold: float,
+                    overlap_threshold: float) -> dict[str, Any]:
+    """Match footprints with sites; object, per-site, area and latency results."""
+    on_mining, dont_care_fp = _footprint_truth(fps, sites, ctx.care, overlap_threshold)
+    match = _match_sites(sites, fps, on_mining, iou_threshold, overlap_threshold)
+    detected = match["detected"]
+    counted = ctx.care & detected  # latency: sites that count only
+    return {
+        "matching_rule": _matching_rule(iou_threshold, overlap_threshold),
+        "protocol": ctx.protocol,
+        "object": _object_metrics(ctx.status, detected, on_mining, dont_care_fp),
+        "sites": _site_rows(sites, ctx.status, detected, match["iou"], ctx.n_before,
+                            ctx.n_after),
+        "area": _area_metrics(sites, fps, on_mining),
+        "latency": _latency(sites, counted, ctx.starts, match["alert"], ctx.clear_site,
+                            ctx.dates_idx),
+        "break_offset": _latency(sites, counted, ctx.starts, match["first"], ctx.clear_site,
+                                 ctx.dates_idx),
     }
-    if labels is not None:
-        dc_mask = None
-        if (~care).any():
-            dc_mask = _rasterize(sites.geometry.values[~care], np.ones(int((~care).sum())),
-                                 labels) > 0
-        res.update(_pixel_metrics(fps, labels, cloud=cloud, dates=dates_idx, ignore=dc_mask))
-    return res
+
+
+def _pixel_results(sites: Any, fps: Any, ctx: _SiteContext, labels: Any,
+                   cloud: Any) -> dict[str, Any]:
+    """Pixel metrics and false-alarm breakdown, with don't-care sites left out."""
+    dc_mask = None
+    if (~ctx.care).any():
+        dc_mask = _rasterize(sites.geometry.values[~ctx.care],
+                             np.ones(int((~ctx.care).sum())), labels) > 0
+    return _pixel_metrics(fps, labels, cloud=cloud, dates=ctx.dates_idx, ignore=dc_mask)
 
 
 def _object_metrics(status: np.ndarray, detected: np.ndarray, on_mining: np.ndarray,

@@ -651,20 +651,47 @@ def item_from_files(
     >>> item = item_from_files({"red": "b04.tif", "nir": "b08.tif"},
     ...                        datetime="2020-01-05", scale=1e-4)  # doctest: +SKIP
     """
+    if not files:
+        raise MissingBandError("item_from_files() needs at least one {band: path} entry")
+    paths = {band: str(Path(os.fspath(p)).resolve()) for band, p in files.items()}
+    headers = _read_headers(paths)
+    _require_crs(headers)
+    item = _new_item(paths, headers, _norm_datetime(datetime), id=id, collection=collection,
+                     platform=platform, properties=properties)
+    for band, hdr in headers.items():
+        item.add_asset(band, _band_asset(band, paths[band], hdr, scale=scale, offset=offset))
+    return item
+
+
+def _read_headers(paths: Mapping[str, str]) -> dict[str, AssetHeader]:
+    """Read each band file's header (raises :class:`AssetReadError` naming the band)."""
+    found = inspect_assets(paths.values(), labels=[f"band {b}" for b in paths])
+    return dict(zip(paths, found, strict=True))
+
+
+def _require_crs(headers: Mapping[str, AssetHeader]) -> None:
+    """Refuse a band file without CRS, naming the file and the band."""
+    for band, hdr in headers.items():
+        if hdr.crs_wkt is None:
+            raise CRSMismatchError(f"{hdr.href} (band {band}) has no CRS; write one into the file")
+
+
+def _new_item(
+    paths: Mapping[str, str],
+    headers: Mapping[str, AssetHeader],
+    when: _dt.datetime,
+    *,
+    id: str | None,
+    collection: str | None,
+    platform: str | None,
+    properties: Mapping[str, Any] | None,
+) -> Any:
+    """Create the Item without assets: footprint, bbox, datetime, id, properties, extensions."""
     import pystac
     import shapely
     from pystac.extensions.projection import ProjectionExtension
     from pystac.extensions.raster import RasterExtension
 
-    if not files:
-        raise MissingBandError("item_from_files() needs at least one {band: path} entry")
-    paths = {band: str(Path(os.fspath(p)).resolve()) for band, p in files.items()}
-    found = inspect_assets(paths.values(), labels=[f"band {b}" for b in paths])
-    headers = dict(zip(paths, found, strict=True))
-    for band, hdr in headers.items():
-        if hdr.crs_wkt is None:
-            raise CRSMismatchError(f"{hdr.href} (band {band}) has no CRS; write one into the file")
-    when = _norm_datetime(datetime)
     footprint = shapely.union_all([_footprint_4326(h) for h in headers.values()])
     if id is None:
         id = Path(next(iter(paths.values()))).parent.name or "item"
@@ -680,26 +707,49 @@ def item_from_files(
     )
     ProjectionExtension.add_to(item)
     RasterExtension.add_to(item)
-    for band, hdr in headers.items():
-        asset = pystac.Asset(
-            href=paths[band],
-            media_type=_media_type(paths[band]),
-            roles=["data"] if band not in MASK_SCHEMES else ["data", "cloud"],
-        )
-        asset.extra_fields.update(_proj_fields(hdr))
-        meta: dict[str, Any] = {"data_type": hdr.dtype}
-        if hdr.nodata is not None:
-            meta["nodata"] = hdr.nodata
-        if band not in MASK_SCHEMES:
-            s = scale.get(band) if isinstance(scale, Mapping) else scale
-            o = offset.get(band) if isinstance(offset, Mapping) else offset
-            if s is not None:
-                meta["scale"] = float(s)
-            if o is not None:
-                meta["offset"] = float(o)
-        asset.extra_fields["raster:bands"] = [meta]
-        item.add_asset(band, asset)
     return item
+
+
+def _band_asset(
+    band: str,
+    path: str,
+    hdr: AssetHeader,
+    *,
+    scale: float | Mapping[str, float] | None,
+    offset: float | Mapping[str, float] | None,
+) -> Any:
+    """Build one band's asset: href, media type, roles, projection and raster metadata."""
+    import pystac
+
+    asset = pystac.Asset(
+        href=path,
+        media_type=_media_type(path),
+        roles=["data"] if band not in MASK_SCHEMES else ["data", "cloud"],
+    )
+    asset.extra_fields.update(_proj_fields(hdr))
+    asset.extra_fields["raster:bands"] = [_raster_band(band, hdr, scale=scale, offset=offset)]
+    return asset
+
+
+def _raster_band(
+    band: str,
+    hdr: AssetHeader,
+    *,
+    scale: float | Mapping[str, float] | None,
+    offset: float | Mapping[str, float] | None,
+) -> dict[str, Any]:
+    """Build the ``raster:bands`` entry: data type, nodata, scale/offset (not for masks)."""
+    meta: dict[str, Any] = {"data_type": hdr.dtype}
+    if hdr.nodata is not None:
+        meta["nodata"] = hdr.nodata
+    if band not in MASK_SCHEMES:
+        s = scale.get(band) if isinstance(scale, Mapping) else scale
+        o = offset.get(band) if isinstance(offset, Mapping) else offset
+        if s is not None:
+            meta["scale"] = float(s)
+        if o is not None:
+            meta["offset"] = float(o)
+    return meta
 
 
 def _media_type(path: str) -> str:

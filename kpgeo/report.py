@@ -33,6 +33,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -383,48 +384,74 @@ def render_bulletin(
     str
         HTML; every value is escaped by Jinja2's autoescape.
     """
-    from datetime import UTC, datetime
-
-    from kpgeo._version import __version__
-    from kpgeo.staticmap import period_labels
     from kpgeo.timeseries import norm_freq
 
     freq = norm_freq(freq)
+    last_period = _last_period(activity, freq)
+    zrows = _bulletin_zones(
+        zones, footprints, activity, coverage, charts or {}, maps or {}, map_periods or {},
+        freq=freq, samples=samples, production=production, register=register,
+    )
+    header = _bulletin_header(zrows, title=title, last_period=last_period, freq=freq,
+                              ring_width_m=ring_width_m, min_coverage=min_coverage)
+    template = _env().get_template("bulletin.html.j2")
+    return template.render(**header, zones=zrows, **_estimate_note(zrows),
+                           production=_production_section(production))
+
+
+def _last_period(activity: pd.DataFrame, freq: str) -> str:
+    """Label of the last period of the activity table ("–" when it is empty)."""
+    from kpgeo.staticmap import period_labels
+
     last_start = activity["period_start"].max() if len(activity) else None
-    last_period = period_labels([last_start], freq=freq).iloc[0] if last_start is not None else "–"
-    zrows = []
+    return period_labels([last_start], freq=freq).iloc[0] if last_start is not None else "–"
+
+
+def _bulletin_zones(zones: list[Any], footprints: Any, activity: pd.DataFrame,
+                    coverage: pd.DataFrame | None, charts: Mapping[str, bytes],
+                    maps: Mapping[str, bytes], map_periods: Mapping[str, str], *, freq: str,
+                    samples: Any, production: Any, register: Any) -> list[dict[str, Any]]:
+    """Template values of each zone: its row, sample sheets and estimate, capacity, register."""
+    rows = []
     for zone in zones:
         zid = str(zone.id)
         act = activity[activity["zone"] == zid].sort_values("period_start")
         zfp = footprints[footprints["zone"].astype(str) == zid] if len(footprints) else footprints
-        zrows.append(
-            _zone_row(
-                zone, act, zfp, coverage, charts or {}, maps or {}, map_periods or {}, freq
-            )
-        )
-        zrows[-1]["samples"], zrows[-1]["estimate"] = _zone_samples(samples, zid)
-        zrows[-1]["capacity"] = _zone_capacity(production, zid)
-        zrows[-1]["register"] = _zone_register(register, zid, freq)
+        row = _zone_row(zone, act, zfp, coverage, charts, maps, map_periods, freq)
+        rows.append(row)
+        row["samples"], row["estimate"] = _zone_samples(samples, zid)
+        row["capacity"] = _zone_capacity(production, zid)
+        row["register"] = _zone_register(register, zid, freq)
+    return rows
+
+
+def _bulletin_header(zrows: list[dict[str, Any]], *, title: str, last_period: str, freq: str,
+                     ring_width_m: float, min_coverage: float) -> dict[str, Any]:
+    """Run-level values of the bulletin header: title, run time, version, periods, last image."""
+    from datetime import UTC, datetime
+
+    from kpgeo._version import __version__
+
     last_images = [z["last_image"] for z in zrows if z["last_image"] != "–"]
+    return {
+        "title": title,
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "version": __version__,
+        "period_name": _PERIOD_NAMES.get(freq, freq),
+        "last_image": max(last_images) if last_images else "–",
+        "last_period": last_period,
+        "ring_km": f"{ring_width_m / 1000:g}",
+        "min_coverage_pct": f"{min_coverage * 100:g}",
+    }
+
+
+def _estimate_note(zrows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Whether any zone has an error-adjusted area, and the names of those that have none."""
     unsampled = [z["name"] for z in zrows if z["estimate"] == "–"]
-    return (
-        _env()
-        .get_template("bulletin.html.j2")
-        .render(
-            title=title,
-            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            version=__version__,
-            period_name=_PERIOD_NAMES.get(freq, freq),
-            last_image=max(last_images) if last_images else "–",
-            last_period=last_period,
-            ring_km=f"{ring_width_m / 1000:g}",
-            min_coverage_pct=f"{min_coverage * 100:g}",
-            zones=zrows,
-            has_estimates=len(unsampled) < len(zrows),
-            unsampled=", ".join(unsampled) if len(unsampled) < len(zrows) else "",
-            production=_production_section(production),
-        )
-    )
+    return {
+        "has_estimates": len(unsampled) < len(zrows),
+        "unsampled": ", ".join(unsampled) if len(unsampled) < len(zrows) else "",
+    }
 
 
 #: longest side (px) of the imagery read for maps and overlays (:func:`true_colour`'s max_size)
@@ -582,50 +609,117 @@ def write_report(
     dict
         Output file name -> path.
     """
-    from kpgeo.io import atomic_path, ensure_out_dir
-    from kpgeo.staticmap import period_labels, period_palette
+    from kpgeo.io import ensure_out_dir
     from kpgeo.timeseries import norm_freq
-    from kpgeo.timeseries_output import write_timeseries
-    from kpgeo.webmap import write_map
 
     freq = norm_freq(period)
     out = ensure_out_dir(out_dir, overwrite=overwrite, expect=REPORT_OUTPUTS)
+    run = _gather_run(
+        footprints, coverage, zones, cube=cube, items=items, freq=freq,
+        ring_width_m=ring_width_m, min_coverage=min_coverage, samples=samples,
+        production=production, exports=exports, left_out=left_out)
+
+    outputs, charts = _write_timeseries_section(out, run.activity, run.zones)
+    palette = _run_palette(run.activity, run.footprints, freq=freq)
+    overlays, chips, maps, map_periods = _zone_maps(
+        out, run.zones, run.footprints, run.cubes, run.map_cubes, run.activity, run.coverage,
+        palette=palette, freq=freq, ring_width_m=ring_width_m, compare_date=compare_date)
+    outputs |= {f"map_{zone_file_stem(zid)}.png": out / f"map_{zone_file_stem(zid)}.png"
+                for zid in maps}
+    outputs["map.html"] = _write_web_map(
+        out / "map.html", run, overlays=overlays, chips=chips, palette=palette, freq=freq,
+        ring_width_m=ring_width_m, offline=offline, title=title)
+    outputs["bulletin.html"] = _write_bulletin(
+        out / "bulletin.html", run, charts=charts, maps=maps, map_periods=map_periods,
+        freq=freq, ring_width_m=ring_width_m, min_coverage=min_coverage, title=title,
+        register=register)
+    return outputs
+
+
+@dataclass(frozen=True)
+class _ReportRun:
+    """What every output of a report is made from, once gathered by :func:`_gather_run`."""
+
+    zones: list[Any]
+    footprints: Any  # the counted sites (rejected ones left out)
+    rejected: Any  # sites an analyst rejected, or None
+    left_out: Any  # objects the footprint tests left out, of the reported zones only
+    cubes: dict[str, Any]
+    map_cubes: dict[str, Any]
+    coverage: pd.DataFrame | None
+    activity: pd.DataFrame
+    samples: Any  # the samples of the reported zones (kpgeo.estimates.SampleResults), or None
+    production: Any  # kpgeo.estimates.production_results, or None
+
+
+def _gather_run(footprints: Any, coverage: pd.DataFrame | None, zones: Iterable[Any] | None, *,
+                cube: Any, items: Any, freq: str, ring_width_m: float, min_coverage: float,
+                samples: Any, production: Any, exports: Any, left_out: Any) -> _ReportRun:
+    """Gather a report's zones, counted sites, imagery cubes, clear coverage and activity."""
     zones = _report_zones(footprints, zones)
     footprints, rejected = _counted_sites(footprints)
-    if left_out is not None and len(left_out):  # the zones of this report only
-        left_out = left_out[left_out["zone"].astype(str).isin({str(z.id) for z in zones})]
+    left_out = _zones_left_out(left_out, zones)
     cubes, map_cubes = _norm_cubes(zones, cube, items, ring_width_m=ring_width_m)
+    coverage = _run_coverage(coverage, cubes, zones, ring_width_m=ring_width_m)
+    activity, found, prod = _report_activity(
+        footprints, coverage, zones, freq=freq, ring_width_m=ring_width_m,
+        min_coverage=min_coverage, samples=samples, production=production, exports=exports)
+    return _ReportRun(zones=zones, footprints=footprints, rejected=rejected, left_out=left_out,
+                      cubes=cubes, map_cubes=map_cubes, coverage=coverage, activity=activity,
+                      samples=found, production=prod)
+
+
+def _zones_left_out(left_out: Any, zones: list[Any]) -> Any:
+    """Return the left-out objects of the reported zones only (None or empty: as given)."""
+    if left_out is not None and len(left_out):
+        left_out = left_out[left_out["zone"].astype(str).isin({str(z.id) for z in zones})]
+    return left_out
+
+
+def _run_coverage(coverage: pd.DataFrame | None, cubes: dict, zones: list[Any], *,
+                  ring_width_m: float) -> pd.DataFrame | None:
+    """Return the given clear coverage, else that of the cubes; warn when there is none."""
     if coverage is None and cubes:
         coverage = _coverage_of(cubes, zones, ring_width_m=ring_width_m)
     if coverage is None:
         log.warning("no clear-coverage table: cloud gaps cannot be told from inactivity")
+    return coverage
 
-    activity, found, prod = _report_activity(
-        footprints, coverage, zones, freq=freq, ring_width_m=ring_width_m,
-        min_coverage=min_coverage, samples=samples, production=production, exports=exports)
-    outputs: dict[str, Path] = {}
-    outputs |= {f"timeseries.{k}": v for k, v in write_timeseries(activity, out).items()}
+
+def _write_timeseries_section(out: Path, activity: pd.DataFrame, zones: list[Any]
+                              ) -> tuple[dict[str, Path], dict[str, bytes]]:
+    """Write the time-series files and stacked chart; return their paths and each zone's chart."""
+    from kpgeo.timeseries_output import write_timeseries
+
+    outputs = {f"timeseries.{k}": v for k, v in write_timeseries(activity, out).items()}
     charts = _zone_charts(activity, zones)
     # timeseries.png: the charts of all zones stacked (one figure)
     outputs["timeseries.png"] = _write_stacked(
         out / "timeseries.png", [charts[str(z.id)] for z in zones]
     )
+    return outputs, charts
 
-    palette = period_palette(
+
+def _run_palette(activity: pd.DataFrame, footprints: Any, *, freq: str) -> Any:
+    """One palette of all periods of the run (time series and first detections), for every map."""
+    from kpgeo.staticmap import period_labels, period_palette
+
+    return period_palette(
         list(period_labels(activity["period_start"], freq=freq))
         + (list(period_labels(footprints["first_detected"], freq=freq)) if len(footprints) else [])
     )
-    overlays, chips, maps, map_periods = _zone_maps(
-        out, zones, footprints, cubes, map_cubes, activity, coverage, palette=palette,
-        freq=freq, ring_width_m=ring_width_m, compare_date=compare_date)
-    outputs |= {f"map_{zone_file_stem(zid)}.png": out / f"map_{zone_file_stem(zid)}.png"
-                for zid in maps}
 
-    outputs["map.html"] = write_map(
-        out / "map.html",
-        footprints,
-        zones=zones,
-        activity=activity,
+
+def _write_web_map(path: Path, run: _ReportRun, *, overlays: list, chips: dict, palette: Any,
+                   freq: str, ring_width_m: float, offline: bool, title: str) -> Path:
+    """Write the run's web map (``map.html``): sites, overlays, chips and optional layers."""
+    from kpgeo.webmap import write_map
+
+    return write_map(
+        path,
+        run.footprints,
+        zones=run.zones,
+        activity=run.activity,
         overlays=overlays,
         chips=chips,
         palette=palette,
@@ -633,15 +727,21 @@ def write_report(
         ring_width_m=ring_width_m,
         offline=offline,
         title=title,
-        sample_units=found.units if found is not None else None,
-        rejected=rejected,
-        left_out=left_out,
+        sample_units=run.samples.units if run.samples is not None else None,
+        rejected=run.rejected,
+        left_out=run.left_out,
     )
+
+
+def _write_bulletin(path: Path, run: _ReportRun, *, charts: dict[str, bytes],
+                    maps: dict[str, bytes], map_periods: dict[str, str], freq: str,
+                    ring_width_m: float, min_coverage: float, title: str, register: Any) -> Path:
+    """Render the run's bulletin (:func:`render_bulletin`) and write it (``bulletin.html``)."""
     page = render_bulletin(
-        zones=zones,
-        footprints=footprints,
-        activity=activity,
-        coverage=coverage,
+        zones=run.zones,
+        footprints=run.footprints,
+        activity=run.activity,
+        coverage=run.coverage,
         charts=charts,
         maps=maps,
         map_periods=map_periods,
@@ -649,15 +749,20 @@ def write_report(
         ring_width_m=ring_width_m,
         min_coverage=min_coverage,
         title=title,
-        samples=found,
-        production=prod,
+        samples=run.samples,
+        production=run.production,
         register=register,
     )
-    with atomic_path(out / "bulletin.html") as tmp:
-        Path(tmp).write_text(page, encoding="utf-8")
-    outputs["bulletin.html"] = out / "bulletin.html"
-    return outputs
+    return _write_text_atomic(path, page)
 
+
+def _write_text_atomic(path: Path, text: str) -> Path:
+    """Write UTF-8 text to ``path`` atomically (readers never see a partial file)."""
+    from kpgeo.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    return path
 
 
 def _report_zones(footprints: Any, zones: Iterable[Any] | None) -> list[Any]:

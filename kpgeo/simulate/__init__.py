@@ -239,17 +239,40 @@ def simulate_scene(
     >>> scene.items_path  # doctest: +SKIP
     PosixPath('scene/items.json')
     """
-    from kpgeo.simulate.grid import check_shape, make_grid
+    from kpgeo.simulate.grid import make_grid
 
     source = _check_source(source)
-    try:
-        seed = int(seed)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"seed must be an integer, got {seed!r}") from exc
+    seed = _check_seed(seed)
     params = _scene_params(source, preset, seed, randomize)
     if n_dates is None:
         n_dates = 36 if source == "real" else 24
     resolution, tile_size = _check_resolution_tiles(resolution, tile_size)
+    zone_obj, ctr, shape = _scene_layout(zone, bbox, center, shape, resolution, seed)
+    out = _prepare_out(Path(out_dir), overwrite)
+
+    grid = make_grid(ctr, shape, resolution)
+    zone_utm = None if zone_obj is None else _project(zone_obj.geometry, grid.epsg)
+    res = _run_source(source, out, grid=grid, lon=ctr[0], start=start, end=end,
+                      n_dates=n_dates, params=params, seed=seed, zone_utm=zone_utm,
+                      tile_size=tile_size, progress=progress)
+    return _finish(out, items=res["items"], feats=res["features"], grid=grid,
+                   cal=res["calendar"], zone_obj=zone_obj, preset=params.name, seed=seed,
+                   n_events=res["n_events"], source=source, params=params)
+
+
+def _check_seed(seed: Any) -> int:
+    """Return ``seed`` as an int (ConfigError if it is not one)."""
+    try:
+        return int(seed)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"seed must be an integer, got {seed!r}") from exc
+
+
+def _scene_layout(zone: Any, bbox: Any, center: Any, shape: Any, resolution: float,
+                  seed: int) -> tuple[Any, tuple[float, float], tuple[int, int]]:
+    """Check zone, bbox, center and shape; return the zone, the scene centre and its shape."""
+    from kpgeo.simulate.grid import check_shape
+
     zone_obj = _resolve_zone(zone)
     if bbox is not None:
         bbox = _check_bbox(bbox)
@@ -259,24 +282,16 @@ def simulate_scene(
             shape = _bbox_shape(bbox, resolution)
         else:
             shape = (256, 256)
-    shape = check_shape(shape)
-    out = _prepare_out(Path(out_dir), overwrite)
+    return zone_obj, ctr, check_shape(shape)
 
-    grid = make_grid(ctr, shape, resolution)
-    zone_utm = None if zone_obj is None else _project(zone_obj.geometry, grid.epsg)
+
+def _run_source(source: str, out: Path, **kw: Any) -> dict[str, Any]:
+    """Write the scene with the ``real`` or the procedural generator; return its results."""
     if source == "real":
         from kpgeo.simulate.realbase import simulate_real
 
-        res = simulate_real(out, grid=grid, lon=ctr[0], start=start, end=end,
-                            n_dates=n_dates, params=params, seed=seed, zone_utm=zone_utm,
-                            tile_size=tile_size, progress=progress)
-    else:
-        res = _simulate_procedural(out, grid=grid, lon=ctr[0], start=start, end=end,
-                                   n_dates=n_dates, params=params, seed=seed,
-                                   zone_utm=zone_utm, tile_size=tile_size, progress=progress)
-    return _finish(out, items=res["items"], feats=res["features"], grid=grid,
-                   cal=res["calendar"], zone_obj=zone_obj, preset=params.name, seed=seed,
-                   n_events=res["n_events"], source=source, params=params)
+        return simulate_real(out, **kw)
+    return _simulate_procedural(out, **kw)
 
 
 def _scene_params(source: str, preset: Any, seed: int, randomize: bool) -> Any:

@@ -510,88 +510,141 @@ def apply_events(surf: np.ndarray, ev: EventTile, plan: EventPlan, *, day: int, 
     ``green`` is the per-pixel greenness of the date; ``woody`` the forest fraction.
     """
     g_crop = float(greenness(np.array([doy]))[0])
-    # burns (savanna only) ------------------------------------------------
+    _paint_burns(surf, ev, plan, day=day, woody=woody)
+    _paint_farms(surf, ev, plan, day=day, g_crop=g_crop)
+    _paint_mining(surf, ev, plan, day=day, g_crop=g_crop, date_index=date_index)
+
+
+def _burn_decay(plan: EventPlan, day: int) -> np.ndarray:
+    """Per-burn fading of the char on ``day`` (0 before the fire, 1 until its lag ends)."""
+    # transcendental functions on the per-event table only (not per pixel): their SIMD
+    # code paths differ with array length, which would make output depend on tiling
+    age_t = np.array([day - b.start for b in plan.burns], np.float64)
+    lag = np.array([b.lag for b in plan.burns], np.float64)
+    return np.where(age_t >= 0, np.exp(-np.maximum(age_t - lag, 0) / np.array(
+        [b.tau for b in plan.burns])), 0.0)
+
+
+def _paint_burns(surf, ev: EventTile, plan: EventPlan, *, day: int, woody) -> None:
+    """Blend char into burn-scar pixels (savanna only), in place."""
     m = ev.burn_index > 0
-    if m.any():
-        bi = ev.burn_index[m] - 1
-        # transcendental functions on the per-event table only (not per pixel): their SIMD
-        # code paths differ with array length, which would make output depend on tiling
-        age_t = np.array([day - b.start for b in plan.burns], np.float64)
-        lag = np.array([b.lag for b in plan.burns], np.float64)
-        decay = np.where(age_t >= 0, np.exp(-np.maximum(age_t - lag, 0) / np.array(
-            [b.tau for b in plan.burns])), 0.0)
-        sev = plan.tables()["burn_sev"][bi]
-        f = decay[bi]
-        f = f * sev * (1 - woody[m]) * np.clip(0.55 + 0.6 * ev.texture[m], 0, 1)
-        if (f > 0).any():
-            surf[:, m] = _mix(surf[:, m], SPECTRA["char"][:, None] * np.ones_like(f)[None],
-                              f.astype(np.float32))
-    # farms ----------------------------------------------------------------
+    if not m.any():
+        return
+    bi = ev.burn_index[m] - 1
+    decay = _burn_decay(plan, day)
+    sev = plan.tables()["burn_sev"][bi]
+    f = decay[bi]
+    f = f * sev * (1 - woody[m]) * np.clip(0.55 + 0.6 * ev.texture[m], 0, 1)
+    if (f > 0).any():
+        surf[:, m] = _mix(surf[:, m], SPECTRA["char"][:, None] * np.ones_like(f)[None],
+                          f.astype(np.float32))
+
+
+def _farm_target(tex, age, bare, grow, g_crop: float):
+    """Farm reflectance by age: ash, then bare soil, then a growing crop."""
+    soil = (0.55 * SPECTRA["laterite"] + 0.45 * SPECTRA["grass_dry"])[:, None]
+    soil = soil * (0.9 + 0.2 * tex)[None]
+    ash_f = np.clip(1 - age / 20.0, 0, 1)
+    ground = _mix(soil, SPECTRA["ash"][:, None] * np.ones_like(ash_f)[None], ash_f)
+    crop = SPECTRA["crop_dry"] + g_crop * (SPECTRA["crop_wet"] - SPECTRA["crop_dry"])
+    cf = np.clip((age - bare) / np.maximum(grow, 1), 0, 1)
+    return _mix(ground, crop[:, None] * np.ones_like(cf)[None], cf)
+
+
+def _paint_farms(surf, ev: EventTile, plan: EventPlan, *, day: int, g_crop: float) -> None:
+    """Replace the pixels of farms cleared by ``day`` with their clearing/crop, in place."""
     m = ev.farm_index > 0
-    if m.any():
-        fi = ev.farm_index[m] - 1
-        tb = plan.tables()
-        starts, bare, grow = tb["farm_start"][fi], tb["farm_bare"][fi], tb["farm_grow"][fi]
-        age = day - starts
-        sel = age >= 0
-        if sel.any():
-            soil = (0.55 * SPECTRA["laterite"] + 0.45 * SPECTRA["grass_dry"])[:, None]
-            soil = soil * (0.9 + 0.2 * ev.texture[m])[None]
-            ash_f = np.clip(1 - age / 20.0, 0, 1)
-            ground = _mix(soil, SPECTRA["ash"][:, None] * np.ones_like(ash_f)[None], ash_f)
-            crop = SPECTRA["crop_dry"] + g_crop * (SPECTRA["crop_wet"] - SPECTRA["crop_dry"])
-            cf = np.clip((age - bare) / np.maximum(grow, 1), 0, 1)
-            target = _mix(ground, crop[:, None] * np.ones_like(cf)[None], cf)
-            cur = surf[:, m]
-            cur[:, sel] = target[:, sel]
-            surf[:, m] = cur
-    # mining ---------------------------------------------------------------
+    if not m.any():
+        return
+    fi = ev.farm_index[m] - 1
+    tb = plan.tables()
+    starts, bare, grow = tb["farm_start"][fi], tb["farm_bare"][fi], tb["farm_grow"][fi]
+    age = day - starts
+    sel = age >= 0
+    if sel.any():
+        target = _farm_target(ev.texture[m], age, bare, grow, g_crop)
+        cur = surf[:, m]
+        cur[:, sel] = target[:, sel]
+        surf[:, m] = cur
+
+
+def _site_timelines(plan: EventPlan, day: int) -> dict[str, np.ndarray]:
+    """Per-site end days and regrowth / turbidity-decay factors on ``day``."""
+    ends = np.array([s.end if s.end is not None else _NEVER for s in plan.sites], np.int64)
+    taus = np.array([s.tau for s in plan.sites])
+    since_t = np.maximum(day - ends, 0).astype(np.float64)
+    # per-site tables (see _burn_decay): bare regrowth, water regrowth, turbidity decay
+    return {"ends": ends, "regrow_bare": 1 - np.exp(-since_t / taus),
+            "regrow_water": 1 - np.exp(-since_t / (2 * taus)),
+            "clear": np.exp(-since_t / 60.0)}
+
+
+def _site_jitter(plan: EventPlan, date_index: int) -> np.ndarray:
+    """Per-site turbidity jitter in [-0.5, 0.5) of the date (mining stirs the water)."""
+    return np.array([((mix_key(plan.key, 7, date_index, s) >> 11) / 2.0**53) - 0.5
+                     for s in range(len(plan.sites))])
+
+
+def _pit_ground(tex, g_crop: float, brightness: float):
+    """Spectra (6, n) of the bare gravel/laterite and the spoil heaps of pit pixels."""
+    wet = float(np.clip(g_crop, 0, 1))
+    bare = _mix(SPECTRA["laterite"][:, None] * np.ones_like(tex)[None],
+                SPECTRA["gravel"][:, None] * np.ones_like(tex)[None], tex)
+    bare = _mix(bare, SPECTRA["wet_laterite"][:, None] * np.ones_like(tex)[None],
+                np.full_like(tex, 0.35 * wet))
+    spoil = SPECTRA["spoil"][:, None] * (0.9 + 0.2 * tex)[None]
+    if brightness != 1.0:  # domain randomisation
+        bare = bare * np.float32(brightness)
+        spoil = spoil * np.float32(brightness)
+    return bare, spoil
+
+
+def _pit_material(plan: EventPlan, tb: dict, pi, tex, *, day: int, g_crop: float,
+                  date_index: int, tl: dict):
+    """Spectra (6, n) of the pit pixels: muddy water, bare gravel or spoil by pit kind."""
+    kind, turb, site = tb["pit_kind"][pi], tb["pit_turb"][pi], tb["pit_site"][pi]
+    jit = _site_jitter(plan, date_index)[site]
+    abandoned = day >= tl["ends"][site]
+    t_now = np.where(abandoned, turb * tl["clear"][site],
+                     np.clip(turb + 0.5 * jit, 0.05, 1.0))
+    bare, spoil = _pit_ground(tex, g_crop, plan.gravel_brightness)
+    water = water_spectrum(t_now).T
+    return np.where(kind[None] == _KIND_WATER, water,
+                    np.where(kind[None] == _KIND_GRAVEL, bare, spoil))
+
+
+def _pit_background(tb: dict, pi, tex, *, day: int, tl: dict):
+    """Fraction of background kept in pit pixels: sub-pixel edges plus regrowth."""
+    kind, site = tb["pit_kind"][pi], tb["pit_site"][pi]
+    abandoned = day >= tl["ends"][site]
+    # small pits are sub-pixel mixtures at their edges: keep 10-30 % background
+    keep = 0.1 + 0.2 * (1 - tex)
+    regrow = np.where(abandoned, np.where(kind == _KIND_WATER, tl["regrow_water"][site],
+                                          tl["regrow_bare"][site]), 0.0)
+    return np.clip(keep + (1 - keep) * 0.9 * regrow, 0, 1)
+
+
+def _paint_mining(surf, ev: EventTile, plan: EventPlan, *, day: int, g_crop: float,
+                  date_index: int) -> None:
+    """Paint pre-cleared ground and the open (or abandoned) pits of ``day``, in place."""
     m = ev.pit_index > 0
-    if m.any():
-        tb = plan.tables()
-        pi = ev.pit_index[m] - 1
-        pstart = tb["pit_start"][pi]
-        _paint_pre_clear(surf, m, ev, plan, pi, pstart, day)
-        sel = pstart <= day
-        if sel.any():
-            kind, turb, site = tb["pit_kind"][pi], tb["pit_turb"][pi], tb["pit_site"][pi]
-            ends = np.array([s.end if s.end is not None else _NEVER for s in plan.sites],
-                            np.int64)
-            taus = np.array([s.tau for s in plan.sites])
-            since_t = np.maximum(day - ends, 0).astype(np.float64)
-            # per-site tables (see burns above): bare regrowth, water regrowth, turbidity decay
-            regrow_bare_t = 1 - np.exp(-since_t / taus)
-            regrow_water_t = 1 - np.exp(-since_t / (2 * taus))
-            clear_t = np.exp(-since_t / 60.0)
-            send = ends[site]
-            tex = ev.texture[m]
-            # per-date turbidity jitter of active sites (mining stirs the water)
-            jit = np.array([((mix_key(plan.key, 7, date_index, s) >> 11) / 2.0**53) - 0.5
-                            for s in range(len(plan.sites))])[site]
-            abandoned = day >= send
-            t_now = np.where(abandoned, turb * clear_t[site],
-                             np.clip(turb + 0.5 * jit, 0.05, 1.0))
-            wet = float(np.clip(g_crop, 0, 1))
-            bare = _mix(SPECTRA["laterite"][:, None] * np.ones_like(tex)[None],
-                        SPECTRA["gravel"][:, None] * np.ones_like(tex)[None], tex)
-            bare = _mix(bare, SPECTRA["wet_laterite"][:, None] * np.ones_like(tex)[None],
-                        np.full_like(tex, 0.35 * wet))
-            spoil = SPECTRA["spoil"][:, None] * (0.9 + 0.2 * tex)[None]
-            if plan.gravel_brightness != 1.0:  # domain randomisation
-                bare = bare * np.float32(plan.gravel_brightness)
-                spoil = spoil * np.float32(plan.gravel_brightness)
-            water = water_spectrum(t_now).T
-            mat = np.where(kind[None] == _KIND_WATER, water,
-                           np.where(kind[None] == _KIND_GRAVEL, bare, spoil))
-            # small pits are sub-pixel mixtures at their edges: keep 10-30 % background
-            keep = 0.1 + 0.2 * (1 - tex)
-            regrow = np.where(abandoned, np.where(kind == _KIND_WATER, regrow_water_t[site],
-                                                  regrow_bare_t[site]), 0.0)
-            bgf = np.clip(keep + (1 - keep) * 0.9 * regrow, 0, 1)
-            cur = surf[:, m]
-            new = _mix(mat, cur, bgf)
-            cur[:, sel] = new[:, sel]
-            surf[:, m] = cur
+    if not m.any():
+        return
+    tb = plan.tables()
+    pi = ev.pit_index[m] - 1
+    pstart = tb["pit_start"][pi]
+    _paint_pre_clear(surf, m, ev, plan, pi, pstart, day)
+    sel = pstart <= day
+    if not sel.any():
+        return
+    tex = ev.texture[m]
+    tl = _site_timelines(plan, day)
+    mat = _pit_material(plan, tb, pi, tex, day=day, g_crop=g_crop, date_index=date_index, tl=tl)
+    bgf = _pit_background(tb, pi, tex, day=day, tl=tl)
+    cur = surf[:, m]
+    new = _mix(mat, cur, bgf)
+    cur[:, sel] = new[:, sel]
+    surf[:, m] = cur
 
 
 def _paint_pre_clear(surf, m, ev, plan, pi, pstart, day) -> None:
