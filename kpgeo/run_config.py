@@ -100,6 +100,7 @@ _RUN_KEYS = {
     "store": str,
 }
 _ZONE_KEYS = {"zone": str, "aoi": str, "items": str}
+_SECTIONS = {"run", "zones", "change", "production", "search"}
 
 
 def _check_table(table: Any, types: dict[str, Any], where: str) -> dict[str, Any]:
@@ -134,67 +135,132 @@ def load_config(path: str | os.PathLike) -> RunConfig:
         names the file and the key.
     """
     path = Path(path)
+    raw = _read_toml(path)
+    _check_sections(raw, path)
+    run = _check_table(raw.get("run", {}), _RUN_KEYS, f"{path}: [run]")
+    search = _search_config(raw, path)
+    jobs = _zone_jobs(raw, path, search)
+    change = _change_table(raw, path)
+    production = _production_params(raw, path)
+    exports = _exports_path(run, path)
+    return _build_config(
+        path, run, jobs, change=change, production=production, exports=exports, search=search
+    )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """Parse the run file as TOML; a missing file or bad TOML is a ConfigError."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: no such run configuration file") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    unknown = set(raw) - {"run", "zones", "change", "production", "search"}
+
+
+def _check_sections(raw: dict[str, Any], path: Path) -> None:
+    """Refuse top-level sections other than the known ones."""
+    unknown = set(raw) - _SECTIONS
     if unknown:
         raise ConfigError(
             f"{path}: unknown section(s) {sorted(unknown)}; expected [run], [[zones]], [change], "
             "[production], [search]"
         )
-    run = _check_table(raw.get("run", {}), _RUN_KEYS, f"{path}: [run]")
-    search = None
-    if "search" in raw:
-        from kpgeo.search import SearchConfig
 
-        search = SearchConfig.from_mapping(raw["search"], where=f"{path}: [search]")
+
+def _search_config(raw: dict[str, Any], path: Path) -> Any:
+    """Build the SearchConfig of the ``[search]`` table, or None without one."""
+    if "search" not in raw:
+        return None
+    from kpgeo.search import SearchConfig
+
+    return SearchConfig.from_mapping(raw["search"], where=f"{path}: [search]")
+
+
+def _zone_jobs(raw: dict[str, Any], path: Path, search: Any) -> list[ZoneJob]:
+    """Build one validated ZoneJob per ``[[zones]]`` entry, in file order."""
     zones = raw.get("zones", [])
     if not isinstance(zones, list) or not zones:
         raise ConfigError(
             f"{path}: no [[zones]] entries; add at least one with zone= (or aoi=) and items="
         )
-    jobs = []
-    for i, entry in enumerate(zones, 1):
-        where = f"{path}: [[zones]] entry {i}"
-        _check_table(entry, _ZONE_KEYS, where)
-        if ("items" not in entry and search is None) or ("zone" in entry) == ("aoi" in entry):
-            raise ConfigError(f"{where}: needs items= (or a [search] section) and exactly one "
-                              "of zone= or aoi=")
-        items = (path.parent / entry["items"]).resolve() if "items" in entry else None
-        if items is not None and items.is_dir():
-            raise ConfigError(
-                f"{where}: items {items} is a folder; give the STAC ItemCollection JSON file "
-                "in it (e.g. items.json)"
-            )
-        if items is not None and not items.is_file():
-            raise ConfigError(f"{where}: items file {items} does not exist")
-        aoi = entry["zone"] if "zone" in entry else path.parent / entry["aoi"]
-        try:
-            zone = load_aoi(aoi)
-        except KpgeoError as exc:
-            raise ConfigError(f"{where}: {exc}") from exc
-        jobs.append(ZoneJob(zone=zone, items=items))
+    return [
+        _zone_job(entry, path, search, where=f"{path}: [[zones]] entry {i}")
+        for i, entry in enumerate(zones, 1)
+    ]
+
+
+def _zone_job(entry: Any, path: Path, search: Any, *, where: str) -> ZoneJob:
+    """Validate one ``[[zones]]`` entry and load its zone and items path."""
+    _check_table(entry, _ZONE_KEYS, where)
+    if ("items" not in entry and search is None) or ("zone" in entry) == ("aoi" in entry):
+        raise ConfigError(f"{where}: needs items= (or a [search] section) and exactly one "
+                          "of zone= or aoi=")
+    items = _items_path(entry, path, where)
+    aoi = entry["zone"] if "zone" in entry else path.parent / entry["aoi"]
+    try:
+        zone = load_aoi(aoi)
+    except KpgeoError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    return ZoneJob(zone=zone, items=items)
+
+
+def _items_path(entry: dict[str, Any], path: Path, where: str) -> Path | None:
+    """Resolve a zone entry's ``items =`` file (it must exist), or None without one."""
+    items = (path.parent / entry["items"]).resolve() if "items" in entry else None
+    if items is not None and items.is_dir():
+        raise ConfigError(
+            f"{where}: items {items} is a folder; give the STAC ItemCollection JSON file "
+            "in it (e.g. items.json)"
+        )
+    if items is not None and not items.is_file():
+        raise ConfigError(f"{where}: items file {items} does not exist")
+    return items
+
+
+def _change_table(raw: dict[str, Any], path: Path) -> Any:
+    """Return the ``[change]`` table, checked to be a table (RunConfig checks its fields)."""
     change = raw.get("change", {})
     if not isinstance(change, dict):
         raise ConfigError(f"{path}: [change] must be a table of ChangeParams fields")
-    production = exports = None
-    if "production" in raw:
-        from kpgeo.production import ProductionParams
+    return change
 
-        if not isinstance(raw["production"], dict):
-            raise ConfigError(f"{path}: [production] must be a table of production parameters")
-        production = ProductionParams.from_mapping(raw["production"], where=f"{path}: [production]")
-    if "exports" in run:
-        from kpgeo.production import read_exports
 
-        exports = (path.parent / run["exports"]).resolve()
-        if not exports.is_file():
-            raise ConfigError(f"{path}: [run] exports file {exports} does not exist")
-        read_exports(exports)  # a bad table is refused now, not after hours of processing
+def _production_params(raw: dict[str, Any], path: Path) -> Any:
+    """Build the ProductionParams of the ``[production]`` table, or None without one."""
+    if "production" not in raw:
+        return None
+    from kpgeo.production import ProductionParams
+
+    if not isinstance(raw["production"], dict):
+        raise ConfigError(f"{path}: [production] must be a table of production parameters")
+    return ProductionParams.from_mapping(raw["production"], where=f"{path}: [production]")
+
+
+def _exports_path(run: dict[str, Any], path: Path) -> Path | None:
+    """Resolve and read the ``[run] exports`` CSV (a bad table is refused); None without one."""
+    if "exports" not in run:
+        return None
+    from kpgeo.production import read_exports
+
+    exports = (path.parent / run["exports"]).resolve()
+    if not exports.is_file():
+        raise ConfigError(f"{path}: [run] exports file {exports} does not exist")
+    read_exports(exports)  # a bad table is refused now, not after hours of processing
+    return exports
+
+
+def _build_config(
+    path: Path,
+    run: dict[str, Any],
+    jobs: list[ZoneJob],
+    *,
+    change: dict[str, Any],
+    production: Any,
+    exports: Path | None,
+    search: Any,
+) -> RunConfig:
+    """Build the RunConfig with ``[run]`` defaults; its errors are prefixed with the file."""
     try:
         return RunConfig(
             jobs=tuple(jobs),

@@ -497,16 +497,39 @@ def plot_zone_map(
     -------
     matplotlib.figure.Figure
     """
-    import geopandas as gpd
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    from kpgeo.io import to_utc_naive
 
     crs = zone.utm_crs
+    zgdf, rgdf = _zone_outlines(zone, ring_width_m, crs)
+    fp = _zone_footprints(footprints, zone, crs, period)
+
+    fig = Figure(figsize=figsize, dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    bg = _draw_background(ax, background, crs)
+    handles = _draw_footprints(ax, fp, freq=freq, palette=palette)
+    handles = _draw_outlines(ax, zgdf, rgdf, ring_width_m) + handles
+    _set_map_view(ax, rgdf, bg, crs)
+    _scale_bar(ax)
+    _north_arrow(ax)
+    ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.85)
+    ax.set_title(_mpl_text(_map_title(zone, period, title)), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _zone_outlines(zone: Any, ring_width_m: float, crs: Any) -> tuple[Any, Any]:
+    """Return the zone and its outside ring as GeoSeries in ``crs``."""
+    import geopandas as gpd
+
     zgdf = gpd.GeoSeries([zone.geometry], crs=4326).to_crs(crs)
     rgdf = gpd.GeoSeries([zone.ring(ring_width_m)], crs=4326).to_crs(crs)
+    return zgdf, rgdf
+
+
+def _zone_footprints(footprints: Any, zone: Any, crs: Any, period: Any) -> Any:
+    """Select the zone's footprints (in ``crs``), first detected by the period's end."""
+    from kpgeo.io import to_utc_naive
+
     fp = (
         footprints[footprints["zone"].astype(str) == str(zone.id)]
         if len(footprints)
@@ -517,21 +540,30 @@ def plot_zone_map(
         if period is not None and period[1] is not None:
             first = to_utc_naive(fp["first_detected"], what="footprints first_detected")
             fp = fp[first <= pd.Timestamp(period[1])]
+    return fp
 
-    fig = Figure(figsize=figsize, dpi=100)
-    ax = fig.add_subplot(1, 1, 1)
-    if background is not None:
-        bg = background
-        try:
-            import odc.geo.xr  # noqa: F401
 
-            if bg.odc.crs is not None and bg.odc.crs != crs:
-                bg = bg.odc.reproject(crs, resampling="nearest")
-        except (ImportError, AttributeError):
-            pass
-        ax.imshow(np.asarray(bg.values), extent=_extent(bg), origin="upper", zorder=0)
-    else:
+def _draw_background(ax: Any, background: Any, crs: Any) -> Any:
+    """Draw the composite (reprojected to ``crs``) or a plain land colour; return the image."""
+    if background is None:
         ax.set_facecolor("#f2efe9")
+        return None
+    bg = background
+    try:
+        import odc.geo.xr  # noqa: F401
+
+        if bg.odc.crs is not None and bg.odc.crs != crs:
+            bg = bg.odc.reproject(crs, resampling="nearest")
+    except (ImportError, AttributeError):
+        pass
+    ax.imshow(np.asarray(bg.values), extent=_extent(bg), origin="upper", zorder=0)
+    return bg
+
+
+def _draw_footprints(ax: Any, fp: Any, *, freq: str, palette: dict[str, str] | None) -> list:
+    """Fill the footprints by first-detection period; return their legend patches."""
+    from matplotlib.patches import Patch
+
     handles = []
     if len(fp):
         labels = period_labels(fp["first_detected"], freq=freq).fillna(UNDATED)
@@ -545,16 +577,27 @@ def plot_zone_map(
             handles.append(
                 Patch(facecolor=colour, edgecolor="black", label=f"first detected {cat}")
             )
+    return handles
+
+
+def _draw_outlines(ax: Any, zgdf: Any, rgdf: Any, ring_width_m: float) -> list:
+    """Draw the zone boundary and the dashed outside ring; return their legend lines."""
+    from matplotlib.lines import Line2D
+
     zgdf.boundary.plot(ax=ax, color="#ffd400", linewidth=2.0, zorder=4)
     rgdf.boundary.plot(ax=ax, color="#00bcd4", linewidth=1.0, linestyle="--", zorder=4)
-    handles = [
+    return [
         Line2D([], [], color="#ffd400", lw=2, label="zone boundary"),
         Line2D(
             [], [], color="#00bcd4", lw=1, ls="--", label=f"{ring_width_m / 1000:g} km outside ring"
         ),
-    ] + handles
+    ]
+
+
+def _set_map_view(ax: Any, rgdf: Any, bg: Any, crs: Any) -> None:
+    """Frame the map on the ring (clipped to the composite) and label the UTM axes."""
     minx, miny, maxx, maxy = rgdf.total_bounds
-    if background is not None:
+    if bg is not None:
         e = _extent(bg)
         minx, maxx = max(minx, e[0]), min(maxx, e[1])
         miny, maxy = max(miny, e[2]), min(maxy, e[3])
@@ -565,16 +608,15 @@ def plot_zone_map(
     ax.tick_params(labelsize=7)
     ax.set_xlabel(f"easting (m, {crs.name})", fontsize=7)
     ax.set_ylabel("northing (m)", fontsize=7)
-    _scale_bar(ax)
-    _north_arrow(ax)
-    ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.85)
+
+
+def _map_title(zone: Any, period: tuple[Any, Any] | None, title: str | None) -> str:
+    """Return ``title``, or the zone name followed by the period's dates."""
     when = ""
     if period is not None:
         a, b = (pd.Timestamp(p).strftime("%Y-%m-%d") if p is not None else "…" for p in period)
         when = f"  ({a} – {b})"
-    ax.set_title(_mpl_text(title if title is not None else f"{zone.name}{when}"), fontsize=10)
-    fig.tight_layout()
-    return fig
+    return title if title is not None else f"{zone.name}{when}"
 
 
 def figure_png(fig: Any, *, dpi: int = 100) -> bytes:

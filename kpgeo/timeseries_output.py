@@ -146,8 +146,32 @@ def plot_activity(
         Created with the Agg canvas (no display needed).
     """
     from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
 
+    zone, inside, ring = _zone_rows(activity, zone)
+    x = pd.to_datetime(inside["period_start"]).to_numpy()
+    width_days = _bar_width_days(x)
+    width = pd.Timedelta(days=width_days)
+
+    fig = Figure(figsize=figsize, dpi=100)
+    ax, axc = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    full_w = pd.Timedelta(days=width_days / 0.38)
+    _shade_low_coverage((ax, axc), x, inside["low_coverage"].to_numpy(bool), full_w)
+    _draw_new_area(ax, x, inside, ring, width)
+    ax2 = _draw_cumulative(ax, x + full_w / 2, inside)
+    ax.set_ylabel("new area (ha)")
+    ax2.set_ylabel("cumulative (ha)")
+    ax2.set_ylim(bottom=0)
+    ax.set_ylim(bottom=0)
+    _draw_coverage(axc, x, inside, full_w)
+    _activity_legend(fig, ax, ax2)
+    ax.set_title(title if title is not None else str(zone), fontsize=10)
+    _slant_date_labels(axc)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return fig
+
+
+def _zone_rows(activity: pd.DataFrame, zone: str | None) -> tuple[Any, pd.DataFrame, pd.DataFrame]:
+    """Pick the zone to plot; return it with its inside and ring rows, by period."""
     zones = list(pd.unique(activity["zone"]))
     if zone is None:
         if len(zones) != 1:
@@ -158,23 +182,30 @@ def plot_activity(
         raise ConfigError(f"no activity rows for zone {zone!r}; have {zones}")
     inside = df[df["region"] == "zone"].sort_values("period_start")
     ring = df[df["region"] == "ring"].sort_values("period_start")
-    x = pd.to_datetime(inside["period_start"]).to_numpy()
-    if len(x) > 1:
-        width_days = float(np.median(np.diff(x).astype("timedelta64[D]").astype(float))) * 0.38
-    else:
-        width_days = 30.0
-    width = pd.Timedelta(days=width_days)
+    return zone, inside, ring
 
-    fig = Figure(figsize=figsize, dpi=100)
-    ax, axc = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    low = inside["low_coverage"].to_numpy(bool)
-    full_w = pd.Timedelta(days=width_days / 0.38)
+
+def _bar_width_days(x: np.ndarray) -> float:
+    """Return the bar width in days: 0.38 of the median period (30 for a single period)."""
+    if len(x) > 1:
+        return float(np.median(np.diff(x).astype("timedelta64[D]").astype(float))) * 0.38
+    return 30.0
+
+
+def _shade_low_coverage(axes: tuple[Any, ...], x: np.ndarray, low: np.ndarray, full_w: Any) -> None:
+    """Hatch the low-coverage periods grey on every axis."""
     for xi, flag in zip(x, low, strict=True):
         if flag:
-            for a in (ax, axc):
+            for a in axes:
                 a.axvspan(
                     xi, xi + full_w, facecolor="0.85", hatch="//", edgecolor="0.6", lw=0, zorder=0
                 )
+
+
+def _draw_new_area(
+    ax: Any, x: np.ndarray, inside: pd.DataFrame, ring: pd.DataFrame, width: pd.Timedelta
+) -> None:
+    """Draw the new-area bars: inside the zone, then (beside them) in the outside ring."""
     ax.bar(
         x,
         inside["new_area_ha"].fillna(0).to_numpy(),
@@ -192,29 +223,41 @@ def plot_activity(
             color="#f5b041",
             label="new area, outside ring (ha)",
         )
+
+
+def _draw_cumulative(ax: Any, x_mid: np.ndarray, inside: pd.DataFrame) -> Any:
+    """Draw the cumulative footprint line on a right-hand twin axis; return that axis."""
     ax2 = ax.twinx()
     ax2.plot(
-        x + full_w / 2,
+        x_mid,
         inside["cumulative_area_ha"].to_numpy(),
         color="#2c3e50",
         marker="o",
         ms=3,
         label="cumulative footprint (ha)",
     )
-    ax.set_ylabel("new area (ha)")
-    ax2.set_ylabel("cumulative (ha)")
-    ax2.set_ylim(bottom=0)
-    ax.set_ylim(bottom=0)
+    return ax2
+
+
+def _draw_coverage(axc: Any, x: np.ndarray, inside: pd.DataFrame, full_w: Any) -> None:
+    """Draw the clear-coverage bars (0-1) on the lower axis."""
     cov = inside["clear_fraction"].to_numpy(float)
     axc.bar(x, np.nan_to_num(cov), width=full_w * 0.9, align="edge", color="#5dade2")
     axc.set_ylim(0, 1)
     axc.set_ylabel("clear")
+
+
+def _activity_legend(fig: Any, ax: Any, ax2: Any) -> None:
+    """Add the figure legend: both axes' series and the low-coverage hatch."""
+    from matplotlib.patches import Patch
+
     handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     handles.append(Patch(facecolor="0.85", hatch="//", edgecolor="0.6", label="low clear coverage"))
     fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=7, frameon=False)
-    ax.set_title(title if title is not None else str(zone), fontsize=10)
+
+
+def _slant_date_labels(axc: Any) -> None:
+    """Slant the lower axis' date labels so that they do not overlap."""
     for label in axc.get_xticklabels():
         label.set_rotation(25)
         label.set_ha("right")
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
-    return fig

@@ -10,6 +10,7 @@ every distance used, so tiles join seamlessly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -87,12 +88,24 @@ def _meander(rng, start, heading, step, n_steps, bounds, wiggle=0.16):
     return LineString(pts) if len(pts) > 1 else None
 
 
-def plan_landscape(grid: SceneGrid, *, seed: int) -> LandscapePlan:
-    """Draw rivers, villages and roads for ``grid`` (deterministic in ``seed``)."""
-    from shapely.geometry import LineString, Point
-    from shapely.ops import linemerge
+class _PlanFrame(NamedTuple):
+    """Scene extent and random-walk settings shared by the plan's drawing steps."""
 
-    rng = np.random.default_rng(mix_key(seed, 101))
+    left: float
+    bottom: float
+    right: float
+    top: float
+    width: float
+    height: float
+    diag: float
+    ext: tuple  # scene bounds plus a margin: where centrelines stop
+    area_km2: float
+    step: float
+    n_steps: int
+
+
+def _plan_frame(grid: SceneGrid) -> _PlanFrame:
+    """Extent, padded bounds and meander step of the plan for ``grid``."""
     left, bottom, right, top = grid.bounds
     width, height = right - left, top - bottom
     diag = float(np.hypot(width, height))
@@ -101,20 +114,36 @@ def plan_landscape(grid: SceneGrid, *, seed: int) -> LandscapePlan:
     area_km2 = grid.area_ha / 100.0
     step = float(np.clip(diag / 150.0, 15.0, 60.0))
     n_steps = int(4 * (diag + 2 * margin) / step) + 10
+    return _PlanFrame(left, bottom, right, top, width, height, diag, ext, area_km2, step,
+                      n_steps)
 
+
+def _two_way_meander(rng, start, heading, step, n_steps, bounds, wiggle=0.16):
+    """Line through ``start``: a meander forward along ``heading`` joined to one backward."""
+    from shapely.geometry import LineString
+
+    fwd = _meander(rng, start, heading, step, n_steps, bounds, wiggle)
+    bwd = _meander(rng, start, heading + np.pi, step, n_steps, bounds, wiggle)
+    return LineString(list(bwd.coords)[::-1] + list(fwd.coords)[1:])
+
+
+def _plan_main_rivers(rng, fr: _PlanFrame) -> list:
+    """Draw the main rivers: about one per 60 km2, each through the scene's centre part."""
     mains = []
-    for _ in range(max(1, int(round(area_km2 / 60.0)))):
-        ax = left + width * rng.uniform(0.25, 0.75)
-        ay = bottom + height * rng.uniform(0.25, 0.75)
+    for _ in range(max(1, int(round(fr.area_km2 / 60.0)))):
+        ax = fr.left + fr.width * rng.uniform(0.25, 0.75)
+        ay = fr.bottom + fr.height * rng.uniform(0.25, 0.75)
         heading = rng.uniform(0, 2 * np.pi)
-        fwd = _meander(rng, (ax, ay), heading, step, n_steps, ext)
-        bwd = _meander(rng, (ax, ay), heading + np.pi, step, n_steps, ext)
-        coords = list(bwd.coords)[::-1] + list(fwd.coords)[1:]
-        mains.append(LineString(coords))
+        mains.append(_two_way_meander(rng, (ax, ay), heading, fr.step, fr.n_steps, fr.ext))
+    return mains
 
+
+def _plan_tributaries(rng, fr: _PlanFrame, mains: list) -> list:
+    """Tributaries branching off the main rivers and off earlier tributaries."""
     tribs = []
-    n_trib = int(np.clip(2 + area_km2 / 6.0, 2, 400))
+    n_trib = int(np.clip(2 + fr.area_km2 / 6.0, 2, 400))
     sources = list(mains)
+    step = fr.step
     for _ in range(n_trib):
         parent = sources[int(rng.integers(len(sources)))]
         s = rng.uniform(0.05, 0.95) * parent.length
@@ -122,33 +151,44 @@ def plan_landscape(grid: SceneGrid, *, seed: int) -> LandscapePlan:
         q = parent.interpolate(min(s + step, parent.length))
         tangent = np.arctan2(q.y - p.y, q.x - p.x)
         heading = tangent + rng.choice([-1, 1]) * rng.uniform(0.6, 1.3)
-        length = rng.uniform(0.3, 1.0) * max(diag * 0.7, 800.0)
-        line = _meander(rng, (p.x, p.y), heading, step, int(length / step) + 2, ext, 0.22)
+        length = rng.uniform(0.3, 1.0) * max(fr.diag * 0.7, 800.0)
+        line = _meander(rng, (p.x, p.y), heading, step, int(length / step) + 2, fr.ext, 0.22)
         if line is not None and line.length > step * 2:
             tribs.append(line)
             if len(sources) < 50:
                 sources.append(line)
+    return tribs
+
+
+def _plan_villages(rng, fr: _PlanFrame, mains: list, tribs: list) -> tuple[list, list]:
+    """Village disks at least 350 m from any river; return ``(disks, centre points)``."""
+    from shapely.geometry import Point
+    from shapely.ops import linemerge
 
     villages, centres = [], []
-    n_vil = int(np.clip(round(area_km2 / 3.0 + rng.uniform(0, 1)), 1, 3000))
+    n_vil = int(np.clip(round(fr.area_km2 / 3.0 + rng.uniform(0, 1)), 1, 3000))
     rivers = linemerge(mains + tribs) if (mains or tribs) else None
     tries = 0
     while len(villages) < n_vil and tries < n_vil * 30:
         tries += 1
-        c = Point(rng.uniform(left, right), rng.uniform(bottom, top))
+        c = Point(rng.uniform(fr.left, fr.right), rng.uniform(fr.bottom, fr.top))
         if rivers is not None and rivers.distance(c) < 350.0:
             continue
         r = rng.uniform(50.0, 160.0)
         villages.append(c.buffer(r, quad_segs=8))
         centres.append(c)
+    return villages, centres
+
+
+def _plan_roads(rng, fr: _PlanFrame, centres: list) -> list:
+    """Draw a through road across the scene, then a track from each village to the network."""
+    from shapely.geometry import LineString
 
     roads = []
     # a through road crossing the scene
     heading = rng.uniform(0, 2 * np.pi)
-    a = (left + width * rng.uniform(0.3, 0.7), bottom + height * rng.uniform(0.3, 0.7))
-    fwd = _meander(rng, a, heading, step * 2, n_steps, ext, 0.05)
-    bwd = _meander(rng, a, heading + np.pi, step * 2, n_steps, ext, 0.05)
-    roads.append(LineString(list(bwd.coords)[::-1] + list(fwd.coords)[1:]))
+    a = (fr.left + fr.width * rng.uniform(0.3, 0.7), fr.bottom + fr.height * rng.uniform(0.3, 0.7))
+    roads.append(_two_way_meander(rng, a, heading, fr.step * 2, fr.n_steps, fr.ext, 0.05))
     for i, c in enumerate(centres):
         others = centres[:i] if i else []
         if others:
@@ -157,7 +197,17 @@ def plan_landscape(grid: SceneGrid, *, seed: int) -> LandscapePlan:
             target = roads[0].interpolate(roads[0].project(c))
         mid = ((c.x + target.x) / 2 + rng.normal(0, 60), (c.y + target.y) / 2 + rng.normal(0, 60))
         roads.append(LineString([(c.x, c.y), mid, (target.x, target.y)]))
+    return roads
 
+
+def plan_landscape(grid: SceneGrid, *, seed: int) -> LandscapePlan:
+    """Draw rivers, villages and roads for ``grid`` (deterministic in ``seed``)."""
+    rng = np.random.default_rng(mix_key(seed, 101))
+    fr = _plan_frame(grid)
+    mains = _plan_main_rivers(rng, fr)
+    tribs = _plan_tributaries(rng, fr, mains)
+    villages, centres = _plan_villages(rng, fr, mains, tribs)
+    roads = _plan_roads(rng, fr, centres)
     return LandscapePlan(
         main_rivers=tuple(mains),
         tributaries=tuple(tribs),
@@ -218,12 +268,19 @@ def landscape_tile(plan: LandscapePlan, *, grid: SceneGrid, row0: int, col0: int
     return _fields(plan, grid, row0, col0, shape, d_main, d_trib, d_road, win)
 
 
-def _fields(plan, grid, row0, col0, shape, d_main, d_trib, d_road, win) -> LandscapeTile:
-    """Landscape fields from the distances to rivers and roads (m) on a window."""
-    from rasterio.features import rasterize
+class _Noise(NamedTuple):
+    """Smooth noise fields of one window (float32), named by feature scale."""
 
-    res = grid.resolution
-    k = plan.key
+    big: np.ndarray  # ~900 m
+    mid: np.ndarray  # ~250 m
+    small: np.ndarray  # ~60 m
+    fine: np.ndarray  # ~8 m at 10 m resolution
+    flood: np.ndarray  # ~300 m: floodplain height
+    flood_var: np.ndarray  # ~500 m: reach-to-reach change of the flood
+
+
+def _noise(k, row0, col0, shape, res) -> _Noise:
+    """Evaluate the landscape's noise fields on the window ``(row0, col0, shape)``."""
     px = 1.0 / res  # pixels per metre
     n_big = fbm(mix_key(k, 1), row0=row0, col0=col0, shape=shape, scale=900.0 * px, octaves=4)
     n_mid = fbm(mix_key(k, 2), row0=row0, col0=col0, shape=shape, scale=250.0 * px, octaves=4)
@@ -231,34 +288,45 @@ def _fields(plan, grid, row0, col0, shape, d_main, d_trib, d_road, win) -> Lands
     fine_scale = 8.0 * px * 10 / max(res, 1)
     n_fine = fbm(mix_key(k, 4), row0=row0, col0=col0, shape=shape, scale=fine_scale, octaves=2)
     n_flood = fbm(mix_key(k, 5), row0=row0, col0=col0, shape=shape, scale=300.0 * px, octaves=3)
+    # floods differ from one reach of floodplain to the next (depth, emergent grass, silt load)
+    fl_var = fbm(mix_key(k, 8), row0=row0, col0=col0, shape=shape, scale=500.0 * px, octaves=2)
+    return _Noise(n_big, n_mid, n_small, n_fine, n_flood, fl_var)
 
-    # rivers: water fraction from distance to the centreline (partial pixels on narrow streams)
+
+def _water_fraction(plan, d_main, d_trib, res) -> np.ndarray:
+    """River water fraction from distance to the centreline (partial pixels on narrow streams)."""
     water = np.clip((plan.main_half_width - d_main) / res + 0.5, 0, 1)
     water = np.maximum(water, np.clip((plan.trib_half_width - d_trib) / res + 0.5, 0, 1) * 0.8)
-    water = water.astype(np.float32)
+    return water.astype(np.float32)
 
-    # gallery forest along rivers, forest islands elsewhere
-    wf_main = 110.0 + 90.0 * n_mid * 2.0
-    wf_trib = 55.0 + 45.0 * n_mid * 2.0
-    forest = np.maximum(_sig((wf_main - d_main) / 20.0), _sig((wf_trib - d_trib) / 15.0))
-    forest = np.maximum(forest, np.clip((n_big - 0.30) / 0.12, 0, 1) * 0.9)
-    forest *= np.clip(0.85 + 0.3 * n_small, 0, 1)
 
-    # floodplains along main rivers: wet grass, flooded when the level exceeds the height
-    fp_width = 260.0 + 260.0 * n_big
+def _floodplain(d_main, nz: _Noise):
+    """Floodplains along main rivers: ``(mask, height above river, wetness)``."""
+    fp_width = 260.0 + 260.0 * nz.big
     fp_width = np.clip(fp_width, 80.0, _FLOOD_MAX_M)
     in_fp = d_main < fp_width
     flood_height = np.where(
-        in_fp, np.clip(d_main / fp_width + 0.45 * n_flood, 0.0, 1.3), np.inf
+        in_fp, np.clip(d_main / fp_width + 0.45 * nz.flood, 0.0, 1.3), np.inf
     ).astype(np.float32)
     wet = np.where(in_fp, np.clip(1.2 - d_main / fp_width, 0, 1), 0.0)
-    # floods differ from one reach of floodplain to the next (depth, emergent grass, silt load)
-    fl_var = fbm(mix_key(k, 8), row0=row0, col0=col0, shape=shape, scale=500.0 * px, octaves=2)
-    forest = np.where(in_fp, forest * np.clip(0.3 + 1.2 * n_small, 0, 1), forest)
+    return in_fp, flood_height, wet
 
-    woody_frac = np.clip(0.45 + 1.1 * n_mid + 0.3 * n_small, 0, 1)
+
+def _forest_cover(d_main, d_trib, in_fp, nz: _Noise) -> np.ndarray:
+    """Gallery forest along rivers, forest islands elsewhere, thinned on floodplains."""
+    wf_main = 110.0 + 90.0 * nz.mid * 2.0
+    wf_trib = 55.0 + 45.0 * nz.mid * 2.0
+    forest = np.maximum(_sig((wf_main - d_main) / 20.0), _sig((wf_trib - d_trib) / 15.0))
+    forest = np.maximum(forest, np.clip((nz.big - 0.30) / 0.12, 0, 1) * 0.9)
+    forest *= np.clip(0.85 + 0.3 * nz.small, 0, 1)
+    return np.where(in_fp, forest * np.clip(0.3 + 1.2 * nz.small, 0, 1), forest)
+
+
+def _cover_weights(forest, wet, nz: _Noise, shape) -> dict:
+    """Natural land-cover fractions (forest, woodland, grass, wet grass; built-up zero)."""
+    woody_frac = np.clip(0.45 + 1.1 * nz.mid + 0.3 * nz.small, 0, 1)
     rest = 1.0 - forest
-    weights = {
+    return {
         "forest": forest,
         "woodland": rest * woody_frac * (1 - wet),
         "grass": rest * (1 - woody_frac) * (1 - wet),
@@ -268,54 +336,80 @@ def _fields(plan, grid, row0, col0, shape, d_main, d_trib, d_road, win) -> Lands
         "compound": np.zeros(shape, np.float32),
     }
 
-    # villages: compacted soil, metal roofs, trees
+
+def _add_villages(weights, plan, grid, row0, col0, shape, win, nz: _Noise) -> None:
+    """Replace the cover in villages by compacted soil, metal roofs and trees (in place)."""
+    from rasterio.features import rasterize
+
     vils = [g for g in plan.villages if g.intersects(win)]
-    if vils:
-        tr = grid.window_transform(row0, col0)
-        vmask = rasterize([(g, 1) for g in vils], out_shape=shape, transform=tr, fill=0,
-                          dtype="uint8").astype(bool)
-        if vmask.any():
-            u = uniform(mix_key(k, 6), row0=row0, col0=col0, shape=shape)
-            roof = vmask & (u > 0.72)
-            tree = vmask & ~roof & (n_small + 0.3 * n_fine > 0.15)
-            for name in weights:
-                weights[name] = np.where(vmask, 0.0, weights[name])
-            weights["roof"] = np.where(roof, 0.75, 0.0)
-            weights["compound"] = np.where(roof, 0.25, np.where(tree, 0.4, np.where(vmask, 1.0, 0)))
-            weights["forest"] = np.where(tree, 0.6, weights["forest"])
-    # roads: ~7 m laterite, mixed into the 10 m pixel
+    if not vils:
+        return
+    tr = grid.window_transform(row0, col0)
+    vmask = rasterize([(g, 1) for g in vils], out_shape=shape, transform=tr, fill=0,
+                      dtype="uint8").astype(bool)
+    if not vmask.any():
+        return
+    u = uniform(mix_key(plan.key, 6), row0=row0, col0=col0, shape=shape)
+    roof = vmask & (u > 0.72)
+    tree = vmask & ~roof & (nz.small + 0.3 * nz.fine > 0.15)
+    for name in weights:
+        weights[name] = np.where(vmask, 0.0, weights[name])
+    weights["roof"] = np.where(roof, 0.75, 0.0)
+    weights["compound"] = np.where(roof, 0.25, np.where(tree, 0.4, np.where(vmask, 1.0, 0)))
+    weights["forest"] = np.where(tree, 0.6, weights["forest"])
+
+
+def _add_roads(weights, d_road, res) -> None:
+    """Mix ~7 m laterite roads into the (10 m) pixels (in place)."""
     road = np.clip((3.5 - d_road) / res + 0.5, 0, 0.85).astype(np.float32)
     road = np.where(d_road <= res * 0.75, np.maximum(road, 0.55), road)
     for name in weights:
         weights[name] = weights[name] * (1 - road)
     weights["laterite"] = weights["laterite"] + road
 
-    # river water replaces land
-    for name in weights:
-        weights[name] = weights[name] * (1 - water)
 
+def _base_spectra(weights, nz: _Noise):
+    """Textured dry-season reflectance and wet-minus-dry change from cover ``weights``."""
     wstack = np.stack([np.asarray(weights[n], np.float32) for n in LANDCOVER])
     dry = np.stack([SPECTRA.get(f"{n}_dry", SPECTRA.get(n)) for n in LANDCOVER])
     wetspec = np.stack([SPECTRA.get(f"{n}_wet", SPECTRA.get(n)) for n in LANDCOVER])
     base_dry = np.einsum("khw,kb->bhw", wstack, dry).astype(np.float32)
     base_delta = np.einsum("khw,kb->bhw", wstack, wetspec - dry).astype(np.float32)
     # texture: brightness and canopy-density variation at several scales
-    bright = (1.0 + 0.10 * n_mid + 0.07 * n_small + 0.05 * n_fine).astype(np.float32)
-    canopy = (1.0 + 0.06 * n_small + 0.04 * n_fine).astype(np.float32)
+    bright = (1.0 + 0.10 * nz.mid + 0.07 * nz.small + 0.05 * nz.fine).astype(np.float32)
+    canopy = (1.0 + 0.06 * nz.small + 0.04 * nz.fine).astype(np.float32)
     base_dry *= bright[None]
     base_delta *= bright[None]
     base_dry[3] *= canopy
     base_delta[3] *= canopy
+    return base_dry, base_delta
+
+
+def _fields(plan, grid, row0, col0, shape, d_main, d_trib, d_road, win) -> LandscapeTile:
+    """Landscape fields from the distances to rivers and roads (m) on a window."""
+    res = grid.resolution
+    nz = _noise(plan.key, row0, col0, shape, res)
+    water = _water_fraction(plan, d_main, d_trib, res)
+    # floodplains along main rivers: wet grass, flooded when the level exceeds the height
+    in_fp, flood_height, wet = _floodplain(d_main, nz)
+    forest = _forest_cover(d_main, d_trib, in_fp, nz)
+    weights = _cover_weights(forest, wet, nz, shape)
+    _add_villages(weights, plan, grid, row0, col0, shape, win, nz)
+    _add_roads(weights, d_road, res)
+    # river water replaces land
+    for name in weights:
+        weights[name] = weights[name] * (1 - water)
+    base_dry, base_delta = _base_spectra(weights, nz)
 
     woody = np.clip(forest + weights["woodland"] * 0.3, 0, 1).astype(np.float32)
-    pheno = (0.12 * n_mid + 0.06 * n_small).astype(np.float32)
+    pheno = (0.12 * nz.mid + 0.06 * nz.small).astype(np.float32)
     return LandscapeTile(
         base_dry=base_dry,
         base_delta=base_delta,
         pheno_shift=pheno,
         water=water,
         flood_height=flood_height,
-        flood_var=fl_var.astype(np.float32, copy=False),
+        flood_var=nz.flood_var.astype(np.float32, copy=False),
         dist_river=np.minimum(d_main, d_trib).astype(np.float32),
         woody=woody,
     )

@@ -45,6 +45,7 @@ FLOOD_LABEL_COVER = 0.2
 _S2_NAMES = {"blue": ("B02", 0.49), "green": ("B03", 0.56), "red": ("B04", 0.665),
              "nir": ("B08", 0.842), "swir16": ("B11", 1.61), "swir22": ("B12", 2.19)}
 _RAW_OPTS = {"driver": "GTiff", "tiled": True, "compress": "zstd", "zstd_level": 1}
+_COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 
 
 @dataclass
@@ -273,9 +274,114 @@ def finalize_cogs(out: Path, written: dict, cal: Calendar, *, block: int) -> Non
             descriptions=[d.isoformat() for d in cal.dates])
 
 
+def _item_footprint(grid: SceneGrid, scene, atm):
+    """Lon/lat footprint of one date: the scene, cut to the swath where it has an edge."""
+    fp = scene
+    if atm.swath is not None:
+        fp = scene.intersection(_swath_polygon(grid, atm.swath))
+    return grid.to_lonlat(fp)
+
+
+def _scl_percentages(counts: np.ndarray) -> tuple:
+    """Cloud cover (% of valid SCL pixels) and no-data (% of all) from SCL class counts."""
+    valid = counts[1:].sum()
+    cloud = 100.0 * counts[[8, 9, 10]].sum() / max(valid, 1)
+    nod = 100.0 * counts[0] / max(counts.sum(), 1)
+    return cloud, nod
+
+
+def _band_asset(grid: SceneGrid, ddir: str, b: str, tr10: list) -> dict:
+    """STAC asset of the 10 m reflectance band ``b``."""
+    s2name, wl = _S2_NAMES[b]
+    return {
+        "href": f"./{ddir}/{b}.tif",
+        "type": _COG_TYPE,
+        "title": f"{b.capitalize()} ({s2name}) - 10m",
+        "roles": ["data", "reflectance"],
+        "gsd": grid.resolution,
+        "eo:bands": [{"name": s2name, "common_name": b, "center_wavelength": wl}],
+        "proj:shape": list(grid.shape),
+        "proj:transform": tr10,
+        "raster:bands": [{"nodata": 0, "data_type": "uint16", "bits_per_sample": 15,
+                          "spatial_resolution": grid.resolution, "scale": 0.0001,
+                          "offset": -0.1}],
+    }
+
+
+def _scl_asset(grid: SceneGrid, ddir: str, tr20: list) -> dict:
+    """STAC asset of the 20 m scene classification map."""
+    return {
+        "href": f"./{ddir}/scl.tif",
+        "type": _COG_TYPE,
+        "title": "Scene classification map (SCL)",
+        "roles": ["data"],
+        "gsd": grid.resolution * 2,
+        "proj:shape": list(grid.shape_at(2)),
+        "proj:transform": tr20,
+        "raster:bands": [{"nodata": 0, "data_type": "uint8",
+                          "spatial_resolution": grid.resolution * 2}],
+    }
+
+
+def _item_assets(grid: SceneGrid, ddir: str, tr10: list, tr20: list) -> dict:
+    """Assets of one date: every reflectance band, then the SCL."""
+    assets = {}
+    for b in BANDS:
+        assets[b] = _band_asset(grid, ddir, b, tr10)
+    assets["scl"] = _scl_asset(grid, ddir, tr20)
+    return assets
+
+
+def _item_properties(inp: SceneInputs, i: int, atm, cloud, nod) -> dict:
+    """STAC properties of date ``i`` (cloud and no-data percentages as computed)."""
+    grid, cal = inp.grid, inp.calendar
+    t = cal.times[i]
+    return {
+        "datetime": t.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "platform": cal.platforms[i],
+        "constellation": "sentinel-2",
+        "instruments": ["msi"],
+        "gsd": grid.resolution,
+        "eo:cloud_cover": round(float(cloud), 3),
+        "proj:epsg": grid.epsg,
+        "proj:code": grid.crs,
+        "s2:processing_baseline": "05.00",
+        "s2:product_type": "S2MSI2A",
+        "s2:nodata_pixel_percentage": round(float(nod), 3),
+        "view:sun_azimuth": round(atm.sun_azimuth, 2),
+        "view:sun_elevation": round(atm.sun_elevation, 2),
+        "kpgeo:simulated": True,
+        "kpgeo:seed": inp.meta["seed"],
+        "kpgeo:preset": inp.meta["preset"],
+    }
+
+
+def _item_feature(item_id: str, geom, props: dict, assets: dict) -> dict:
+    """One STAC item (GeoJSON Feature) of the sentinel-2-l2a collection."""
+    from shapely.geometry import mapping
+
+    return {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "stac_extensions": [
+            "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/view/v1.0.0/schema.json",
+        ],
+        "id": item_id,
+        "collection": "sentinel-2-l2a",
+        "geometry": mapping(geom),
+        "bbox": [round(v, 7) for v in geom.bounds],
+        "properties": props,
+        "links": [],
+        "assets": assets,
+    }
+
+
 def stac_items(out: Path, inp: SceneInputs, stats: dict) -> dict:
     """Build the STAC ItemCollection (Earth Search v1 asset keys, relative hrefs)."""
-    from shapely.geometry import box, mapping
+    from shapely.geometry import box
 
     grid, cal = inp.grid, inp.calendar
     feats = []
@@ -284,80 +390,13 @@ def stac_items(out: Path, inp: SceneInputs, stats: dict) -> dict:
     scene = box(*grid.bounds)
     for i, d in enumerate(cal.dates):
         atm = inp.atmosphere[i]
-        fp = scene
-        if atm.swath is not None:
-            fp = scene.intersection(_swath_polygon(grid, atm.swath))
-        geom = grid.to_lonlat(fp)
-        counts = stats["scl_counts"][i]
-        valid = counts[1:].sum()
-        cloud = 100.0 * counts[[8, 9, 10]].sum() / max(valid, 1)
-        nod = 100.0 * counts[0] / max(counts.sum(), 1)
+        geom = _item_footprint(grid, scene, atm)
+        cloud, nod = _scl_percentages(stats["scl_counts"][i])
         sat = "A" if cal.platforms[i].endswith("a") else "B"
         item_id = f"S2{sat}_SIM{grid.epsg % 100:02d}_{d:%Y%m%d}_0_L2A"
-        ddir = date_dir_name(d)
-        assets = {}
-        for b in BANDS:
-            s2name, wl = _S2_NAMES[b]
-            assets[b] = {
-                "href": f"./{ddir}/{b}.tif",
-                "type": "image/tiff; application=geotiff; profile=cloud-optimized",
-                "title": f"{b.capitalize()} ({s2name}) - 10m",
-                "roles": ["data", "reflectance"],
-                "gsd": grid.resolution,
-                "eo:bands": [{"name": s2name, "common_name": b, "center_wavelength": wl}],
-                "proj:shape": list(grid.shape),
-                "proj:transform": tr10,
-                "raster:bands": [{"nodata": 0, "data_type": "uint16", "bits_per_sample": 15,
-                                  "spatial_resolution": grid.resolution, "scale": 0.0001,
-                                  "offset": -0.1}],
-            }
-        assets["scl"] = {
-            "href": f"./{ddir}/scl.tif",
-            "type": "image/tiff; application=geotiff; profile=cloud-optimized",
-            "title": "Scene classification map (SCL)",
-            "roles": ["data"],
-            "gsd": grid.resolution * 2,
-            "proj:shape": list(grid.shape_at(2)),
-            "proj:transform": tr20,
-            "raster:bands": [{"nodata": 0, "data_type": "uint8",
-                              "spatial_resolution": grid.resolution * 2}],
-        }
-        t = cal.times[i]
-        props = {
-            "datetime": t.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "platform": cal.platforms[i],
-            "constellation": "sentinel-2",
-            "instruments": ["msi"],
-            "gsd": grid.resolution,
-            "eo:cloud_cover": round(float(cloud), 3),
-            "proj:epsg": grid.epsg,
-            "proj:code": grid.crs,
-            "s2:processing_baseline": "05.00",
-            "s2:product_type": "S2MSI2A",
-            "s2:nodata_pixel_percentage": round(float(nod), 3),
-            "view:sun_azimuth": round(atm.sun_azimuth, 2),
-            "view:sun_elevation": round(atm.sun_elevation, 2),
-            "kpgeo:simulated": True,
-            "kpgeo:seed": inp.meta["seed"],
-            "kpgeo:preset": inp.meta["preset"],
-        }
-        feats.append({
-            "type": "Feature",
-            "stac_version": "1.0.0",
-            "stac_extensions": [
-                "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
-                "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
-                "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
-                "https://stac-extensions.github.io/view/v1.0.0/schema.json",
-            ],
-            "id": item_id,
-            "collection": "sentinel-2-l2a",
-            "geometry": mapping(geom),
-            "bbox": [round(v, 7) for v in geom.bounds],
-            "properties": props,
-            "links": [],
-            "assets": assets,
-        })
+        assets = _item_assets(grid, date_dir_name(d), tr10, tr20)
+        props = _item_properties(inp, i, atm, cloud, nod)
+        feats.append(_item_feature(item_id, geom, props, assets))
     return {"type": "FeatureCollection", "features": feats}
 
 
