@@ -7,9 +7,11 @@ make-up:
 
 * a **clearing** — dry (never water) and spectrally uniform: a ploughed or
   long-fallow field, not a pit-and-spoil mosaic — unless it lies where pits are
-  dug (:func:`where_pits_are_dug`); and any object of a hectare or more in
+  dug (:func:`where_pits_are_dug`); any object of a hectare or more in
   which not one pixel ever showed water, textured or not (alluvial pits reach
-  the water table: a hectare of digging holds pit water on some date);
+  the water table: a hectare of digging holds pit water on some date); and a
+  uniform patch of bare soil that water covered once and left, a flood margin
+  (:func:`flood_margins`);
 * a **shoreline** — open water all over, along the shore of water that was there
   from the start: the lake or river standing higher (:func:`shoreline_objects`).
 
@@ -23,14 +25,23 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["object_kinds", "object_kind", "objects_near", "near_wet_objects", "outline_share",
-           "shoreline_objects", "where_pits_are_dug"]
+__all__ = ["object_kinds", "object_kind", "flood_margins", "objects_near", "near_wet_objects",
+           "outline_share", "shoreline_objects", "where_pits_are_dug"]
 
 #: an object is a dry uniform *clearing* (a ploughed or fallow field, not a pit-and-spoil
 #: mosaic) when fewer than this share of its pixels ever showed water ...
 CLEARING_MAX_WATER = 0.05
 #: ... and the spread (standard deviation) of its pixels' mean NDVI is below this
 CLEARING_MAX_TEXTURE = 0.06
+#: an object that water covered once and left is a *flood margin* (receded water on a flood
+#: plain, a flooded field) when it is very uniform (texture below this) ...
+SOIL_MAX_TEXTURE = 0.03
+#: ... few of its pixels are mostly under water (share below this) ...
+SOIL_MAX_WATER_FRACTION = 0.2
+#: ... and its mean bare-soil index (BSI, since the break) is above this: plain bare soil.
+#: Measured on every seed of both sources: real F1 0.770 -> 0.786 (41 false alarms fewer in
+#: 24 scenes, 2 sites lost), procedural unchanged (its pit sites never reach this BSI)
+SOIL_MIN_BSI = 0.2
 #: an object at least this large (ha) in which no pixel ever showed water is a field,
 #: whatever its texture or neighbours (measured on both scene sources: on the real one such
 #: objects were all farm fields, 24 of them; on the procedural one none was a site's only part)
@@ -51,8 +62,9 @@ def object_kind(attrs: Any, area_ha: np.ndarray, *, clearing_min_area_ha: float 
     :func:`where_pits_are_dug`). An object of :data:`FIELD_MIN_HA` or more in
     which no pixel ever showed water is a clearing too, textured or not: pits
     dug to the gravel fill with ground water, so a hectare of mining shows pit
-    water on some date. ``None`` disables the test. ``shoreline`` (from
-    :func:`shoreline_objects`) marks water-edge objects.
+    water on some date. So is a uniform patch of bare soil that water covered
+    once and left (:func:`flood_margins`). ``None`` disables the test.
+    ``shoreline`` (from :func:`shoreline_objects`) marks water-edge objects.
     """
     kind = np.full(len(attrs), "mining", dtype=object)
     if shoreline is not None:
@@ -67,8 +79,25 @@ def object_kind(attrs: Any, area_ha: np.ndarray, *, clearing_min_area_ha: float 
     if pit_context is not None:
         clearing &= ~np.asarray(pit_context, bool)
     clearing |= (water_any == 0) & (area_ha >= max(FIELD_MIN_HA, clearing_min_area_ha))
+    clearing |= ~dry & flood_margins(attrs) & (area_ha >= clearing_min_area_ha)
     kind[clearing & (kind == "mining")] = "clearing"
     return kind
+
+
+def flood_margins(attrs: Any) -> np.ndarray:
+    """Per object: a uniform patch of bare soil, not under water now, whatever water it saw.
+
+    A flood that recedes from a plain or a field leaves one surface, bare soil or mud,
+    over the whole patch: very uniform (:data:`SOIL_MAX_TEXTURE`), few pixels mostly
+    under water (:data:`SOIL_MAX_WATER_FRACTION`) and plainly bare (mean BSI above
+    :data:`SOIL_MIN_BSI`). A pit site is a mosaic of water, gravel and spoil, or stays
+    under water. All False when the attributes lack ``water_fraction`` or ``mean_bsi``.
+    """
+    if "water_fraction" not in attrs or "mean_bsi" not in attrs:
+        return np.zeros(len(attrs), bool)
+    return ((attrs["texture"].fillna(0).to_numpy() < SOIL_MAX_TEXTURE)
+            & (attrs["water_fraction"].fillna(0).to_numpy() < SOIL_MAX_WATER_FRACTION)
+            & (attrs["mean_bsi"].fillna(-1).to_numpy() > SOIL_MIN_BSI))
 
 
 #: a dry object next to a water-bearing mining object (this close) belongs to its pit site

@@ -200,6 +200,27 @@ def test_a_hectare_that_never_held_water_is_a_field_however_textured():
     assert (object_kind(attrs, area, clearing_min_area_ha=2.0) == "mining").all()
 
 
+def test_uniform_bare_soil_left_by_a_flood_is_a_clearing_a_pit_mosaic_is_not():
+    import pandas as pd
+
+    from kpgeo.footprint_kinds import flood_margins, object_kind
+
+    # 0.5 ha each, all once under water on some pixels (water_any 0.4):
+    # 0 receded flood: uniform bare soil, no pixel under water now -> flood margin
+    # 1 the same surface as a pit-and-spoil mosaic (textured)       -> mining
+    # 2 uniform, but most pixels are water-filled pits             -> mining
+    # 3 uniform, dry now, but gravel and water mix, not bare soil (BSI 0.1) -> mining
+    attrs = pd.DataFrame({"water_any": [0.4] * 4, "texture": [0.01, 0.08, 0.01, 0.01],
+                          "water_fraction": [0.0, 0.0, 0.7, 0.0],
+                          "mean_bsi": [0.3, 0.3, 0.3, 0.1]})
+    assert flood_margins(attrs).tolist() == [True, False, False, False]
+    kind = object_kind(attrs, np.full(4, 0.5), clearing_min_area_ha=0.0)
+    assert kind.tolist() == ["clearing", "mining", "mining", "mining"]
+    assert (object_kind(attrs, np.full(4, 0.5), clearing_min_area_ha=None) == "mining").all()
+    # without the spectral attributes the rule cannot apply
+    assert not flood_margins(attrs[["water_any", "texture"]]).any()
+
+
 def test_small_dry_object_beside_a_river_is_a_pit_a_field_is_not():
     st = np.zeros((60, 60), "uint8")
     st[10:14, 20:24] = 2  # 0.16 ha of dry gravel 30 m from the river bank
