@@ -16,8 +16,8 @@ small pure function on arrays (:func:`footprint_mask`, in :mod:`kpgeo.footprint_
 3. connected objects (8-connectivity) are labelled and vectorised, and the
    object tests of :mod:`kpgeo.footprint_kinds` leave out *clearings* (dry,
    spectrally uniform: a ploughed or long-fallow field, not a pit-and-spoil
-   mosaic, unless it lies where pits are dug; or a hectare or more that never
-   showed water) and *shorelines* (open water all
+   mosaic, unless it lies where pits are dug; a hectare or more that never
+   showed water; or uniform bare soil left by a receding flood) and *shorelines* (open water all
    over along the shore of water that was there from the start: a lake or
    river standing higher). :func:`footprint_candidates` keeps them, with
    ``kind``; :func:`rejected_objects` gives them for ``rejected.geojson``.
