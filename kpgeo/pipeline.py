@@ -327,11 +327,10 @@ def footprint_code_digest() -> str:
     import kpgeo.footprint_kinds
     import kpgeo.footprint_mask
     import kpgeo.footprints
+    from kpgeo.state_store import source_digest
 
-    digest = hashlib.sha256()
-    for module in (kpgeo.footprints, kpgeo.footprint_mask, kpgeo.footprint_kinds):
-        digest.update(Path(module.__file__).read_bytes())
-    return digest.hexdigest()
+    return source_digest(m.__file__ for m in (kpgeo.footprints, kpgeo.footprint_mask,
+                                              kpgeo.footprint_kinds))
 
 
 def _is_done(zone_dir: Path, fingerprint: str) -> bool:

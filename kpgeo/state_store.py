@@ -54,7 +54,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,7 @@ __all__ = [
     "STORE_NAME",
     "StateMeta",
     "decision_digest",
+    "source_digest",
     "settings_digest",
     "store_grid",
     "reuse",
@@ -153,8 +154,13 @@ def decision_digest() -> str:
     """
     import kpgeo.change
 
+    return source_digest(sorted(Path(kpgeo.change.__file__).resolve().parent.glob("*.py")))
+
+
+def source_digest(files: Iterable[str | os.PathLike]) -> str:
+    """SHA-256 of source files (each file's name, then its bytes), in the order given."""
     digest = hashlib.sha256()
-    for src in sorted(Path(kpgeo.change.__file__).resolve().parent.glob("*.py")):
+    for src in map(Path, files):
         digest.update(src.name.encode() + src.read_bytes())
     return digest.hexdigest()
 
