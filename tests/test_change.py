@@ -52,6 +52,7 @@ FLOOD = mix(WETGRASS, WATER, 0.8)
 PIT = mix(WATER, VEG, 0.1)  # open pit water with a 10 % vegetated edge
 TURBID = mix(WATER, GRAVEL, 0.3)
 DARKWET = dict(blue=0.05, green=0.06, red=0.06, nir=0.07, swir16=0.072)
+POND = dict(blue=0.061, green=0.074, red=0.049, nir=0.021, swir16=0.007)  # clear, dark water
 
 
 def run(seq, days=None, params=None, bands=BANDS):
@@ -267,6 +268,34 @@ def test_water_pit_in_forest_is_mining_and_flagged_water():
     out, days = run([VEG] * 12 + [PIT] * 12)
     assert out["state"] in (1, 2) and out["water"] == 1
     assert out["alert_date"] <= days[14] + 0.01  # seen dry at this time last year: no waiting
+
+
+def test_water_filling_part_of_a_vegetated_pixel_counts_as_water():
+    f, _ = pixel_with_baseline(surf.VEG, 0.78)
+    f[dec.N_BASE] = P[dec.P_BASE_OBS]
+    f[dec.BASE_WI] = surf.normalized_difference(VEG["green"], VEG["swir16"])
+
+    def in_canopy(s):
+        nd = surf.normalized_difference(s["nir"], s["red"])
+        wi = surf.normalized_difference(s["green"], s["swir16"])
+        return dec.water_in_canopy(cls(s), nd, s["nir"], wi, f, P)
+
+    ponds = mix(VEG, POND, 0.75)  # pits over three quarters of the pixel: NDVI still ~0.35
+    assert cls(ponds) == surf.VEG and in_canopy(ponds)
+    assert not in_canopy(mix(VEG, POND, 0.5))  # a quarter of the pixel less: the index moves less
+    assert not in_canopy(VEG) and not in_canopy(SHADOW)  # a shadow darkens every band alike
+    assert not in_canopy(DRYGRASS) and not in_canopy(WETGRASS)
+    f[dec.N_BASE] = 0  # no baseline yet: nothing to compare with
+    assert not in_canopy(ponds)
+
+
+def test_small_pits_in_forest_are_mining_a_recurring_flood_in_the_grass_is_not():
+    ponds = mix(VEG, POND, 0.75)
+    out, _ = run([VEG] * 12 + [ponds] * 12)
+    assert out["state"] in (1, 2) and out["water"] == 1
+    assert not mining([VEG] * 12 + [ponds] * 12, params=ChangeParams(canopy_water_rise=2.0))
+    year = [VEG] * 6 + [ponds] * 4 + [VEG] * 2  # the same water every wet season
+    assert state(year * 3) == 0 and reason(year * 3) == REASON_CODES["seasonal"]
 
 
 def test_water_to_gravel_and_bare_to_turbid_water_need_no_ndvi_drop():

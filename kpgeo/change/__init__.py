@@ -18,7 +18,10 @@ each answered from the pixel's own history in O(1):
    A physical class from the reflectance — water, vegetation, bright bare
    ground, dark (char, shadow), haze. Only bare ground and water can be
    mining; dark and hazy observations are neutral (they neither count nor
-   break a run).
+   break a run). Pits a few metres across fill only part of a pixel: one
+   still partly green but dark in NIR, whose water index rose
+   ``canopy_water_rise`` above its baseline's, is water
+   (:func:`~kpgeo.change._decision.water_in_canopy`).
 2. **Is that a change for this pixel?** Against two references:
    - a static **baseline** (majority class and median NDVI/water index of its
      first ``baseline_obs`` usable observations): bare where it was vegetated

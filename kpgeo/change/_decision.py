@@ -66,6 +66,7 @@ from kpgeo.change._state import (
     N_RETRACTED,
     P_BARE_NDVI,
     P_BASE_OBS,
+    P_CANOPY_WATER,
     P_CONTRARY_DAYS,
     P_DRY_MARGIN,
     P_GREEN_NDVI,
@@ -79,6 +80,7 @@ from kpgeo.change._state import (
     P_STRONG_DROP,
     P_STRONG_GAP,
     P_STRONG_PERSIST,
+    P_W_NIR,
     P_W_THR,
     P_WATER_DAYS,
     REASON,
@@ -191,6 +193,21 @@ def age_memory(f, m, t: float) -> None:
     elif e > f[EPOCH]:
         roll_epoch(m, M_GREEN, 7, e - f[EPOCH])
         f[EPOCH] = e
+
+
+@njit
+def water_in_canopy(cls: int, ndvi: float, nir: float, wi: float, f, p) -> bool:
+    """Tell whether a partly green observation is water filling part of the pixel.
+
+    Pits and ponds a few metres across leave a pixel of vegetation partly green
+    (NDVI below ``green_min_ndvi``) but dark in NIR (below ``water_max_nir``),
+    its water index not plainly dry and ``canopy_water_rise`` above the
+    baseline's: water took the place of leaves. A shadow or a dry season moves
+    the index far less.
+    """
+    return (cls == VEG and f[N_BASE] >= p[P_BASE_OBS] and ndvi < p[P_GREEN_NDVI]
+            and nir < p[P_W_NIR] and wi > p[P_W_THR] - p[P_DRY_MARGIN]
+            and wi - f[BASE_WI] >= p[P_CANOPY_WATER])
 
 
 @njit
@@ -427,6 +444,8 @@ def observe(f, m, t: float, blue: float, green: float, red: float, nir: float, s
     wi = normalized_difference(green, swir) if green == green else \
         normalized_difference(red, swir)
     cls = surface_class(blue, red, nir, swir, ndvi, wi, p)
+    if water_in_canopy(cls, ndvi, nir, wi, f, p):
+        cls = WATER
     b = season_bin(t)
     age_memory(f, m, t)
     if cls == WET and f[CONF_ON] == 0.0:

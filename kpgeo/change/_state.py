@@ -86,11 +86,13 @@ PARAM_FIELDS: tuple[str, ...] = (
     "min_ndvi_drop", "persistence", "strong_persistence", "season_days", "contrary_days",
     "strong_gap_days", "strong_drop", "water_confirm_days", "regrowth_days", "retract_days",
     "recovery_tolerance", "recovery_obs", "recent_obs", "new_days", "reveg_fraction",
+    "canopy_water_rise",
 )
 (P_MIN_CLEAR, P_BASE_OBS, P_BARE_NDVI, P_BARE_RED, P_BLUE_RED, P_HAZE_BRIGHT, P_W_THR,
  P_W_NIR, P_DRY_MARGIN, P_GREEN_NDVI, P_MIN_DROP, P_PERSIST, P_STRONG_PERSIST, P_SEASON_DAYS,
  P_CONTRARY_DAYS, P_STRONG_GAP, P_STRONG_DROP, P_WATER_DAYS, P_REGROWTH_DAYS, P_RETRACT_DAYS,
- P_REC_TOL, P_REC_OBS, P_RECENT_OBS, P_NEW_DAYS, P_REVEG) = range(len(PARAM_FIELDS))
+ P_REC_TOL, P_REC_OBS, P_RECENT_OBS, P_NEW_DAYS, P_REVEG, P_CANOPY_WATER) = range(
+    len(PARAM_FIELDS))
 
 
 def param_vector(params: ChangeParams) -> np.ndarray:

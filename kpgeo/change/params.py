@@ -56,6 +56,13 @@ class ChangeParams:
         flood margin or wet soil).
     green_min_ndvi : float
         "Seen green": NDVI at least this.
+    canopy_water_rise : float
+        Water index rise over the pixel's baseline median that makes a partly
+        green observation water: NDVI below ``green_min_ndvi``, NIR below
+        ``water_max_nir``, water index not plainly dry. Pits and ponds that
+        fill part of a pixel of vegetation (a small site, the edge of a large
+        one). A cloud shadow darkens every band alike, so its water index
+        hardly moves.
     min_ndvi_drop : float
         A vegetated baseline must lose at least this NDVI for bare ground to
         count as a change.
@@ -116,6 +123,7 @@ class ChangeParams:
     water_max_nir: float = 0.2
     dry_margin: float = 0.15
     green_min_ndvi: float = 0.5
+    canopy_water_rise: float = 0.6
     min_ndvi_drop: float = 0.1
     persistence: int = 3
     strong_persistence: int = 2
@@ -150,6 +158,7 @@ class ChangeParams:
             "water_max_nir": (0.0, 1.0),
             "dry_margin": (0.0, 2.0),
             "green_min_ndvi": (-1.0, 1.0),
+            "canopy_water_rise": (0.0, 2.0),
             "min_ndvi_drop": (0.0, 2.0),
             "season_days": (0.0, 182.0),
             "contrary_days": (0.0, 182.0),
