@@ -63,7 +63,7 @@ def normalized_difference(a: float, b: float) -> float:
     return (a - b) / s
 
 
-@njit
+@njit(inline="always")
 def surface_class(blue: float, red: float, nir: float, swir16: float, ndvi: float, wi: float,
                   p) -> int:
     """Surface class of one observation (see the module docstring)."""
