@@ -162,10 +162,10 @@ def read_error_message(href: str, exc: BaseException) -> str:
     exc
         The exception rasterio/GDAL raised.
     """
-    from kpgeo.items import _is_remote
+    from kpgeo.asset_headers import is_remote
 
     detail = str(exc).strip() or type(exc).__name__
-    if not _is_remote(href):
+    if not is_remote(href):
         return f"cannot read raster asset {href}: corrupt, truncated or not a raster ({detail})"
     match = _HTTP_CODE.search(detail)
     code = int(match.group(1)) if match else None

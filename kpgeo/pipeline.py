@@ -202,11 +202,11 @@ def asset_identity(href: str, cache: dict[str, list] | None = None) -> str:
     str
         ``"xxh3-128:<hex>"``, ``"url:<href>"`` or ``"missing:<href>"``.
     """
-    from kpgeo.items import _is_remote, _local_path
+    from kpgeo.asset_headers import is_remote, local_path
 
-    if _is_remote(href):
+    if is_remote(href):
         return f"url:{href}"
-    path = os.path.abspath(_local_path(href))
+    path = os.path.abspath(local_path(href))
     try:
         st = os.stat(path)
     except OSError:
