@@ -47,19 +47,27 @@ import datetime as _dt
 import logging
 import os
 import warnings
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from kpgeo._cube_grid import (
+    centre_lon,
+    densify_step,
+    footprints,
+    native_grid,
+    norm_aoi,
+    output_geobox,
+    raster_footprint,
+    target_crs,
+)
 from kpgeo._cube_read import BlockSpec, dask_arrays, direct_read
 from kpgeo.errors import (
     ConfigError,
     CRSMismatchError,
     ImageryError,
-    InvalidAOIError,
     KpgeoWarning,
     MissingBandError,
     NoDataError,
@@ -76,7 +84,7 @@ from kpgeo.items import (
     norm_items,
 )
 from kpgeo.masks import get_mask_scheme
-from kpgeo.zones import to_crs, utm_crs_for
+from kpgeo.zones import to_crs
 
 __all__ = ["load_cube", "plan_cube", "cube_from_plan", "CubePlan", "check_clear", "region_mask",
            "DEFAULT_CHUNKS"]
@@ -269,13 +277,13 @@ def plan_cube(
     band_list = wanted or _common_bands(plans, scheme)
     for plan in plans:  # drop bands not common to every item
         plan.assets = {b: k for b, k in plan.assets.items() if b in band_list or b == scheme}
-    aoi_geom, aoi_utm = _norm_aoi(aoi)
-    target = _target_crs(plans, crs, aoi_utm, aoi_geom)
-    res, anchor = _native_grid(plans, band_list, target, resolution)
-    gbox, region, aoi_t = _output_geobox(plans, target, res, anchor, aoi_geom)
+    aoi_geom, aoi_utm = norm_aoi(aoi)
+    target = target_crs(plans, crs, aoi_utm, aoi_geom)
+    res, anchor = native_grid(plans, band_list, target, resolution)
+    gbox, region, aoi_t = output_geobox(plans, target, res, anchor, aoi_geom)
 
     clones = [_clone(plan, scheme) for plan in plans]
-    lon = _centre_lon(region, target)
+    lon = centre_lon(region, target)
     keys = [_group_key(plan, band_list, lon) for plan in plans]
     group_keys = sorted(set(keys))
     times = _group_times(plans, keys, group_keys)
@@ -293,7 +301,7 @@ def plan_cube(
     }
     spec = BlockSpec(
         clones=tuple(clones),
-        feet=tuple(_footprints(plans, target)),
+        feet=tuple(footprints(plans, target)),
         keys=tuple(keys),
         group_keys=tuple(group_keys),
         bands=tuple(band_list),
@@ -406,7 +414,7 @@ def region_mask(geometry: Any, geobox: Any, *, crs: Any = "EPSG:4326") -> np.nda
         return np.zeros(tuple(geobox.shape), bool)
     if CRS(crs) != geobox.crs:
         geometry = shapely.make_valid(
-            to_crs(geometry, CRS(crs).proj, geobox.crs.proj, max_segment=_densify_step(geometry))
+            to_crs(geometry, CRS(crs).proj, geobox.crs.proj, max_segment=densify_step(geometry))
         )
         if geometry.is_empty:
             return np.zeros(tuple(geobox.shape), bool)
@@ -535,127 +543,9 @@ def _common_bands(plans: list[_ItemPlan], scheme: str | None) -> list[str]:
     return common
 
 
-def _norm_aoi(aoi: Any) -> tuple[Any, Any]:
-    """AOI → (shapely geometry in EPSG:4326 or None, local UTM CRS or None)."""
-    if aoi is None:
-        return None, None
-    from shapely.geometry.base import BaseGeometry
-
-    from kpgeo.zones import Zone, load_aoi
-
-    if not isinstance(aoi, (Zone, BaseGeometry)) and isinstance(
-        getattr(aoi, "geometry", None), BaseGeometry
-    ):
-        zone = load_aoi(aoi.geometry, name=str(getattr(aoi, "id", "aoi")))
-    else:
-        zone = load_aoi(aoi)
-    return zone.geometry, zone.utm_crs
 
 
-def _target_crs(plans: list[_ItemPlan], crs: Any, aoi_utm: Any, aoi_geom: Any) -> Any:
-    """Output CRS: ``crs``; else the shared projected CRS; else the AOI's UTM; else the majority.
 
-    Geographic CRSs are never chosen by default: lon/lat imagery goes on the AOI's
-    UTM zone, else on the UTM zone of the imagery (or of the AOI) centre.
-    """
-    import shapely
-    from odc.geo import CRS
-
-    if crs is not None:
-        try:
-            return CRS(crs)
-        except Exception as exc:
-            raise ConfigError(f"crs={crs!r} is not a CRS pyproj understands ({exc})") from exc
-    counts = Counter(p.crs_wkt for p in plans)
-    projected = Counter({wkt: n for wkt, n in counts.items() if CRS(wkt).projected})
-    if len(counts) == 1 and projected:
-        return CRS(next(iter(counts)))
-    if aoi_utm is not None:
-        return CRS(aoi_utm)
-    if projected:
-        return CRS(projected.most_common(1)[0][0])
-    feet = shapely.union_all([_raster_footprint(h, "EPSG:4326") for p in plans
-                              for h in p.headers.values()])
-    return CRS(utm_crs_for(feet if aoi_geom is None else aoi_geom))
-
-
-def _native_grid(
-    plans: list[_ItemPlan], bands: list[str], target: Any, resolution: float | None
-) -> tuple[float, Any]:
-    """Output pixel size and the pixel-grid anchor (fraction of a pixel) in the target CRS."""
-    from odc.geo import CRS, xy_
-
-    best: tuple[float, float, float] | None = None  # (res, c, f)
-    for plan in plans:
-        for b in bands:
-            hdr = plan.headers[b]
-            if CRS(hdr.crs_wkt) != target:
-                continue
-            a, _, c, _, e, f = hdr.transform
-            px = abs(a)
-            if best is None or px < best[0]:
-                best = (px, c, f)
-    if resolution is not None:
-        try:
-            res = float(resolution)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(
-                f"resolution must be a number in target-CRS units, got {resolution!r}"
-            ) from exc
-        if not res > 0:
-            raise ConfigError(f"resolution must be positive, got {resolution!r}")
-    elif best is not None:
-        res = best[0]
-    elif target.geographic:
-        raise ConfigError(f"crs={target} is geographic: pass resolution in degrees")
-    else:  # every band is reprojected: the finest native pixel, measured in the target CRS
-        res = min(_pixel_size(p.headers[b], target) for p in plans for b in bands)
-    if best is None:
-        return res, "default"
-    fx = (best[1] / res) % 1.0
-    fy = (best[2] / res) % 1.0
-    fx, fy = (0.0 if min(fx, 1 - fx) < 1e-6 else fx), (0.0 if min(fy, 1 - fy) < 1e-6 else fy)
-    return res, xy_(fx, fy)
-
-
-def _pixel_size(hdr: AssetHeader, target: Any) -> float:
-    """Native pixel side of an asset in target-CRS units, to 2 significant digits.
-
-    The side of a square with the mean pixel area of the asset's footprint in
-    ``target``: 8.98e-5 degree pixels at 5° N give 10 (metres in UTM).
-    """
-    side = float(np.sqrt(_raster_footprint(hdr, target).area / (hdr.shape[0] * hdr.shape[1])))
-    return float(f"{side:.2g}")
-
-
-def _output_geobox(
-    plans: list[_ItemPlan], target: Any, res: float, anchor: Any, aoi_geom: Any
-) -> tuple[Any, Any, Any]:
-    """GeoBox over (AOI bbox ∩ union of item footprints) in the target CRS."""
-    import shapely
-    from odc.geo.geobox import GeoBox
-
-    feet = _footprints(plans, target)
-    footprint = shapely.union_all(feet)
-    aoi_t = None
-    region = footprint
-    if aoi_geom is not None:
-        aoi_t = shapely.make_valid(
-            to_crs(aoi_geom, "EPSG:4326", target.proj, max_segment=_densify_step(aoi_geom))
-        )
-        region = footprint.intersection(aoi_t)
-        if region.is_empty or region.area <= 0:
-            fb = to_crs(footprint, target.proj, "EPSG:4326").bounds
-            raise InvalidAOIError(
-                f"the AOI (lon/lat bounds {tuple(round(v, 4) for v in aoi_geom.bounds)}) does not "
-                f"overlap the imagery (lon/lat bounds {tuple(round(v, 4) for v in fb)}); "
-                "check the zone and the items"
-            )
-    try:
-        gbox = GeoBox.from_bbox(region.bounds, crs=target, resolution=res, anchor=anchor)
-    except Exception as exc:
-        raise ConfigError(f"cannot build a {res} pixel grid in {target}: {exc}") from exc
-    return gbox, region, aoi_t
 
 
 def _norm_chunks(chunks: Mapping[str, int] | None) -> dict[str, int]:
@@ -675,10 +565,6 @@ def _norm_chunks(chunks: Mapping[str, int] | None) -> dict[str, int]:
             out[k] = 1 << 30
     return out
 
-
-def _centre_lon(region: Any, target: Any) -> float:
-    c = to_crs(region.centroid, target.proj, "EPSG:4326")
-    return float(c.x)
 
 
 def _utc(item: Any) -> _dt.datetime:
@@ -742,21 +628,9 @@ def _to_geojson_4326(plan: _ItemPlan) -> dict[str, Any]:
     import shapely
 
     hdr = next(iter(plan.headers.values()))
-    return shapely.geometry.mapping(_raster_footprint(hdr, "EPSG:4326"))
+    return shapely.geometry.mapping(raster_footprint(hdr, "EPSG:4326"))
 
 
-def _raster_footprint(hdr: AssetHeader, crs: Any) -> Any:
-    """Shapely footprint of an asset's pixel grid in ``crs`` (edges densified)."""
-    from affine import Affine
-    from odc.geo.geobox import GeoBox
-
-    return GeoBox(hdr.shape, Affine(*hdr.transform[:6]), hdr.crs_wkt).footprint(crs).geom
-
-
-def _densify_step(geom: Any) -> float | None:
-    """Edge length giving ~32 segments across a geometry (for reprojection)."""
-    x0, y0, x1, y1 = geom.bounds
-    return max(x1 - x0, y1 - y0) / 32 or None
 
 
 def _aoi_block(aoi: Any, gbox: Any, block_info: Any = None) -> np.ndarray:
@@ -786,25 +660,6 @@ def _aoi_mask(like: Any, gbox: Any, aoi_t: Any) -> Any:
     mask.attrs = {"long_name": "pixel centre inside the area of interest"}
     return mask
 
-
-def _footprints(plans: list[_ItemPlan], target: Any) -> list[Any]:
-    """Item footprints in the target CRS: asset grids, clipped by the item geometry."""
-    import shapely
-
-    feet = []
-    for plan in plans:
-        rect = shapely.union_all([_raster_footprint(h, target) for h in plan.headers.values()])
-        if plan.item.geometry:
-            try:
-                geo = shapely.make_valid(shapely.geometry.shape(plan.item.geometry))
-                geo_t = to_crs(geo, "EPSG:4326", target.proj, max_segment=_densify_step(geo))
-                clipped = rect.intersection(shapely.make_valid(geo_t))
-                if clipped.area > 0:
-                    rect = clipped
-            except Exception:  # a broken item geometry: fall back to the raster grid
-                pass
-        feet.append(rect)
-    return feet
 
 
 def _group_times(plans: list[_ItemPlan], keys: list[Any], group_keys: list[Any]) -> np.ndarray:
