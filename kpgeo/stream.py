@@ -446,6 +446,59 @@ def _raster_attrs() -> dict[str, dict]:
     return {k: dict(v.attrs) for k, v in change_rasters(one).items()}
 
 
+@dataclass
+class _ZoneTotals:
+    """What the blocks of a zone add up to, filled as their results come in."""
+
+    level: np.ndarray
+    """Footprint level of every pixel of the zone grid (uint8)."""
+    counts: np.ndarray
+    """``(new dates, regions)`` clear pixels."""
+    region_pixels: np.ndarray
+    records: list[dict[str, np.ndarray]]
+    n_inside: int = 0
+    n_insufficient: int = 0
+
+    @classmethod
+    def empty(cls, shape: tuple[int, int], n_dates: int, n_regions: int) -> _ZoneTotals:
+        return cls(level=np.zeros(shape, "uint8"), counts=np.zeros((n_dates, n_regions), "int64"),
+                   region_pixels=np.zeros(n_regions, "int64"), records=[])
+
+    def add(self, res: BlockResult) -> None:
+        y0, y1, x0, x1 = res.window
+        self.level[y0:y1, x0:x1] = res.level
+        if res.records["index"].size:
+            self.records.append(res.records)
+        self.counts += res.clear_counts
+        self.region_pixels += res.region_pixels
+        self.n_inside += res.n_inside
+        self.n_insufficient += res.n_insufficient
+
+
+def _objects_and_cogs(totals: _ZoneTotals, sink: RasterSink, *, gbox: Any, zone: Any,
+                      windows: list, options: dict[str, Any]) -> tuple[Any, dict[str, Path]]:
+    """Footprint candidates of the whole zone, while the COG copies run next to them.
+
+    The copies (GDAL, GIL released) and the vectorisation take one core each.
+    """
+    from pyproj import CRS
+
+    from kpgeo.footprints import concat_records, objects_from_level
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kpgeo-cog") as pool:
+        finishing = pool.submit(sink.finish)
+        try:
+            candidates = objects_from_level(
+                totals.level, concat_records(totals.records),
+                crs=CRS.from_wkt(gbox.crs.to_wkt()), transform=gbox.transform, zone=zone,
+                has_pending=True, windows=windows, min_area_ha=options["min_area_ha"],
+                closing_radius=options["closing_radius"],
+                clearing_min_area_ha=options["clearing_min_area_ha"])
+        finally:
+            concurrent.futures.wait([finishing])  # never discard while copying
+        return candidates, finishing.result()
+
+
 def _run_blocks(
     task: ZoneTask,
     *,
@@ -465,65 +518,38 @@ def _run_blocks(
     :class:`~kpgeo.errors.NoDataError` (nothing written) when no date saw
     anything clear.
     """
-    from pyproj import CRS
-
     from kpgeo.change.detect import warn_insufficient
-    from kpgeo.footprints import (
-        concat_records,
-        mining_footprints,
-        objects_from_level,
-        rejected_objects,
-    )
+    from kpgeo.footprints import mining_footprints, rejected_objects
     from kpgeo.timeseries import coverage_table, pixel_area_ha
 
-    spec = task.spec
-    gbox = spec.gbox
-    level = np.zeros(tuple(int(n) for n in gbox.shape), "uint8")
-    records, n_new = [], len(task.tdays) - task.t0
-    counts = np.zeros((n_new, len(task.regions)), "int64")
-    region_pixels = np.zeros(len(task.regions), "int64")
-    n_inside = n_insufficient = 0
+    gbox = task.spec.gbox
+    totals = _ZoneTotals.empty(tuple(int(n) for n in gbox.shape), len(task.tdays) - task.t0,
+                               len(task.regions))
     attrs = _raster_attrs()
     sink = RasterSink(Path(out_dir), gbox)
     bar = _bar(len(windows), f"{getattr(zone, 'id', 'zone')}: change detection", progress)
     try:
         for res in map_blocks(task, windows):
-            y0, y1, x0, x1 = res.window
             sink.write(res.window, res.rasters, attrs)
-            level[y0:y1, x0:x1] = res.level
-            if res.records["index"].size:
-                records.append(res.records)
-            counts += res.clear_counts
-            region_pixels += res.region_pixels
-            n_inside += res.n_inside
-            n_insufficient += res.n_insufficient
+            totals.add(res)
             bar.update(1)
         all_counts = np.concatenate(
-            [np.asarray(old_counts, "int64").reshape(-1, len(task.regions)), counts])
+            [np.asarray(old_counts, "int64").reshape(-1, len(task.regions)), totals.counts])
         if not all_counts.any():
             raise NoDataError(
                 f"{getattr(zone, 'id', 'zone')}: no clear observation of the zone or its ring "
                 f"({len(times)} dates, all cloudy or masked); nothing to detect")
-        warn_insufficient(n_insufficient, n_inside, params=task.params, stacklevel=3)
-        # the COG copies (GDAL, GIL released) run next to the footprints (one core each)
-        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kpgeo-cog") as pool:
-            finishing = pool.submit(sink.finish)
-            try:
-                opts = footprint_options
-                candidates = objects_from_level(
-                    level, concat_records(records), crs=CRS.from_wkt(gbox.crs.to_wkt()),
-                    transform=gbox.transform, zone=zone, has_pending=True, windows=windows,
-                    min_area_ha=opts["min_area_ha"], closing_radius=opts["closing_radius"],
-                    clearing_min_area_ha=opts["clearing_min_area_ha"])
-            finally:
-                concurrent.futures.wait([finishing])  # never discard while copying
-            rasters = finishing.result()
+        warn_insufficient(totals.n_insufficient, totals.n_inside, params=task.params,
+                          stacklevel=3)
+        candidates, rasters = _objects_and_cogs(totals, sink, gbox=gbox, zone=zone,
+                                                windows=windows, options=footprint_options)
     except BaseException:
         sink.discard()
         raise
     finally:
         bar.close()
-    del level, records
+    region_pixels = totals.region_pixels
+    del totals
     coverage = coverage_table(times, region_names, all_counts, region_pixels,
                               pixel_ha=pixel_area_ha(gbox))
     return (mining_footprints(candidates), rejected_objects(candidates), coverage, rasters,
