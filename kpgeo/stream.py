@@ -663,32 +663,22 @@ def stream_zone(
         The imagery lacks red, nir or swir16.
     """
     from kpgeo.change.detect import days_since_epoch
-
-    out = Path(out_dir)
     from kpgeo.footprints import FOOTPRINT_DEFAULTS
 
+    out = Path(out_dir)
     opts = {**FOOTPRINT_DEFAULTS, **(footprint_options or {})}
     spec, scale, offset = detection_plan(plan)
     gbox = spec.gbox
     names = [zone.id, f"{zone.id}:ring"]
-    geoms = [zone.geometry, zone.ring(ring_width_m)]
-    regions = tuple(geoms)
-    watched = zone.geometry.union(geoms[1])
+    regions = (zone.geometry, zone.ring(ring_width_m))
     pad = block_alignment(spec, block)
     current = state_store.StateMeta(
         grid=state_store.grid_record(gbox), block=block, pad=pad,
-        settings=state_store.settings_digest(params=params, bands=spec.bands,
-                                             scheme=spec.scheme, watched_wkb=watched.wkb),
+        settings=state_store.settings_digest(params=params, bands=spec.bands, scheme=spec.scheme,
+                                             watched_wkb=regions[0].union(regions[1]).wkb),
         acquisitions=acquisitions(plan, item_digests), regions=names,
         decision=state_store.decision_digest(), fields=state_store.stored_fields(params))
-    stored, why = state_store.read_meta(out / state_store.STORE_NAME)
-    t0, reason = state_store.reuse(stored, current) if incremental else (0, None)
-    reason = reason or why
-    if reason:
-        _warn_redo(zone, reason, len(current.acquisitions))
-    elif t0:
-        log.info("%s: continuing the stored state of %d date(s); %d new date(s)", zone.id, t0,
-                 len(current.acquisitions) - t0)
+    stored, t0, reason = _state_to_continue(out, current, zone=zone, incremental=incremental)
     tdays = days_since_epoch(plan.times)
     tmp = state_store.create_store(out, current, gbox)
 
@@ -724,6 +714,23 @@ def stream_zone(
         raise
     return StreamResult(footprints=fps, rejected=rejected, coverage=coverage, rasters=rasters,
                         n_dates=len(tdays), new_dates=len(tdays) - t0, redo_reason=reason)
+
+
+def _state_to_continue(out: Path, current: Any, *, zone: Any, incremental: bool
+                       ) -> tuple[Any, int, str | None]:
+    """Read the zone's stored state: its meta, the dates a run continues from, why not all.
+
+    ``t0`` is 0 (and the reason is logged) when the state cannot be continued.
+    """
+    stored, why = state_store.read_meta(out / state_store.STORE_NAME)
+    t0, reason = state_store.reuse(stored, current) if incremental else (0, None)
+    reason = reason or why
+    if reason:
+        _warn_redo(zone, reason, len(current.acquisitions))
+    elif t0:
+        log.info("%s: continuing the stored state of %d date(s); %d new date(s)", zone.id, t0,
+                 len(current.acquisitions) - t0)
+    return stored, t0, reason
 
 
 def _warn_redo(zone: Any, reason: str, n_dates: int) -> None:
