@@ -6,7 +6,7 @@ Each function below is one step of the decision, compiled with numba; ``f`` and
 observation takes are inlined into :func:`run_pixels` (``inline="always"``), and
 masked observations are skipped before :func:`observe` is entered: a numba call
 that passes arrays has a fixed cost (~16 ns here, even when it returns at once).
-Together 27 % off the kernel's time, same state (``benchmarks/kernel_throughput.py``). See
+Together 27–30 % off the kernel's time, same state (``benchmarks/kernel_throughput.py``). See
 :mod:`kpgeo.change` for the method and its justification.
 """
 
