@@ -17,7 +17,7 @@ from kpgeo.asset_headers import AssetHeader
 from kpgeo.errors import ConfigError, InvalidAOIError
 from kpgeo.zones import to_crs, utm_crs_for
 
-__all__ = ["norm_aoi", "target_crs", "native_grid", "output_geobox", "footprints",
+__all__ = ["norm_aoi", "target_crs", "native_grid", "output_geobox", "item_footprints",
            "raster_footprint", "densify_step", "centre_lon"]
 
 
@@ -121,7 +121,7 @@ def output_geobox(
     import shapely
     from odc.geo.geobox import GeoBox
 
-    feet = footprints(plans, target)
+    feet = item_footprints(plans, target)
     footprint = shapely.union_all(feet)
     aoi_t = None
     region = footprint
@@ -144,7 +144,7 @@ def output_geobox(
     return gbox, region, aoi_t
 
 
-def footprints(plans: Sequence[Any], target: Any) -> list[Any]:
+def item_footprints(plans: Sequence[Any], target: Any) -> list[Any]:
     """Item footprints in the target CRS: asset grids, clipped by the item geometry."""
     import shapely
 

@@ -56,7 +56,7 @@ import numpy as np
 from kpgeo._cube_grid import (
     centre_lon,
     densify_step,
-    footprints,
+    item_footprints,
     native_grid,
     norm_aoi,
     output_geobox,
@@ -301,7 +301,7 @@ def plan_cube(
     }
     spec = BlockSpec(
         clones=tuple(clones),
-        feet=tuple(footprints(plans, target)),
+        feet=tuple(item_footprints(plans, target)),
         keys=tuple(keys),
         group_keys=tuple(group_keys),
         bands=tuple(band_list),
