@@ -148,9 +148,13 @@ def item_footprints(plans: Sequence[Any], target: Any) -> list[Any]:
     """Item footprints in the target CRS: asset grids, clipped by the item geometry."""
     import shapely
 
-    feet = []
+    feet, grids = [], {}  # the bands of a product share a few pixel grids
     for plan in plans:
-        rect = shapely.union_all([raster_footprint(h, target) for h in plan.headers.values()])
+        keys = {(h.shape, tuple(h.transform[:6]), h.crs_wkt): h for h in plan.headers.values()}
+        for key, hdr in keys.items():
+            if key not in grids:
+                grids[key] = raster_footprint(hdr, target)
+        rect = shapely.union_all([grids[key] for key in keys])
         if plan.item.geometry:
             try:
                 geo = shapely.make_valid(shapely.geometry.shape(plan.item.geometry))

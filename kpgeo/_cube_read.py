@@ -27,6 +27,7 @@ or no data) the reflectance bands are not decoded at all.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -70,7 +71,17 @@ def _make_driver_classes() -> tuple[type, type]:
     return SafeRioReader, SafeRioDriver
 
 
-SafeRioReader, SafeRioDriver = _make_driver_classes()
+@functools.cache
+def _driver_classes() -> tuple[type, type]:
+    return _make_driver_classes()
+
+
+def __getattr__(name: str) -> Any:
+    # built on first use: odc.loader imports dask.array (~1 s), which a run that reads
+    # every block directly never needs; module-level names still pickle
+    if name in ("SafeRioReader", "SafeRioDriver"):
+        return _driver_classes()[name == "SafeRioDriver"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class KeyGroupby:
@@ -235,7 +246,7 @@ def _read_odc(spec: BlockSpec, groups: dict[int, list[int]], sub: Any, names: li
         geobox=sub,
         groupby=KeyGroupby(sub_keys),
         resampling=spec.resampling,
-        driver=SafeRioDriver(),
+        driver=_driver_classes()[1](),
         fail_on_error=True,
     )
     pos = sorted(groups)  # odc-stac sorts the groups by key, as the time axis is

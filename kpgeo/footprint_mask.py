@@ -22,15 +22,33 @@ def _clean_mask(mask: np.ndarray, *, min_pixels: int, closing_radius: int) -> np
     ``remove_small_holes`` give, with ~7 instead of ~13 bytes of temporaries per
     pixel (:func:`_small_components`): these zone-wide masks are what grows with the zone.
     """
-    from skimage import morphology
-
-    out = mask.copy()
-    if closing_radius > 0:
-        fp = morphology.disk(closing_radius)
-        out = morphology.closing(out, fp)
+    out = _closing(mask, closing_radius) if closing_radius > 0 else mask.copy()
     if min_pixels > 1:
         out &= ~_small_components(out, min_pixels - 1, connectivity=2)
         out |= _small_components(~out, min_pixels - 1, connectivity=1)
+    return out
+
+
+def _closing(mask: np.ndarray, radius: int) -> np.ndarray:
+    """``skimage.morphology.closing(mask, disk(radius))`` (outside the grid: ignored).
+
+    Radius 1 (the default) is the 4-neighbour cross: shifted ORs then ANDs, ~15x faster
+    than the general grey-level filters on a zone-wide mask, same result.
+    """
+    if radius != 1:
+        from skimage import morphology
+
+        return morphology.closing(mask, morphology.disk(radius))
+    grown = mask.copy()
+    grown[1:] |= mask[:-1]
+    grown[:-1] |= mask[1:]
+    grown[:, 1:] |= mask[:, :-1]
+    grown[:, :-1] |= mask[:, 1:]
+    out = grown.copy()  # erosion: a pixel off the grid never removes one on it
+    out[1:] &= grown[:-1]
+    out[:-1] &= grown[1:]
+    out[:, 1:] &= grown[:, :-1]
+    out[:, :-1] &= grown[:, 1:]
     return out
 
 

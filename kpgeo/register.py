@@ -299,22 +299,25 @@ def _identities(prev: Any, fps: Any, prev_m: Any, fps_m: Any, *, zone: str, as_o
     number = _next_number(zone, prev["site_id"])
     fp_site: dict[int, str] = {}
     rows, events, sources = [], [], {}
-    for f in range(len(fps)):
-        fp, geom = fps.iloc[f], fps.geometry.iloc[f]
+    prev_rows, taken = prev.to_dict("records"), set(assigned.values())
+    merging: dict[int, list[dict]] = {}  # footprint -> previous sites merged into it
+    for s, f, _ in pairs:
+        if s not in taken and best_child[s][0] == f:
+            merging.setdefault(f, []).append(prev_rows[s])
+    for f, (fp, geom) in enumerate(zip(fps.to_dict("records"), fps.geometry, strict=True)):
         if f in assigned:
-            s = assigned[f]
-            site_id, parent, split_from = prev["site_id"].iloc[s], prev.iloc[s], None
-            if prev["status"].iloc[s] == "not detected":
+            parent, split_from = prev_rows[assigned[f]], None
+            site_id = parent["site_id"]
+            if parent["status"] == "not detected":
                 events.append(_event(as_of, zone, "redetected", site_id, None, ""))
         else:
             site_id, parent = f"{zone}-s{number:05d}", None
             number += 1
-            split_from = prev["site_id"].iloc[best_parent[f][0]] if f in best_parent else None
+            split_from = prev_rows[best_parent[f][0]]["site_id"] if f in best_parent else None
             events.append(_event(as_of, zone, "split" if split_from else "new", site_id,
                                  split_from, f"split from {split_from}" if split_from else ""))
         fp_site[f] = site_id
-        merged = [prev.iloc[s] for s, g, _ in pairs if g == f and s not in assigned.values()
-                  and best_child[s][0] == f]
+        merged = merging.get(f, [])
         row = _site_row(fp, geom, site_id=site_id, zone=zone, as_of=as_of, prev=parent,
                         merged=tuple(merged), split_from=split_from)
         if split_from:  # the part was seen as early as the site it split from
@@ -542,11 +545,11 @@ def _period_fractions(sites: Any, first_detected: Any, ends: Any) -> np.ndarray 
     n = len(sites) + 1
     end_days = (np.asarray(ends, dtype="datetime64[D]").astype("int64")).astype("float64")
     valid = np.isfinite(days) & (labels > 0)
-    total = np.bincount(labels[valid], minlength=n)[1:]
+    labels, days = labels[valid], days[valid]  # the sites' detected pixels
+    total = np.bincount(labels, minlength=n)[1:]
     out = np.zeros((len(sites), len(end_days)))
     for j, end in enumerate(end_days):
-        hit = valid & (days <= end)
-        out[:, j] = np.bincount(labels[hit], minlength=n)[1:]
+        out[:, j] = np.bincount(labels[days <= end], minlength=n)[1:]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total[:, None] > 0, out / np.maximum(total[:, None], 1), np.nan)
 

@@ -416,15 +416,6 @@ def _period_starts(start: pd.Timestamp, end: pd.Timestamp, freq: str) -> pd.Date
     return starts
 
 
-def _union_area_ha(geoms: Any) -> float:
-    import shapely
-
-    geoms = [g for g in geoms if g is not None and not g.is_empty]
-    if not geoms:
-        return 0.0
-    return float(shapely.union_all(geoms).area) / 10_000.0
-
-
 def zone_activity(
     footprints: Any,
     coverage: pd.DataFrame | None = None,
@@ -593,38 +584,69 @@ def _period_coverage(rcov, s, e, min_coverage) -> tuple[int, float, bool]:
     return n_dates, frac, bool(n_dates == 0 or not (frac >= min_coverage))
 
 
-def _region_rows(zid, region, region_id, rfp, rcov, starts, ends, min_coverage) -> list[dict]:
+def _overlap_free(geoms: list) -> bool:
+    """Tell whether no two geometries share area (footprints of one label raster only touch)."""
     import shapely
 
+    if len(geoms) < 2:
+        return True
+    arr = np.asarray(geoms, dtype=object)
+    i, j = shapely.STRtree(arr).query(arr, predicate="intersects")
+    pair = i < j
+    if not pair.any():
+        return True
+    shared = shapely.area(shapely.intersection(arr[i[pair]], arr[j[pair]]))
+    return bool((shared <= 1e-6).all())  # square metres: a shared edge or corner
+
+
+class _AreaOfSets:
+    """Hectares of the union of subsets of ``geoms`` (metric CRS).
+
+    Footprints that do not overlap (the usual case: one label raster) add up, so no
+    union is computed; overlapping ones are unioned per subset.
+    """
+
+    def __init__(self, geoms: list) -> None:
+        self.geoms = geoms
+        self.hectares = np.array([g.area for g in geoms]) / 10_000.0 if geoms else np.array([])
+        self.disjoint = _overlap_free(geoms)
+
+    def union(self, which: np.ndarray) -> Any:
+        import shapely
+
+        chosen = [g for g, k in zip(self.geoms, which, strict=True) if k]
+        return shapely.union_all(chosen) if chosen else None
+
+    def area(self, which: np.ndarray) -> float:
+        if self.disjoint:
+            return float(self.hectares[which].sum()) if len(self.hectares) else 0.0
+        union = self.union(which)
+        return float(union.area) / 10_000.0 if union is not None else 0.0
+
+    def new_area(self, which: np.ndarray, earlier: np.ndarray) -> float:
+        """Area of ``which`` outside the union of ``earlier``."""
+        if self.disjoint:
+            return self.area(which)
+        new, old = self.union(which), self.union(earlier)
+        if new is None:
+            return 0.0
+        return float((new.difference(old) if old is not None else new).area) / 10_000.0
+
+
+def _region_rows(zid, region, region_id, rfp, rcov, starts, ends, min_coverage) -> list[dict]:
     rows = []
-    geoms = list(rfp.geometry) if len(rfp) else []
+    sets = _AreaOfSets(list(rfp.geometry) if len(rfp) else [])
     first = rfp["first_detected"].to_numpy() if len(rfp) else np.array([], dtype="datetime64[ns]")
-    # footprints detected before the window are not "new" in its first period
-    before = [g for g, f in zip(geoms, first < np.datetime64(starts[0], "ns"), strict=True) if f]
-    prev_union = shapely.union_all(before) if before else None
     last = rfp["last_active"].to_numpy() if len(rfp) else np.array([], dtype="datetime64[ns]")
-    areas = np.array([g.area for g in geoms]) / 10_000.0 if geoms else np.array([])
     water = rfp["water_fraction"].astype(float).fillna(0.0).to_numpy() if len(rfp) else np.array([])
+    # footprints detected before the window are not "new" in its first period
+    earlier = first < np.datetime64(starts[0], "ns")
     for s, e in zip(starts, ends, strict=True):
         s64, e64 = np.datetime64(s, "ns"), np.datetime64(e, "ns")
         is_new = (first >= s64) & (first <= e64)
         present = first <= e64
         active = present & (last >= s64)
-        new_geoms = [g for g, k in zip(geoms, is_new, strict=True) if k]
-        cum_geoms = [g for g, k in zip(geoms, present, strict=True) if k]
-        if new_geoms:
-            new_union = shapely.union_all(new_geoms)
-            if prev_union is not None:
-                new_union = new_union.difference(prev_union)
-            new_area = float(new_union.area) / 10_000.0
-        else:
-            new_area = 0.0
-        cum_union = shapely.union_all(cum_geoms) if cum_geoms else None
-        cum_area = float(cum_union.area) / 10_000.0 if cum_union is not None else 0.0
-        prev_union = cum_union
         n_dates, frac, low = _period_coverage(rcov, s, e, min_coverage)
-        act_geoms = [g for g, k in zip(geoms, active, strict=True) if k]
-        water_ha = float((areas[active] * water[active]).sum()) if len(areas) else 0.0
         rows.append(
             {
                 "zone": zid,
@@ -632,17 +654,19 @@ def _region_rows(zid, region, region_id, rfp, rcov, starts, ends, min_coverage) 
                 "region_id": region_id,
                 "period_start": s,
                 "period_end": e.normalize(),
-                "new_area_ha": new_area,
-                "cumulative_area_ha": cum_area,
-                "active_area_ha": _union_area_ha(act_geoms),
+                "new_area_ha": sets.new_area(is_new, earlier) if is_new.any() else 0.0,
+                "cumulative_area_ha": sets.area(present),
+                "active_area_ha": sets.area(active),
                 "new_sites": int(is_new.sum()),
                 "active_sites": int(active.sum()),
-                "water_area_ha": water_ha,
+                "water_area_ha": float((sets.hectares[active] * water[active]).sum())
+                if len(water) else 0.0,
                 "clear_fraction": frac,
                 "n_dates": n_dates,
                 "low_coverage": low,
             }
         )
+        earlier = present
     return rows
 
 

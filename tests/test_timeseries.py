@@ -93,6 +93,32 @@ def test_cumulative_area_agrees_with_footprints(zone, coverage):
     )
 
 
+def test_footprints_that_only_touch_add_up_like_their_union(zone, coverage):
+    """Pixel-edge neighbours (one label raster) take the no-union path; same areas as unions."""
+    from kpgeo.timeseries import _overlap_free
+
+    fp = make_footprints()
+    inside = fp[fp["inside_zone"]].to_crs(fp.estimate_utm_crs())
+    a = inside.geometry.iloc[0]
+    x0, y0, x1, y1 = a.bounds
+    # a neighbour sharing a's right edge, a second one sharing only a corner with it
+    touching = [a, shapely.box(x1, y0, x1 + 120, y1), shapely.box(x1 + 120, y1, x1 + 200, y1 + 50)]
+    assert _overlap_free(touching)
+    assert not _overlap_free([a, shapely.box(x0, y0, x0 + 30, y0 + 30)])
+    fps = inside.iloc[[0, 0, 0]].copy()
+    fps["geometry"] = touching
+    fps["id"] = ["t-1", "t-2", "t-3"]
+    fps["first_detected"] = pd.to_datetime(["2020-02-01", "2020-05-01", "2020-05-02"])
+    fps = fps.set_geometry("geometry").to_crs(fp.crs)
+    act = zone_activity(fps, coverage, zones=[zone], ring_width_m=RING_M,
+                        mask_low_coverage=False)
+    r = act[act["region"] == "zone"].sort_values("period_start")
+    union = shapely.union_all(touching).area / 1e4
+    assert r["cumulative_area_ha"].iloc[-1] == pytest.approx(union, rel=1e-6)
+    assert r["new_area_ha"].iloc[1] == pytest.approx(shapely.union_all(touching[1:]).area / 1e4,
+                                                     rel=1e-6)
+
+
 def test_active_and_water_areas(zone, coverage):
     fp = make_footprints()
     act = zone_activity(fp, coverage, zones=[zone], ring_width_m=RING_M, mask_low_coverage=False)
