@@ -12,6 +12,9 @@ run          ``kpgeo run`` of one zone covering the scene (:func:`run_pipeline`,
              threads), then its time series: item checks, content fingerprint,
              block-streamed detection, the six COGs, the state store, footprints
              (GeoJSON, GeoParquet), coverage, ``timeseries.csv/.parquet``.
+             ``blocks``: its block phase alone (every block read, masked and
+             decided, state and raster blocks written: the "detect" of issue 7),
+             compared with ``decode (run)``, which reads the same files.
 report       maps and bulletin (:func:`kpgeo.report.write_report`) from that run,
              timed separately.
 incremental  (``--incremental-size``, default 1,000 km²) a run over the first 64
@@ -139,6 +142,26 @@ def step_decode(items: str, which: str) -> dict:
             "decoded_mb": nbytes / 2**20}
 
 
+def _time_block_phase() -> dict:
+    """Time the zone run's block phase: every block read, masked and decided (issue 7's
+    "detect"), its state and raster blocks written; from the first block submitted to
+    the last one received (:func:`kpgeo.stream.map_blocks`, wrapped in this process)."""
+    import kpgeo.stream
+
+    spans = {"seconds": 0.0}
+    blocks = kpgeo.stream.map_blocks
+
+    def timed(task, windows):
+        t0 = time.perf_counter()
+        try:
+            yield from blocks(task, windows)
+        finally:
+            spans["seconds"] += time.perf_counter() - t0
+
+    kpgeo.stream.map_blocks = timed
+    return spans
+
+
 def step_run(cfg: str, out: str, scheduler: str | None) -> dict:
     import warnings
 
@@ -148,6 +171,7 @@ def step_run(cfg: str, out: str, scheduler: str | None) -> dict:
 
     warnings.simplefilter("ignore")
     config = load_config(cfg)
+    blocks = _time_block_phase()
     t0 = time.perf_counter()
     with dask_scheduler(scheduler):
         t_cluster = time.perf_counter() - t0
@@ -162,7 +186,8 @@ def step_run(cfg: str, out: str, scheduler: str | None) -> dict:
     write_timeseries(ts, out)
     zone = res["zones"][0]
     return {"seconds": time.perf_counter() - t0, "zone_seconds": t_zone,
-            "cluster_start_seconds": t_cluster, "footprints": zone.get("footprints"),
+            "cluster_start_seconds": t_cluster, "blocks_seconds": blocks["seconds"],
+            "footprints": zone.get("footprints"),
             "shape_yx": zone.get("shape_yx"), "dates": zone.get("n_dates"),
             "dates_read": zone.get("dates_read")}
 
@@ -529,7 +554,8 @@ def dask_runs(work: Path, km2: float, full_out: Path) -> dict:
 
 def report(results: dict) -> None:
     print("\n" + fmt_row("size", "decode s", "decode(run)s", "run s", "run/decode",
-                         "Mpx-dates/s"), "   peak RSS MB (run)  maps+bulletin s")
+                         "Mpx-dates/s"), "   peak RSS MB (run)  maps+bulletin s"
+          "  blocks s  blocks/decode(run)")
     peaks = []
     ok_ratio = True
     for km2, row in results["sizes"].items():
@@ -538,11 +564,13 @@ def report(results: dict) -> None:
         ratio = r["seconds"] / row["decode_all"]["seconds"]
         ok_ratio &= ratio <= 2.0
         peaks.append(r["peak_rss_mb"])
+        blocks = r.get("blocks_seconds", float("nan"))
         print(fmt_row(f"{km2} km² x {r['dates']} d", f"{row['decode_all']['seconds']:.1f}",
                       f"{row['decode_run']['seconds']:.1f}", f"{r['seconds']:.1f}",
                       f"{ratio:.2f}x", f"{px * r['dates'] / r['seconds'] / 1e6:.1f}"),
               f"   {r['peak_rss_mb']:>8.0f}           "
-              f"{row.get('report', {}).get('seconds', float('nan')):.1f}")
+              f"{row.get('report', {}).get('seconds', float('nan')):>5.1f}"
+              f"     {blocks:>5.1f}        {blocks / row['decode_run']['seconds']:.2f}x")
     inc = results.get("incremental")
     if inc:
         full = results["sizes"][inc["size"]]["run"]
