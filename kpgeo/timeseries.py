@@ -608,7 +608,7 @@ class _AreaOfSets:
 
     def __init__(self, geoms: list) -> None:
         self.geoms = geoms
-        self.hectares = np.array([g.area for g in geoms]) / 10_000.0 if geoms else np.array([])
+        self.hectares = np.array([g.area for g in geoms], dtype=float) / 10_000.0
         self.disjoint = _overlap_free(geoms)
 
     def union(self, which: np.ndarray) -> Any:
@@ -619,7 +619,7 @@ class _AreaOfSets:
 
     def area(self, which: np.ndarray) -> float:
         if self.disjoint:
-            return float(self.hectares[which].sum()) if len(self.hectares) else 0.0
+            return float(self.hectares[which].sum())
         union = self.union(which)
         return float(union.area) / 10_000.0 if union is not None else 0.0
 
@@ -659,8 +659,7 @@ def _region_rows(zid, region, region_id, rfp, rcov, starts, ends, min_coverage) 
                 "active_area_ha": sets.area(active),
                 "new_sites": int(is_new.sum()),
                 "active_sites": int(active.sum()),
-                "water_area_ha": float((sets.hectares[active] * water[active]).sum())
-                if len(water) else 0.0,
+                "water_area_ha": float((sets.hectares[active] * water[active]).sum()),
                 "clear_fraction": frac,
                 "n_dates": n_dates,
                 "low_coverage": low,
